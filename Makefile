@@ -1,0 +1,55 @@
+# pixflow: developer build. LuaRocks uses rockspec/pixflow-scm-1.rockspec, not this file.
+PKG_CONFIG ?= pkg-config
+LUA        ?= lua5.4
+LUA_PC     ?= lua5.4
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+WARN       ?= -Wall -Wextra -Wmissing-prototypes -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+STD        := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+LIBFLAG    ?= -shared
+
+LUA_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
+DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null)
+DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null)
+MHD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libmicrohttpd jansson 2>/dev/null)
+MHD_LIBS    = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson 2>/dev/null) -lpthread
+
+CORE_SRCS := $(wildcard csrc/*.c csrc/adapters/*.c)
+CORE_HDRS := $(wildcard csrc/*.h csrc/adapters/*.h)
+SBX_SRCS  := $(wildcard sandbox/*.c)
+SBX_HDRS  := $(wildcard sandbox/*.h)
+CLIP      := spec/fixtures/clip.mp4
+
+BUSTED    ?= busted
+SPECS     ?= spec
+
+.PHONY: all deps test demo clean check-rock
+
+all: build/pixflow/core.so build/pixflow-sandbox
+
+deps:
+	@sh scripts/deps.sh
+
+build/pixflow/core.so: $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden -Icsrc $(LUA_CFLAGS) $(DEP_CFLAGS) \
+	  $(LIBFLAG) -o $@ $(CORE_SRCS) $(DEP_LIBS)
+
+build/gen/clip.h: $(CLIP) scripts/embed.sh
+	@mkdir -p $(@D)
+	sh scripts/embed.sh $(CLIP) sandbox_clip > $@
+
+build/pixflow-sandbox: $(SBX_SRCS) $(SBX_HDRS) build/gen/clip.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(STD) -Isandbox -Ibuild/gen $(MHD_CFLAGS) -o $@ $(SBX_SRCS) $(MHD_LIBS)
+
+# The README's test command: installs what is missing, builds, runs every spec.
+test: deps all
+	$(BUSTED) --lua=$(LUA) -o spec/support/summary.lua $(SPECS)
+
+# Starts the sandbox, makes a video with examples/fusion.lua, stops the sandbox.
+demo: deps all
+	@sh scripts/demo.sh
+
+clean:
+	rm -rf build out

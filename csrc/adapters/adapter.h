@@ -1,0 +1,144 @@
+/* adapter.h: the interface every gateway wire protocol implements, and the request/status records. */
+#ifndef PF_ADAPTER_H
+#define PF_ADAPTER_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "../error.h"
+
+typedef enum pf_mode {
+  PF_MODE_TEXT = 0, PF_MODE_IMAGE, PF_MODE_TRANSITION, PF_MODE_FUSION, PF_MODE_EXTEND,
+  PF_MODE__COUNT
+} pf_mode;
+
+typedef enum pf_state {
+  PF_ST_SUBMITTING = 0,  /* the submit request is queued or in flight */
+  PF_ST_QUEUED,
+  PF_ST_RUNNING,
+  PF_ST_SUCCEEDED,
+  PF_ST_FAILED,
+  PF_ST_MODERATED,
+  PF_ST_CANCELED,
+  PF_ST_UNCONFIRMED,     /* submit sent, outcome unknown: never resubmitted automatically */
+  PF_ST__COUNT
+} pf_state;
+
+const char *pf_mode_name(pf_mode m);
+int pf_mode_from_name(const char *s);   /* -1 if unknown */
+const char *pf_state_name(pf_state s);
+int pf_state_terminal(pf_state s);
+
+/* One reference image. type is "subject" or "background" (NULL = gateway default). */
+typedef struct pf_ref {
+  char *name;
+  char *image;
+  char *type;
+} pf_ref;
+
+/* The unified request, already validated by lua/pixflow/validate.lua.
+ * model is the gateway's own model name. Unset strings are NULL; unset ints are noted. */
+typedef struct pf_request {
+  pf_mode mode;
+  char *model;
+  char *prompt;
+  char *negative_prompt;
+  pf_ref *refs;
+  size_t nrefs;
+  char *image, *first_frame, *last_frame, *extend_from;
+  int duration;             /* 0 = not set */
+  char *resolution, *aspect_ratio;
+  int has_seed;
+  long long seed;
+  int audio, watermark;     /* -1 = not set, else 0/1 */
+} pf_request;
+
+void pf_request_free(pf_request *rq);
+
+/* What an adapter needs to know of its client. Adapters keep no state of their own. */
+typedef struct pf_ctx {
+  const char *provider;     /* preset name, for error messages */
+  const char *base_url;     /* no trailing slash */
+  const char *api_key;      /* goes into headers only */
+  double wall_now;          /* Unix seconds, for turning absolute times into ETAs */
+} pf_ctx;
+
+/* An HTTP request built by an adapter; the transport takes ownership of every field. */
+typedef struct pf_http_req {
+  const char *method;       /* static string: "GET", "POST" */
+  char *url;
+  char *body;               /* NULL for GET */
+  size_t body_len;
+  struct curl_slist *headers;
+} pf_http_req;
+
+void pf_http_req_free(pf_http_req *r);
+
+typedef struct pf_video {
+  char *url;
+  double expires_at;        /* Unix seconds, 0 if unknown */
+} pf_video;
+
+/* A parsed status response. */
+typedef struct pf_status {
+  pf_state state;
+  int progress;             /* 0-100, -1 unknown */
+  double eta;               /* seconds until done as the gateway estimates, < 0 unknown */
+  int has_cost;
+  double cost;
+  pf_video *videos;
+  size_t nvideos;
+  pf_err err;               /* for failed / moderated / canceled */
+} pf_status;
+
+void pf_status_init(pf_status *st);
+void pf_status_free(pf_status *st);
+
+/* Each function returns 0 on success and -1 with err filled on failure.
+ * parse_* receive the HTTP status and the raw body (NUL-terminated, len bytes). */
+typedef struct pf_adapter {
+  const char *name;
+  int (*build_submit)(const pf_ctx *ctx, const pf_request *rq, pf_http_req *out, pf_err *err);
+  int (*parse_submit)(const pf_ctx *ctx, long http, const char *body, size_t len,
+                      char **task_id, pf_err *err);
+  int (*build_status)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
+  int (*parse_status)(const pf_ctx *ctx, long http, const char *body, size_t len,
+                      pf_status *st, pf_err *err);
+} pf_adapter;
+
+const pf_adapter *pf_adapter_find(const char *name);
+extern const pf_adapter pf_adapter_apimart;
+
+/* ---- helpers shared by the adapters (adapters/common.c) ---- */
+
+/* base + path (path starts with '/'); NULL on allocation failure. */
+char *pf_url_join(const char *base, const char *path);
+/* Append "Name: value" built from fmt; returns 0, or -1 on allocation failure (list kept). */
+int pf_header_add(struct curl_slist **list, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+/* Serialise obj (stolen) into out->body; -1 with a nomem error on failure. */
+int pf_json_body(json_t *obj, pf_http_req *out, pf_err *err);
+/* Parse a response body that must be a JSON object; NULL with a protocol error otherwise. */
+json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *err);
+/* obj[key] if it is a string, else NULL. */
+const char *pf_json_string(const json_t *obj, const char *key);
+/* obj[key] as a number (integer, real, or a numeric string); returns 0 and sets *out if found. */
+int pf_json_number(const json_t *obj, const char *key, double *out);
+/* Set a status's error to "the gateway said success but sent no video" (a failure). */
+void pf_status_no_video(pf_status *st, const char *provider);
+/* Add one video (url copied); -1 on allocation failure. */
+int pf_status_add_video(pf_status *st, const char *url, double expires_at);
+/* Does the text mention moderation (any language the gateways use)? */
+int pf_text_says_moderated(const char *s);
+
+/* Prompt references: '@' at the start or after a character that is not a name character,
+ * followed by a name of [A-Za-z0-9_-] or UTF-8 bytes. lua/pixflow/validate.lua uses the same rule. */
+int pf_name_byte(unsigned char c);
+/* Rewrite every @name that names a reference into the text fmt gives for its 1-based position
+ * (fmt has one %zu). Returns a new string or NULL on allocation failure. */
+char *pf_prompt_by_position(const char *prompt, const pf_ref *refs, size_t nrefs, const char *fmt);
+
+#endif

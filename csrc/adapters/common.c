@@ -1,0 +1,208 @@
+/* common.c: helpers every adapter uses: URLs, headers, JSON access, prompt references, records. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../buf.h"
+#include "adapter.h"
+
+static const char *const mode_names[PF_MODE__COUNT] = {
+  "text", "image", "transition", "fusion", "extend",
+};
+static const char *const state_names[PF_ST__COUNT] = {
+  "submitting", "queued", "running", "succeeded", "failed", "moderated", "canceled", "unconfirmed",
+};
+
+const char *pf_mode_name(pf_mode m) {
+  return (m >= 0 && m < PF_MODE__COUNT) ? mode_names[m] : "text";
+}
+
+int pf_mode_from_name(const char *s) {
+  for (int i = 0; i < PF_MODE__COUNT; i++)
+    if (strcmp(s, mode_names[i]) == 0) return i;
+  return -1;
+}
+
+const char *pf_state_name(pf_state s) {
+  return (s >= 0 && s < PF_ST__COUNT) ? state_names[s] : "running";
+}
+
+int pf_state_terminal(pf_state s) {
+  return s == PF_ST_SUCCEEDED || s == PF_ST_FAILED || s == PF_ST_MODERATED ||
+         s == PF_ST_CANCELED || s == PF_ST_UNCONFIRMED;
+}
+
+void pf_request_free(pf_request *rq) {
+  free(rq->model); free(rq->prompt); free(rq->negative_prompt);
+  for (size_t i = 0; i < rq->nrefs; i++) {
+    free(rq->refs[i].name); free(rq->refs[i].image); free(rq->refs[i].type);
+  }
+  free(rq->refs);
+  free(rq->image); free(rq->first_frame); free(rq->last_frame); free(rq->extend_from);
+  free(rq->resolution); free(rq->aspect_ratio);
+  memset(rq, 0, sizeof *rq);
+}
+
+void pf_http_req_free(pf_http_req *r) {
+  free(r->url);
+  free(r->body);
+  curl_slist_free_all(r->headers);
+  memset(r, 0, sizeof *r);
+}
+
+void pf_status_init(pf_status *st) {
+  memset(st, 0, sizeof *st);
+  st->progress = -1;
+  st->eta = -1;
+  pf_err_clear(&st->err);
+}
+
+void pf_status_free(pf_status *st) {
+  for (size_t i = 0; i < st->nvideos; i++) free(st->videos[i].url);
+  free(st->videos);
+  st->videos = NULL;
+  st->nvideos = 0;
+}
+
+int pf_status_add_video(pf_status *st, const char *url, double expires_at) {
+  pf_video *nv = realloc(st->videos, (st->nvideos + 1) * sizeof *nv);
+  if (!nv) return -1;
+  st->videos = nv;
+  nv[st->nvideos].url = pf_strdup(url);
+  if (!nv[st->nvideos].url) return -1;
+  nv[st->nvideos].expires_at = expires_at;
+  st->nvideos++;
+  return 0;
+}
+
+void pf_status_no_video(pf_status *st, const char *provider) {
+  st->state = PF_ST_FAILED;
+  pf_err_set(&st->err, PF_EK_PROTOCOL, 0, "no_video_url",
+             "%s reported success but sent no video URL; treated as a failure", provider);
+}
+
+char *pf_url_join(const char *base, const char *path) {
+  size_t bl = strlen(base), pl = strlen(path);
+  while (bl > 0 && base[bl - 1] == '/') bl--;
+  char *u = malloc(bl + pl + 1);
+  if (!u) return NULL;
+  memcpy(u, base, bl);
+  memcpy(u + bl, path, pl + 1);
+  return u;
+}
+
+int pf_header_add(struct curl_slist **list, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof line) return -1;
+  struct curl_slist *nl = curl_slist_append(*list, line);
+  /* the stack copy held the key: wipe it */
+  memset(line, 0, sizeof line);
+  if (!nl) return -1;
+  *list = nl;
+  return 0;
+}
+
+int pf_json_body(json_t *obj, pf_http_req *out, pf_err *err) {
+  if (!obj) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the request body");
+    return -1;
+  }
+  char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+  json_decref(obj);
+  if (!s) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory serialising the request body");
+    return -1;
+  }
+  out->body = s;
+  out->body_len = strlen(s);
+  return 0;
+}
+
+json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *err) {
+  json_error_t je;
+  json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+  if (!root) {
+    char snippet[80];
+    pf_utf8_copy(snippet, sizeof snippet, body ? body : "", len);
+    pf_err_set(err, http >= 500 ? PF_EK_PROVIDER : PF_EK_PROTOCOL, http, "bad_json",
+               "response is not JSON (HTTP %ld, %zu bytes: %s%s)", http, len, snippet,
+               len >= sizeof snippet ? "..." : "");
+    if (http >= 500 || http == 429) err->retryable = 1;
+    return NULL;
+  }
+  if (!json_is_object(root)) {
+    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape",
+               "response is JSON but not an object (HTTP %ld)", http);
+    json_decref(root);
+    return NULL;
+  }
+  return root;
+}
+
+const char *pf_json_string(const json_t *obj, const char *key) {
+  json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+  return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+int pf_json_number(const json_t *obj, const char *key, double *out) {
+  json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+  if (json_is_number(v)) { *out = json_number_value(v); return 0; }
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    char *end;
+    double d = strtod(s, &end);
+    if (end != s && *end == '\0') { *out = d; return 0; }
+  }
+  return -1;
+}
+
+int pf_text_says_moderated(const char *s) {
+  static const char *const words[] = { "moderat", "inappropriate", "sensitive", "审核", "敏感",
+                                       "违规", "does not pass the review", NULL };
+  if (!s) return 0;
+  char low[512];
+  size_t i;
+  for (i = 0; s[i] && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)s[i]);
+  low[i] = '\0';
+  for (int w = 0; words[w]; w++)
+    if (strstr(low, words[w])) return 1;
+  return 0;
+}
+
+int pf_name_byte(unsigned char c) {
+  return isalnum(c) || c == '_' || c == '-' || c >= 0x80;
+}
+
+char *pf_prompt_by_position(const char *prompt, const pf_ref *refs, size_t nrefs, const char *fmt) {
+  pf_buf out;
+  pf_buf_init(&out, 0);
+  const unsigned char *p = (const unsigned char *)prompt;
+  size_t i = 0, n = strlen(prompt);
+  while (i < n) {
+    if (p[i] == '@' && (i == 0 || !pf_name_byte(p[i - 1]))) {
+      size_t j = i + 1;
+      while (j < n && pf_name_byte(p[j])) j++;
+      size_t len = j - i - 1, k;
+      for (k = 0; k < nrefs; k++)
+        if (strlen(refs[k].name) == len && memcmp(refs[k].name, p + i + 1, len) == 0) break;
+      if (len > 0 && k < nrefs) {
+        char word[64];
+        snprintf(word, sizeof word, fmt, k + 1);
+        pf_buf_puts(&out, word);
+        i = j;
+        continue;
+      }
+    }
+    pf_buf_append(&out, p + i, 1);
+    i++;
+  }
+  if (out.nomem) { pf_buf_free(&out); return NULL; }
+  if (!out.data) return pf_strdup("");
+  return pf_buf_take(&out);
+}

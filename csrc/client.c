@@ -1,0 +1,451 @@
+/* client.c: the pixflow.Client type: the curl multi handle, the pump, submit and re-attach. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+#define TIMER_TASK(tm) ((pf_task *)(void *)((char *)(tm) - offsetof(pf_task, timer)))
+
+double pf_client_now(const pf_client *c) {
+  return pf_monotonic() + c->clock_offset;
+}
+
+double pf_client_rand(pf_client *c) {
+  /* xorshift64*: jitter only, not for anything secret */
+  uint64_t x = c->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  c->rng = x;
+  return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+static pf_client *check_client(lua_State *L, int idx) {
+  return (pf_client *)luaL_checkudata(L, idx, PF_CLIENT_MT);
+}
+
+static pf_client *check_open_client(lua_State *L, int idx) {
+  pf_client *c = check_client(L, idx);
+  if (c->closed) luaL_error(L, "attempt to use a closed client");
+  return c;
+}
+
+void pf_task_sync_anchor(lua_State *L, int cidx, int tidx, pf_client *c, pf_task *t) {
+  int want = pf_task_in_flight(t);
+  if (want == t->anchored) return;
+  if (want && tidx == 0) return;            /* cannot happen: only Lua-called methods re-arm */
+  lua_getiuservalue(L, cidx, 1);            /* anchors */
+  if (want) lua_pushvalue(L, tidx);
+  else lua_pushnil(L);
+  lua_rawsetp(L, -2, t);                    /* anchors[t] = task or nil */
+  c->nanchored += want ? 1 : -1;
+  t->anchored = want;
+  lua_pop(L, 1);
+}
+
+void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t) {
+  c->changes++;
+  lua_getiuservalue(L, cidx, 1);            /* anchors */
+  lua_rawgetp(L, -1, t);                    /* task or nil */
+  if (lua_isnil(L, -1)) { lua_pop(L, 2); return; }
+  lua_getiuservalue(L, cidx, 2);            /* changed list */
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  lua_pop(L, 2);
+}
+
+/* ---------------------------------------------------------------- options */
+
+static double opt_num(lua_State *L, int idx, const char *k, double def, double lo, double hi) {
+  lua_getfield(L, idx, k);
+  double v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "bad option '%s' (number expected, got %s)", k, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    if (!(v >= lo && v <= hi)) luaL_error(L, "bad option '%s' (%f is outside %f..%f)", k, v, lo, hi);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static char *opt_str(lua_State *L, int idx, const char *k, int required) {
+  lua_getfield(L, idx, k);
+  char *v = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    v = pf_strdup(lua_tostring(L, -1));
+    if (!v) luaL_error(L, "out of memory");
+  } else if (!lua_isnil(L, -1) || required) {
+    luaL_error(L, "bad option '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void free_client(pf_client *c) {
+  while (c->tasks) pf_task_detach(c->tasks);
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  pf_heap_free(&c->heap);
+  free(c->hosts);
+  c->hosts = NULL;
+  c->nhosts = 0;
+  if (c->api_key) {
+    memset(c->api_key, 0, strlen(c->api_key));
+    free(c->api_key);
+  }
+  c->api_key = NULL;
+  free(c->provider); c->provider = NULL;
+  free(c->base_url); c->base_url = NULL;
+  free(c->o.ca_file); c->o.ca_file = NULL;
+  free(c->o.user_agent); c->o.user_agent = NULL;
+  c->closed = 1;
+}
+
+/* core.new_client{provider=, adapter=, base_url=, api_key=, ...numbers} -> client | nil, err.
+ * Lua (lua/pixflow/init.lua) validates the user's options; this checks types again. */
+static int client_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  pf_client *c = lua_newuserdatauv(L, sizeof *c, 2);
+  memset(c, 0, sizeof *c);
+  c->closed = 1;                            /* until fully set up: __gc then frees safely */
+  luaL_setmetatable(L, PF_CLIENT_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);              /* anchors */
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 2);              /* changed */
+  pf_heap_init(&c->heap);
+
+  char *adapter = opt_str(L, 1, "adapter", 1);
+  c->adapter = pf_adapter_find(adapter);
+  free(adapter);
+  if (!c->adapter) return luaL_error(L, "bad option 'adapter' (no such wire protocol)");
+  c->provider = opt_str(L, 1, "provider", 1);
+  c->base_url = opt_str(L, 1, "base_url", 1);
+  c->api_key = opt_str(L, 1, "api_key", 0);
+  c->o.ca_file = opt_str(L, 1, "ca_file", 0);
+  c->o.user_agent = opt_str(L, 1, "user_agent", 0);
+  if (!c->o.user_agent && !(c->o.user_agent = pf_strdup("pixflow/" PF_VERSION)))
+    return luaL_error(L, "out of memory");
+  c->closed = 0;
+  size_t bl = strlen(c->base_url);
+  while (bl > 0 && c->base_url[bl - 1] == '/') c->base_url[--bl] = '\0';
+
+  c->o.connect_ms = (long)(opt_num(L, 1, "connect_timeout", 10, 0.001, 3600) * 1000);
+  c->o.request_ms = (long)(opt_num(L, 1, "request_timeout", 60, 0.001, 86400) * 1000);
+  c->o.download_ms = (long)(opt_num(L, 1, "download_timeout", 3600, 0.001, 7 * 86400) * 1000);
+  c->o.low_speed_bytes = (long)opt_num(L, 1, "low_speed_bytes", 1, 0, 1e9);
+  c->o.low_speed_secs = (long)opt_num(L, 1, "low_speed_time", 30, 0, 86400);
+  c->o.max_body = (size_t)opt_num(L, 1, "max_body_bytes", 8 << 20, 1024, 1e10);
+  c->o.max_download = (curl_off_t)opt_num(L, 1, "max_download_bytes", 4.0 * 1024 * 1024 * 1024, 8, 1e15);
+  c->o.max_per_host = (int)opt_num(L, 1, "max_per_host", 8, 1, 1024);
+  c->o.poll_initial = opt_num(L, 1, "poll_initial", 2, 0, 86400);
+  c->o.poll_interval = opt_num(L, 1, "poll_interval", 5, 0.001, 86400);
+  c->o.poll_max = opt_num(L, 1, "poll_max", 30, 0.001, 86400);
+  c->o.poll_backoff = opt_num(L, 1, "poll_backoff", 1.5, 1, 10);
+  c->o.poll_jitter = opt_num(L, 1, "poll_jitter", 0.2, 0, 1);
+  c->o.max_poll_failures = (int)opt_num(L, 1, "max_poll_failures", 8, 1, 1000);
+  c->o.download_attempts = (int)opt_num(L, 1, "download_attempts", 3, 1, 100);
+  if (c->o.poll_max < c->o.poll_interval) c->o.poll_max = c->o.poll_interval;
+  c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
+  if (!c->rng) c->rng = 1;
+
+  c->multi = curl_multi_init();
+  if (!c->multi) {
+    pf_err e;
+    pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "could not create a curl multi handle");
+    lua_pushnil(L);
+    pf_err_push(L, &e, NULL);
+    return 2;
+  }
+  return 1;
+}
+
+static int client_gc(lua_State *L) {
+  pf_client *c = check_client(L, 1);
+  if (!c->closed) free_client(c);
+  return 0;
+}
+
+static int client_close(lua_State *L) {
+  pf_client *c = check_client(L, 1);
+  if (c->closed) return 0;
+  free_client(c);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, 1);               /* drop every anchor */
+  return 0;
+}
+
+static int client_tostring(lua_State *L) {
+  pf_client *c = check_client(L, 1);
+  if (c->closed) lua_pushfstring(L, "pixflow.Client (%p) [closed]", (void *)c);
+  else lua_pushfstring(L, "pixflow.Client (%s %s) [%d in flight]", c->provider, c->base_url,
+                       (int)c->nanchored);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static char *req_str(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  char *v = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    v = pf_strdup(lua_tostring(L, -1));
+    if (!v) luaL_error(L, "out of memory");
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "bad request field '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int req_flag(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  int v = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Read a normalised request table (made by lua/pixflow/validate.lua) into rq. */
+void pf_read_request(lua_State *L, int idx, pf_request *rq) {
+  memset(rq, 0, sizeof *rq);
+  char *mode = req_str(L, idx, "mode");
+  int m = mode ? pf_mode_from_name(mode) : PF_MODE_TEXT;
+  free(mode);
+  if (m < 0) luaL_error(L, "bad request field 'mode'");
+  rq->mode = (pf_mode)m;
+  rq->model = req_str(L, idx, "model");
+  rq->prompt = req_str(L, idx, "prompt");
+  if (!rq->model || !rq->prompt) luaL_error(L, "bad request: model and prompt are required");
+  rq->negative_prompt = req_str(L, idx, "negative_prompt");
+  rq->image = req_str(L, idx, "image");
+  rq->first_frame = req_str(L, idx, "first_frame");
+  rq->last_frame = req_str(L, idx, "last_frame");
+  rq->extend_from = req_str(L, idx, "extend_from");
+  rq->resolution = req_str(L, idx, "resolution");
+  rq->aspect_ratio = req_str(L, idx, "aspect_ratio");
+  lua_getfield(L, idx, "duration");
+  rq->duration = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "seed");
+  if (lua_isinteger(L, -1)) { rq->has_seed = 1; rq->seed = lua_tointeger(L, -1); }
+  lua_pop(L, 1);
+  rq->audio = req_flag(L, idx, "audio");
+  rq->watermark = req_flag(L, idx, "watermark");
+  lua_getfield(L, idx, "references");
+  if (lua_istable(L, -1)) {
+    size_t n = (size_t)luaL_len(L, -1);
+    if (n) {
+      rq->refs = calloc(n, sizeof *rq->refs);
+      if (!rq->refs) luaL_error(L, "out of memory");
+      rq->nrefs = n;
+      for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        int r = lua_gettop(L);
+        rq->refs[i].name = req_str(L, r, "name");
+        rq->refs[i].image = req_str(L, r, "image");
+        rq->refs[i].type = req_str(L, r, "type");
+        if (!rq->refs[i].name) rq->refs[i].name = pf_strdup("");
+        if (!rq->refs[i].image) rq->refs[i].image = pf_strdup("");
+        if (!rq->refs[i].name || !rq->refs[i].image) luaL_error(L, "out of memory");
+        lua_pop(L, 1);
+      }
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static pf_task *new_task(lua_State *L, int cidx, pf_client *c, int owner_idx) {
+  pf_task *t = lua_newuserdatauv(L, sizeof *t, 2);
+  memset(t, 0, sizeof *t);
+  t->closed = 1;                            /* a half-made task must be safe to collect */
+  t->timer.idx = PF_NOT_QUEUED;
+  luaL_setmetatable(L, PF_TASK_MT);
+  lua_pushvalue(L, cidx);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, owner_idx);
+  lua_setiuservalue(L, -2, 2);
+  pf_task_init(t, c);
+  return t;
+}
+
+/* client:submit(request, owner) -> task | nil, err. Never blocks: the request is queued and
+ * the pump sends it. The request's strings are copied, so later changes to it do not count.
+ * A protected reader turns any error while copying (bad fields, memory) into a Lua error
+ * without leaking the half-read record. */
+int pf_read_request_p(lua_State *L) {
+  pf_read_request(L, 1, lua_touserdata(L, 2));
+  return 0;
+}
+
+static int client_submit(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_isnone(L, 3)) lua_pushnil(L);
+  pf_request rq;
+  memset(&rq, 0, sizeof rq);
+  lua_pushcfunction(L, pf_read_request_p);
+  lua_pushvalue(L, 2);
+  lua_pushlightuserdata(L, &rq);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    pf_request_free(&rq);
+    return lua_error(L);
+  }
+  pf_task *t = new_task(L, 1, c, 3);
+  t->closed = 0;
+  t->rq = rq;
+  t->mode = rq.mode;
+  t->model = pf_strdup(rq.model);
+  pf_err e;
+  pf_err_clear(&e);
+  if (!t->model || pf_task_submit_start(c, t, &e) != 0) {
+    if (!t->model) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    t->state = PF_ST_FAILED;
+    t->err = e;
+    t->has_err = 1;
+    lua_pushnil(L);
+    pf_err_push(L, &e, c->provider);
+    return 2;
+  }
+  pf_task_sync_anchor(L, 1, lua_gettop(L), c, t);
+  return 1;
+}
+
+/* client:attach(id, owner) -> task: re-attach to a task the gateway already accepted. */
+static int client_attach(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  const char *id = luaL_checkstring(L, 2);
+  luaL_argcheck(L, id[0] != '\0', 2, "task id is empty");
+  if (lua_isnone(L, 3)) lua_pushnil(L);
+  pf_task *t = new_task(L, 1, c, 3);
+  t->closed = 0;
+  t->id = pf_strdup(id);
+  if (!t->id) return luaL_error(L, "out of memory");
+  t->state = PF_ST_QUEUED;
+  t->accepted_at = pf_client_now(c);
+  if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) return luaL_error(L, "out of memory");
+  pf_task_sync_anchor(L, 1, lua_gettop(L), c, t);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- the pump */
+
+static void fire_timers(lua_State *L, pf_client *c) {
+  double now = pf_client_now(c);
+  /* only what was due on entry: a timer set again for "now" waits for the next pump */
+  size_t budget = c->heap.n;
+  pf_timer *tm;
+  while (budget-- > 0 && (tm = pf_heap_top(&c->heap)) && tm->due <= now) {
+    pf_task *t = TIMER_TASK(tm);
+    pf_heap_remove(&c->heap, tm);
+    pf_task_on_timer(L, 1, c, t);
+  }
+}
+
+static void drain(lua_State *L, pf_client *c) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(c->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) continue;
+    CURL *easy = m->easy_handle;
+    CURLcode rc = m->data.result;
+    pf_task *t = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+    if (!t) continue;
+    pf_xfer_finish(c, t);                   /* invalidates m */
+    pf_task_on_done(L, 1, c, t, rc);
+  }
+}
+
+/* client:poll([timeout]) -> tasks in flight. Never blocks longer than timeout seconds
+ * (default 0: return at once); returns early once any task changed. */
+static int client_poll(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  double timeout = luaL_optnumber(L, 2, 0);
+  luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be >= 0");
+  double start = pf_monotonic();
+  unsigned long changes = c->changes;
+  for (;;) {
+    int running = 0;
+    fire_timers(L, c);
+    pf_xfer_pump_queues(c);
+    curl_multi_perform(c->multi, &running);
+    drain(L, c);
+    pf_xfer_pump_queues(c);
+    if (c->changes != changes || c->closed) break;
+    double left = timeout - (pf_monotonic() - start);
+    if (left <= 0) break;
+    pf_timer *tm = pf_heap_top(&c->heap);
+    if (tm) {
+      double due = tm->due - pf_client_now(c);
+      if (due < left) left = due > 0 ? due : 0;
+    }
+    /* curl_multi_poll also returns when libcurl's own timers need service */
+    int ms = (int)ceil(left * 1000);
+    if (ms > 0) curl_multi_poll(c->multi, NULL, 0, ms, NULL);
+  }
+  lua_pushinteger(L, (lua_Integer)c->nanchored);
+  return 1;
+}
+
+/* client:_changed() -> list of tasks that changed since the last call. */
+static int client_changed(lua_State *L) {
+  check_client(L, 1);
+  lua_getiuservalue(L, 1, 2);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, 2);
+  return 1;
+}
+
+static int client_inflight(lua_State *L) {
+  pf_client *c = check_client(L, 1);
+  lua_pushinteger(L, c->closed ? 0 : (lua_Integer)c->nanchored);
+  return 1;
+}
+
+/* client:_advance_clock(seconds): move the virtual clock (tests drive back-off with it). */
+static int client_advance_clock(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  double s = luaL_checknumber(L, 2);
+  luaL_argcheck(L, s >= 0, 2, "cannot move the clock backwards");
+  c->clock_offset += s;
+  return 0;
+}
+
+/* client:_next_due() -> seconds until the next timer, or nil */
+static int client_next_due(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  pf_timer *tm = pf_heap_top(&c->heap);
+  if (!tm) lua_pushnil(L);
+  else lua_pushnumber(L, tm->due - pf_client_now(c));
+  return 1;
+}
+
+static const luaL_Reg client_methods[] = {
+  { "submit", client_submit },
+  { "attach", client_attach },
+  { "poll", client_poll },
+  { "close", client_close },
+  { "inflight", client_inflight },
+  { "_changed", client_changed },
+  { "_advance_clock", client_advance_clock },
+  { "_next_due", client_next_due },
+  { NULL, NULL },
+};
+
+static const luaL_Reg client_meta[] = {
+  { "__gc", client_gc },
+  { "__close", client_close },
+  { "__tostring", client_tostring },
+  { NULL, NULL },
+};
+
+void pf_client_open(lua_State *L) {
+  luaL_newmetatable(L, PF_CLIENT_MT);
+  luaL_setfuncs(L, client_meta, 0);
+  luaL_newlib(L, client_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, client_new);
+}

@@ -1,0 +1,178 @@
+/* engine.h: the client and task records, and the functions the engine's files share.
+ *
+ * Ownership (who frees what, who anchors whom):
+ * - A pf_client lives in a "pixflow.Client" userdata. It owns the curl multi handle, the heap of
+ *   due times, the per-host slot table and copies of provider, base URL and API key. Its first
+ *   user value is the anchor table {lightuserdata(task) = task userdata}: a task is anchored
+ *   while it is in the heap or has a transfer queued or running, so a task in flight is never
+ *   collected while its client lives. Its second user value is the list of tasks that changed
+ *   since Lua last drained it (client:_changed()).
+ * - A pf_task lives in a "pixflow.Task" userdata. User value 1 is its client userdata (so the
+ *   client outlives the task's references to it), user value 2 is the Lua-level owner object.
+ *   The task owns its request record, its id, its videos, and its current transfer (easy
+ *   handle, buffers, open file). A task is linked into its client's task list until it is
+ *   closed or the client closes; detaching stops its transfer and its timer.
+ * - libcurl callbacks (http.c) only write into pf_xfer fields. Lua is only touched from the
+ *   Lua-called functions poll, submit, attach, close and __gc.
+ */
+#ifndef PF_ENGINE_H
+#define PF_ENGINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <curl/curl.h>
+
+#include "adapters/adapter.h"
+#include "buf.h"
+#include "error.h"
+#include "pixflow.h"
+#include "sched.h"
+
+#define PF_CLIENT_MT "pixflow.Client"
+#define PF_TASK_MT "pixflow.Task"
+
+typedef struct pf_opts {
+  long connect_ms;          /* connect phase of every request */
+  long request_ms;          /* whole API request */
+  long download_ms;         /* whole download */
+  long low_speed_bytes;     /* abort a transfer slower than this ... */
+  long low_speed_secs;      /* ... for this many seconds */
+  size_t max_body;          /* cap on an API response body */
+  curl_off_t max_download;  /* cap on a downloaded file */
+  int max_per_host;         /* concurrent requests per host */
+  double poll_initial;      /* first status poll after the gateway accepted */
+  double poll_interval;     /* base interval, and the floor of hint-driven waits */
+  double poll_max;          /* back-off cap */
+  double poll_backoff;      /* interval multiplier every 3 polls */
+  double poll_jitter;       /* 0..1: fraction of a delay taken off at random */
+  int max_poll_failures;    /* consecutive failed status polls before a task halts */
+  int download_attempts;
+  char *ca_file;            /* extra CA bundle; verification itself is always on */
+  char *user_agent;
+} pf_opts;
+
+struct pf_task;
+
+typedef struct pf_host {
+  char name[256];
+  int active;
+  struct pf_task *qhead, *qtail;   /* tasks whose transfer waits for a slot */
+} pf_host;
+
+typedef struct pf_client {
+  CURLM *multi;
+  int closed;
+  const pf_adapter *adapter;
+  char *provider, *base_url, *api_key;
+  pf_opts o;
+  pf_heap heap;
+  pf_host *hosts;
+  size_t nhosts;
+  struct pf_task *tasks;     /* every attached task */
+  size_t nanchored;          /* tasks in flight */
+  unsigned long changes;     /* bumped on every task change */
+  double clock_offset;       /* virtual clock for tests: added to the monotonic clock */
+  uint64_t rng;
+} pf_client;
+
+typedef enum pf_xkind { PF_X_NONE = 0, PF_X_SUBMIT, PF_X_STATUS, PF_X_DOWNLOAD } pf_xkind;
+typedef enum pf_dlstate { PF_DL_NONE = 0, PF_DL_RUNNING, PF_DL_DONE, PF_DL_FAILED } pf_dlstate;
+typedef enum pf_timer_action { PF_AT_POLL = 0, PF_AT_DOWNLOAD } pf_timer_action;
+
+/* One HTTP exchange. Only the callbacks in http.c and the functions there write it. */
+typedef struct pf_xfer {
+  CURL *easy;
+  pf_xkind kind;
+  int active;                /* added to the multi handle */
+  int waiting;               /* queued for a host slot */
+  size_t host;               /* index into client->hosts */
+  struct pf_task *qnext;
+  pf_http_req req;           /* owns url, body, headers for the transfer's lifetime */
+  pf_buf resp;               /* API response body */
+  FILE *fp;                  /* download target (.part) */
+  unsigned char head[8];
+  size_t headlen;
+  int not_mp4, too_big;
+  curl_off_t written;
+  double retry_after;        /* from a Retry-After header, < 0 if none */
+  char errbuf[CURL_ERROR_SIZE];
+} pf_xfer;
+
+typedef struct pf_task {
+  pf_client *client;         /* NULL once detached */
+  struct pf_task *prev, *next;
+  int closed;
+  int anchored;
+  char provider[32];
+  char *id;
+  pf_request rq;             /* freed once the submit request is built */
+  pf_mode mode;
+  char *model;
+  pf_state state;
+  int progress;
+  double eta;
+  int has_cost;
+  double cost;
+  pf_video *videos;
+  size_t nvideos;
+  pf_err err;                /* why it failed, or why polling halted */
+  int has_err;
+  int halted;                /* polling stopped on an error; task:_resume() restarts it */
+  pf_timer timer;
+  pf_timer_action timer_action;
+  int npolls, poll_failures;
+  double accepted_at;
+  pf_xfer x;
+  pf_dlstate dl;
+  char *dl_path, *dl_part;
+  int dl_attempts;
+  pf_err dl_err;
+} pf_task;
+
+/* client.c */
+double pf_client_now(const pf_client *c);
+double pf_client_rand(pf_client *c);   /* uniform [0,1) */
+/* Record that t changed: bump the counter and push t on the changed list (needs t's userdata,
+ * found through the anchor table, so call it before unanchoring). */
+void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t);
+/* Anchor or unanchor t to match whether it is in flight. cidx and tidx are the stack indices
+ * of c's and t's userdata (tidx 0: not on the stack, only unanchoring is possible then, which
+ * is all the pump ever needs). L's stack is left unchanged. */
+void pf_task_sync_anchor(lua_State *L, int cidx, int tidx, pf_client *c, pf_task *t);
+
+/* Read a normalised request table at idx into rq (raises on a malformed table). */
+void pf_read_request(lua_State *L, int idx, pf_request *rq);
+/* The same as a lua_CFunction for lua_pcall: (table, lightuserdata pf_request*). */
+int pf_read_request_p(lua_State *L);
+/* Register pixflow.Client and push core.new_client. */
+void pf_client_open(lua_State *L);
+
+/* http.c: the transport */
+/* Take ownership of req and start (or queue) it for t. On failure req is freed. */
+int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err);
+/* Stop t's transfer wherever it is (running or queued) and free it. */
+void pf_xfer_abort(pf_client *c, pf_task *t);
+/* Free what a finished transfer holds (after its handler read it). */
+void pf_xfer_release(pf_xfer *x);
+/* Detach a finished transfer from the multi handle and its host slot. */
+void pf_xfer_finish(pf_client *c, pf_task *t);
+/* Start queued transfers whose host has a free slot. */
+void pf_xfer_pump_queues(pf_client *c);
+/* The host part of url, for per-host slots. */
+void pf_url_host(const char *url, char *out, size_t n);
+
+/* task.c: the state machine */
+void pf_task_init(pf_task *t, pf_client *c);
+/* Called by the pump when t's transfer finished. */
+void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode rc);
+/* Called by the pump when t's timer is due. */
+void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t);
+/* Stop everything t has running at c and unlink it; leaves the state as it is. */
+void pf_task_detach(pf_task *t);
+int pf_task_in_flight(const pf_task *t);
+void pf_task_open(lua_State *L);
+int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err);
+int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action);
+
+#endif

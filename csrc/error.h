@@ -1,0 +1,69 @@
+/* error.h: the error record the C core fills and the pixflow.error objects it pushes to Lua. */
+#ifndef PF_ERROR_H
+#define PF_ERROR_H
+
+#include <curl/curl.h>
+
+#include "pixflow.h"
+
+/* The kinds are the stable, documented taxonomy; pf_errkind_name() gives their Lua spelling. */
+typedef enum pf_errkind {
+  PF_EK_NONE = 0,
+  PF_EK_INVALID,      /* the gateway (or pixflow) refused the request as malformed */
+  PF_EK_AUTH,         /* missing, wrong or unauthorised API key */
+  PF_EK_QUOTA,        /* balance or quota exhausted */
+  PF_EK_RATE_LIMIT,   /* too many requests or concurrent tasks */
+  PF_EK_MODERATED,    /* content refused by moderation */
+  PF_EK_NOT_FOUND,    /* unknown task id or resource */
+  PF_EK_PROVIDER,     /* the gateway failed (5xx, unexpected error) */
+  PF_EK_FAILED,       /* the generation itself failed */
+  PF_EK_TRANSPORT,    /* network: resolve, connect, TLS, reset */
+  PF_EK_TIMEOUT,      /* a deadline fired */
+  PF_EK_PROTOCOL,     /* the response was not what the gateway documents */
+  PF_EK_IO,           /* local disk */
+  PF_EK_NOMEM,        /* allocation failed */
+  PF_EK_CANCELED,     /* canceled by the user or the gateway */
+  PF_EK_UNCONFIRMED,  /* a submit whose outcome is unknown: maybe accepted, maybe billed */
+  PF_EK__COUNT
+} pf_errkind;
+
+typedef struct pf_err {
+  pf_errkind kind;
+  long status;          /* HTTP status, 0 if none */
+  int retryable;        /* the same request may succeed later */
+  double retry_after;   /* seconds the server asked us to wait, < 0 if none */
+  char code[64];        /* stable token: gateway code/type, or a CURLcode name */
+  char message[512];    /* readable, valid UTF-8, never contains the API key */
+} pf_err;
+
+const char *pf_errkind_name(pf_errkind k);
+
+void pf_err_clear(pf_err *e);
+/* Fill e; fmt is printf-style. Invalid UTF-8 in the result is replaced with '?'. */
+void pf_err_set(pf_err *e, pf_errkind kind, long status, const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 5, 6)))
+#endif
+  ;
+/* Append printf-style text to e->message (cut at a character boundary if it is too long). */
+void pf_err_append(pf_err *e, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+/* Map a finished transfer's CURLcode to a transport or timeout error. */
+void pf_err_from_curl(pf_err *e, CURLcode rc, const char *errbuf);
+/* Map a bare HTTP status (no usable body) to a kind, for when a gateway body says nothing. */
+pf_errkind pf_kind_for_http(long status);
+int pf_http_retryable(long status);
+
+/* Copy at most cap-1 bytes of src into dst, cutting at a character boundary and replacing
+ * invalid UTF-8 with '?'. */
+void pf_utf8_copy(char *dst, size_t cap, const char *src, size_t srclen);
+
+/* Push a pixflow.error table for e; provider may be NULL. */
+void pf_err_push(lua_State *L, const pf_err *e, const char *provider);
+/* Register the pixflow.error metatable (fields only: Lua's pixflow.errors adds __tostring). */
+void pf_error_open(lua_State *L);
+
+#endif

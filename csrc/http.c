@@ -1,0 +1,250 @@
+/* http.c: the transport: easy-handle setup, write/header callbacks, per-host slots.
+ * Callbacks only write C fields of pf_xfer; they never call Lua. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine.h"
+
+static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
+  pf_xfer *x = ud;
+  size_t n = size * nmemb;
+  if (pf_buf_append(&x->resp, ptr, n) != 0) {
+    if (x->resp.overflow) x->too_big = 1;
+    return 0;   /* CURLE_WRITE_ERROR ends the transfer */
+  }
+  return n;
+}
+
+static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
+  pf_xfer *x = ud;
+  size_t n = size * nmemb, i = 0;
+  while (x->headlen < sizeof x->head && i < n) x->head[x->headlen++] = (unsigned char)ptr[i++];
+  /* an MP4 starts with a box whose type, at byte 4, is "ftyp" */
+  if (x->headlen == sizeof x->head && memcmp(x->head + 4, "ftyp", 4) != 0) {
+    x->not_mp4 = 1;
+    return 0;
+  }
+  if (x->headlen == sizeof x->head && i > 0) {
+    /* the head bytes were held back until verified: write them first */
+    if (fwrite(x->head, 1, sizeof x->head, x->fp) != sizeof x->head) return 0;
+    x->written += (curl_off_t)sizeof x->head;
+  }
+  if (x->headlen < sizeof x->head) return n;
+  size_t rest = n - i;
+  if (rest && fwrite(ptr + i, 1, rest, x->fp) != rest) return 0;
+  x->written += (curl_off_t)rest;
+  return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
+  pf_xfer *x = ud;
+  size_t n = size * nitems;
+  static const char name[] = "retry-after:";
+  if (n > sizeof name - 1 && strncasecmp(buf, name, sizeof name - 1) == 0) {
+    char val[128];
+    size_t vl = n - (sizeof name - 1);
+    if (vl >= sizeof val) vl = sizeof val - 1;
+    memcpy(val, buf + sizeof name - 1, vl);
+    val[vl] = '\0';
+    char *s = val, *end;
+    while (*s == ' ' || *s == '\t') s++;
+    for (char *e = s + strlen(s); e > s && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '); )
+      *--e = '\0';
+    long secs = strtol(s, &end, 10);
+    if (end != s && *end == '\0' && secs >= 0) {
+      x->retry_after = (double)secs;
+    } else {
+      time_t when = curl_getdate(s, NULL);   /* an HTTP date */
+      if (when > 0) {
+        double d = (double)when - pf_walltime();
+        x->retry_after = d > 0 ? d : 0;
+      }
+    }
+  }
+  return n;
+}
+
+void pf_url_host(const char *url, char *out, size_t n) {
+  out[0] = '\0';
+  CURLU *u = curl_url();
+  char *host = NULL, *port = NULL;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    snprintf(out, n, "%s:%s", host, port ? port : "");
+  }
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+}
+
+static size_t host_slot(pf_client *c, const char *url, pf_err *err) {
+  char name[sizeof c->hosts[0].name];
+  pf_url_host(url, name, sizeof name);
+  for (size_t i = 0; i < c->nhosts; i++)
+    if (strcmp(c->hosts[i].name, name) == 0) return i;
+  pf_host *nh = realloc(c->hosts, (c->nhosts + 1) * sizeof *nh);
+  if (!nh) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    return (size_t)-1;
+  }
+  c->hosts = nh;
+  memset(&nh[c->nhosts], 0, sizeof nh[0]);
+  memcpy(nh[c->nhosts].name, name, sizeof name);
+  return c->nhosts++;
+}
+
+static int activate(pf_client *c, pf_task *t, pf_err *err) {
+  pf_xfer *x = &t->x;
+  CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+  if (mc != CURLM_OK) {
+    pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
+               "could not start the request: %s", curl_multi_strerror(mc));
+    return -1;
+  }
+  x->active = 1;
+  c->hosts[x->host].active++;
+  return 0;
+}
+
+int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+  pf_xfer *x = &t->x;
+  FILE *fp = x->fp;             /* a download's file is opened by the caller */
+  memset(x, 0, sizeof *x);
+  x->fp = fp;
+  x->kind = kind;
+  x->req = *req;
+  memset(req, 0, sizeof *req);
+  x->retry_after = -1;
+  pf_buf_init(&x->resp, c->o.max_body);
+  x->host = host_slot(c, x->req.url, err);
+  if (x->host == (size_t)-1) goto fail;
+  x->easy = curl_easy_init();
+  if (!x->easy) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a transfer (out of memory)");
+    goto fail;
+  }
+  CURL *e = x->easy;
+  int download = kind == PF_X_DOWNLOAD;
+  CURLcode rc = CURLE_OK;
+#define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
+  SET(CURLOPT_URL, x->req.url);
+  SET(CURLOPT_PRIVATE, (void *)t);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_ERRORBUFFER, x->errbuf);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  /* TLS verification is on and nothing in pixflow turns it off; ca_file only adds trust */
+  SET(CURLOPT_SSL_VERIFYPEER, 1L);
+  SET(CURLOPT_SSL_VERIFYHOST, 2L);
+  if (c->o.ca_file) SET(CURLOPT_CAINFO, c->o.ca_file);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_ms);
+  SET(CURLOPT_TIMEOUT_MS, download ? c->o.download_ms : c->o.request_ms);
+  SET(CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
+  SET(CURLOPT_LOW_SPEED_TIME, c->o.low_speed_secs);
+  SET(CURLOPT_USERAGENT, c->o.user_agent);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, (void *)x);
+  if (x->req.headers) SET(CURLOPT_HTTPHEADER, x->req.headers);
+  if (x->req.body) {
+    SET(CURLOPT_POSTFIELDS, x->req.body);
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body_len);
+  } else {
+    SET(CURLOPT_HTTPGET, 1L);
+  }
+  if (download) {
+    /* signed result URLs often redirect to a CDN; only http(s) redirects are allowed above */
+    SET(CURLOPT_FOLLOWLOCATION, 1L);
+    SET(CURLOPT_MAXREDIRS, 5L);
+    SET(CURLOPT_FAILONERROR, 1L);
+    SET(CURLOPT_MAXFILESIZE_LARGE, c->o.max_download);
+    SET(CURLOPT_WRITEFUNCTION, write_file);
+  } else {
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_WRITEFUNCTION, write_api);
+  }
+  SET(CURLOPT_WRITEDATA, (void *)x);
+#undef SET
+  if (rc != CURLE_OK) {
+    pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
+               "could not configure the request: %s", curl_easy_strerror(rc));
+    goto fail;
+  }
+  pf_host *h = &c->hosts[x->host];
+  if (h->active < c->o.max_per_host) {
+    if (activate(c, t, err) != 0) goto fail;
+  } else {
+    x->waiting = 1;
+    x->qnext = NULL;
+    if (h->qtail) h->qtail->x.qnext = t;
+    else h->qhead = t;
+    h->qtail = t;
+  }
+  return 0;
+fail:
+  x->fp = NULL;                 /* the caller still owns and closes the file */
+  pf_xfer_release(x);
+  return -1;
+}
+
+void pf_xfer_release(pf_xfer *x) {
+  if (x->easy) curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  pf_http_req_free(&x->req);
+  pf_buf_free(&x->resp);
+  if (x->fp) fclose(x->fp);
+  x->fp = NULL;
+  x->kind = PF_X_NONE;
+  x->active = x->waiting = 0;
+}
+
+void pf_xfer_finish(pf_client *c, pf_task *t) {
+  pf_xfer *x = &t->x;
+  if (x->active) {
+    curl_multi_remove_handle(c->multi, x->easy);
+    c->hosts[x->host].active--;
+    x->active = 0;
+  }
+}
+
+void pf_xfer_abort(pf_client *c, pf_task *t) {
+  pf_xfer *x = &t->x;
+  if (x->waiting) {
+    pf_host *h = &c->hosts[x->host];
+    pf_task *prev = NULL;
+    for (pf_task *q = h->qhead; q; prev = q, q = q->x.qnext) {
+      if (q != t) continue;
+      if (prev) prev->x.qnext = q->x.qnext;
+      else h->qhead = q->x.qnext;
+      if (h->qtail == t) h->qtail = prev;
+      break;
+    }
+    x->waiting = 0;
+  }
+  pf_xfer_finish(c, t);
+  pf_xfer_release(x);
+}
+
+void pf_xfer_pump_queues(pf_client *c) {
+  for (size_t i = 0; i < c->nhosts; i++) {
+    pf_host *h = &c->hosts[i];
+    while (h->qhead && h->active < c->o.max_per_host) {
+      pf_task *t = h->qhead;
+      h->qhead = t->x.qnext;
+      if (!h->qhead) h->qtail = NULL;
+      t->x.waiting = 0;
+      pf_err err;
+      pf_err_clear(&err);
+      if (activate(c, t, &err) != 0) {
+        /* report it as a failed transfer on the next drain: keep it simple and visible */
+        t->x.waiting = 1;
+        t->x.qnext = h->qhead;
+        h->qhead = t;
+        if (!h->qtail) h->qtail = t;
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,603 @@
+/* task.c: the task state machine (submit, status polls, download) and the pixflow.Task type. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define TIMER_TASK(tm) ((pf_task *)(void *)((char *)(tm) - offsetof(pf_task, timer)))
+
+void pf_task_init(pf_task *t, pf_client *c) {
+  memset(t, 0, sizeof *t);
+  t->client = c;
+  t->state = PF_ST_SUBMITTING;
+  t->progress = -1;
+  t->eta = -1;
+  t->timer.idx = PF_NOT_QUEUED;
+  pf_err_clear(&t->err);
+  pf_err_clear(&t->dl_err);
+  snprintf(t->provider, sizeof t->provider, "%s", c->provider);
+  /* link into the client's list */
+  t->next = c->tasks;
+  if (c->tasks) c->tasks->prev = t;
+  c->tasks = t;
+}
+
+int pf_task_in_flight(const pf_task *t) {
+  return t->client && (t->timer.idx != PF_NOT_QUEUED || t->x.active || t->x.waiting);
+}
+
+int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action) {
+  t->timer_action = action;
+  return pf_heap_set(&c->heap, &t->timer, pf_client_now(c) + (delay > 0 ? delay : 0));
+}
+
+static void free_videos(pf_task *t) {
+  for (size_t i = 0; i < t->nvideos; i++) free(t->videos[i].url);
+  free(t->videos);
+  t->videos = NULL;
+  t->nvideos = 0;
+}
+
+static void set_error(pf_task *t, const pf_err *e) {
+  t->err = *e;
+  t->has_err = 1;
+}
+
+static void halt(pf_client *c, pf_task *t, const pf_err *e) {
+  set_error(t, e);
+  t->halted = 1;
+  pf_heap_remove(&c->heap, &t->timer);
+}
+
+static pf_ctx make_ctx(const pf_client *c) {
+  pf_ctx ctx = { c->provider, c->base_url, c->api_key, pf_walltime() };
+  return ctx;
+}
+
+int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
+  pf_ctx ctx = make_ctx(c);
+  pf_http_req req;
+  memset(&req, 0, sizeof req);
+  int rc = c->adapter->build_submit(&ctx, &t->rq, &req, err);
+  pf_request_free(&t->rq);
+  if (rc != 0) {
+    pf_http_req_free(&req);
+    return -1;
+  }
+  return pf_xfer_start(c, t, PF_X_SUBMIT, &req, err);
+}
+
+static int start_status(pf_client *c, pf_task *t, pf_err *err) {
+  pf_ctx ctx = make_ctx(c);
+  pf_http_req req;
+  memset(&req, 0, sizeof req);
+  if (c->adapter->build_status(&ctx, t->id, &req, err) != 0) {
+    pf_http_req_free(&req);
+    return -1;
+  }
+  return pf_xfer_start(c, t, PF_X_STATUS, &req, err);
+}
+
+static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
+  pf_http_req req;
+  memset(&req, 0, sizeof req);
+  req.method = "GET";
+  req.url = pf_strdup(t->videos[0].url);
+  if (!req.url) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    return -1;
+  }
+  /* the API key is never sent to the result host: signed URLs carry their own authority */
+  FILE *fp = fopen(t->dl_part, "wb");
+  if (!fp) {
+    pf_err_set(err, PF_EK_IO, 0, "open", "cannot write %s: %s", t->dl_part, strerror(errno));
+    pf_http_req_free(&req);
+    return -1;
+  }
+  t->x.fp = fp;
+  if (pf_xfer_start(c, t, PF_X_DOWNLOAD, &req, err) != 0) {
+    fclose(fp);
+    t->x.fp = NULL;
+    remove(t->dl_part);
+    return -1;
+  }
+  t->dl_attempts++;
+  return 0;
+}
+
+/* Delay before the next status poll: geometric back-off every three polls, capped, pulled in
+ * (never below the base interval) when the gateway's estimate says the task ends sooner,
+ * and with jitter so that many tasks do not poll in step. */
+static double next_poll_delay(pf_client *c, pf_task *t) {
+  const pf_opts *o = &c->o;
+  double d = o->poll_interval * pow(o->poll_backoff, (double)(t->npolls / 3));
+  if (d > o->poll_max) d = o->poll_max;
+  double eta = t->eta;
+  if (eta < 0 && t->progress > 0 && t->progress < 100) {
+    double elapsed = pf_client_now(c) - t->accepted_at;
+    eta = elapsed * (100 - t->progress) / t->progress;
+  }
+  if (eta >= 0 && eta < d) d = eta > o->poll_interval ? eta : o->poll_interval;
+  d -= d * o->poll_jitter * pf_client_rand(c);
+  return d;
+}
+
+static double failure_delay(pf_client *c, pf_task *t, const pf_err *e) {
+  double d = c->o.poll_interval * pow(2.0, (double)(t->poll_failures - 1));
+  if (d > c->o.poll_max) d = c->o.poll_max;
+  d -= d * 0.5 * pf_client_rand(c);
+  if (e->retry_after >= 0) d = e->retry_after < 600 ? e->retry_after : 600;
+  return d;
+}
+
+/* A request that provably never reached the gateway. */
+static int never_sent(CURL *easy, CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT: case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM: case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT:
+      return 1;
+    case CURLE_OPERATION_TIMEDOUT: {
+      curl_off_t pre = 0;
+      curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+      return pre == 0;
+    }
+    default:
+      return 0;
+  }
+}
+
+static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+  pf_xfer *x = &t->x;
+  pf_err e;
+  pf_err_clear(&e);
+  if (rc != CURLE_OK && !x->too_big) {
+    pf_err_from_curl(&e, rc, x->errbuf);
+    if (never_sent(x->easy, rc)) {
+      t->state = PF_ST_FAILED;
+      pf_err_append(&e, "; the request never reached %s, so nothing was charged", c->provider);
+      set_error(t, &e);
+      return;
+    }
+  } else if (rc == CURLE_OK) {
+    pf_ctx ctx = make_ctx(c);
+    char *id = NULL;
+    if (c->adapter->parse_submit(&ctx, http, x->resp.data, x->resp.len, &id, &e) == 0) {
+      t->id = id;
+      t->state = PF_ST_QUEUED;
+      t->accepted_at = pf_client_now(c);
+      if (pf_task_schedule(c, t, c->o.poll_initial, PF_AT_POLL) != 0) {
+        pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory scheduling the first poll");
+        halt(c, t, &e);
+      }
+      return;
+    }
+    e.retry_after = x->retry_after;
+    /* refused before acceptance: the gateway said no, nothing was created */
+    if (http >= 400 && http != 500 && http != 502 && http != 504) {
+      t->state = PF_ST_FAILED;
+      set_error(t, &e);
+      return;
+    }
+  }
+  /* The body may have reached the gateway and the task may exist and be billed. It is never
+   * sent again automatically: the user decides, with the gateway's task list in hand. */
+  pf_err u;
+  char code[sizeof e.code];
+  memcpy(code, e.code, sizeof code);
+  pf_err_set(&u, PF_EK_UNCONFIRMED, http, code[0] ? code : "unconfirmed",
+             "the submit may have been accepted by %s, and may be billed; pixflow did not send "
+             "it again. Check the gateway's task list before submitting again, to avoid paying "
+             "twice. Cause: ", c->provider);
+  if (x->too_big) pf_err_append(&u, "the reply was larger than %zu bytes", c->o.max_body);
+  else pf_err_append(&u, "%s", e.message[0] ? e.message : "no usable reply");
+  t->state = PF_ST_UNCONFIRMED;
+  set_error(t, &u);
+}
+
+static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
+  t->poll_failures = 0;
+  t->npolls++;
+  if (st->progress >= 0) t->progress = st->progress;
+  t->eta = st->eta;
+  if (st->has_cost) { t->has_cost = 1; t->cost = st->cost; }
+  if (st->nvideos > 0) {
+    free_videos(t);
+    t->videos = st->videos;
+    t->nvideos = st->nvideos;
+    st->videos = NULL;
+    st->nvideos = 0;
+  }
+  t->state = st->state;
+  if (st->state == PF_ST_SUCCEEDED) {
+    t->progress = 100;
+    t->eta = 0;
+  } else if (pf_state_terminal(st->state)) {
+    set_error(t, &st->err);
+  } else {
+    pf_err e;
+    if (pf_task_schedule(c, t, next_poll_delay(c, t), PF_AT_POLL) != 0) {
+      pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory scheduling the next poll");
+      halt(c, t, &e);
+    }
+  }
+}
+
+static void poll_failed(pf_client *c, pf_task *t, pf_err *e) {
+  t->poll_failures++;
+  if (!e->retryable || t->poll_failures >= c->o.max_poll_failures) {
+    if (e->retryable)
+      pf_err_append(e, " (%d status polls in a row failed; the task may still be running at "
+                    "%s: wait again to resume polling)", t->poll_failures, c->provider);
+    halt(c, t, e);
+    return;
+  }
+  if (pf_task_schedule(c, t, failure_delay(c, t, e), PF_AT_POLL) != 0) halt(c, t, e);
+}
+
+static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+  pf_xfer *x = &t->x;
+  pf_err e;
+  pf_err_clear(&e);
+  if (rc != CURLE_OK) {
+    if (x->too_big)
+      pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large",
+                 "the status reply was larger than %zu bytes", c->o.max_body);
+    else
+      pf_err_from_curl(&e, rc, x->errbuf);
+    poll_failed(c, t, &e);
+    return;
+  }
+  pf_ctx ctx = make_ctx(c);
+  pf_status st;
+  pf_status_init(&st);
+  if (c->adapter->parse_status(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
+    e.retry_after = x->retry_after;
+    pf_status_free(&st);
+    poll_failed(c, t, &e);
+    return;
+  }
+  apply_status(c, t, &st);
+  pf_status_free(&st);
+}
+
+static void download_failed(pf_client *c, pf_task *t, pf_err *e) {
+  remove(t->dl_part);
+  if (e->retryable && t->dl_attempts < c->o.download_attempts) {
+    double d = c->o.poll_interval * pow(2.0, (double)(t->dl_attempts - 1));
+    if (e->retry_after >= 0) d = e->retry_after;
+    if (pf_task_schedule(c, t, d, PF_AT_DOWNLOAD) == 0) return;
+  }
+  t->dl = PF_DL_FAILED;
+  t->dl_err = *e;
+}
+
+static int sync_dir_of(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) slash[1] = '\0';
+  else if (slash) *slash = '\0';
+  else snprintf(dir, sizeof dir, ".");
+  int fd = open(dir, O_RDONLY);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+  pf_xfer *x = &t->x;
+  pf_err e;
+  pf_err_clear(&e);
+  int io_ok = 1;
+  if (x->fp) {
+    io_ok = fflush(x->fp) == 0 && fsync(fileno(x->fp)) == 0;
+    int saved = errno;
+    io_ok = (fclose(x->fp) == 0) && io_ok;
+    x->fp = NULL;
+    if (!io_ok) errno = saved;
+  }
+  if (x->not_mp4 || (rc == CURLE_OK && x->headlen < sizeof x->head)) {
+    pf_err_set(&e, PF_EK_PROTOCOL, http, "not_mp4",
+               "the result from %s is not an MP4 file (no 'ftyp' box at byte 4); nothing was "
+               "saved", c->provider);
+  } else if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+    pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large",
+               "the result is larger than max_download_bytes (%lld bytes)",
+               (long long)c->o.max_download);
+  } else if (rc == CURLE_HTTP_RETURNED_ERROR) {
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &http);
+    pf_errkind k = pf_kind_for_http(http);
+    pf_err_set(&e, k, http, "http_error", "downloading the result failed with HTTP %ld%s", http,
+               (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
+    e.retryable = pf_http_retryable(http);
+    e.retry_after = x->retry_after;
+  } else if (rc == CURLE_WRITE_ERROR || !io_ok) {
+    pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
+  } else if (rc != CURLE_OK) {
+    pf_err_from_curl(&e, rc, x->errbuf);
+  } else if (rename(t->dl_part, t->dl_path) != 0) {
+    pf_err_set(&e, PF_EK_IO, 0, "rename", "cannot rename %s to %s: %s", t->dl_part, t->dl_path,
+               strerror(errno));
+  } else {
+    sync_dir_of(t->dl_path);
+    t->dl = PF_DL_DONE;
+    return;
+  }
+  download_failed(c, t, &e);
+}
+
+void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode rc) {
+  long http = 0;
+  pf_state before = t->state;
+  int progress = t->progress, halted = t->halted;
+  pf_dlstate dl = t->dl;
+  curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
+  switch (t->x.kind) {
+    case PF_X_SUBMIT: on_submit_done(c, t, rc, http); break;
+    case PF_X_STATUS: on_status_done(c, t, rc, http); break;
+    case PF_X_DOWNLOAD: on_download_done(c, t, rc, http); break;
+    default: break;
+  }
+  pf_xfer_release(&t->x);
+  if (t->state != before || t->progress != progress || t->halted != halted || t->dl != dl)
+    pf_client_changed(L, cidx, c, t);
+  pf_task_sync_anchor(L, cidx, 0, c, t);
+}
+
+void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
+  pf_err e;
+  pf_err_clear(&e);
+  if (t->timer_action == PF_AT_DOWNLOAD) {
+    if (start_download_attempt(c, t, &e) != 0) {
+      t->dl = PF_DL_FAILED;
+      t->dl_err = e;
+      pf_client_changed(L, cidx, c, t);
+    }
+  } else if (start_status(c, t, &e) != 0) {
+    halt(c, t, &e);
+    pf_client_changed(L, cidx, c, t);
+  }
+  pf_task_sync_anchor(L, cidx, 0, c, t);
+}
+
+void pf_task_detach(pf_task *t) {
+  pf_client *c = t->client;
+  if (!c) return;
+  pf_heap_remove(&c->heap, &t->timer);
+  int downloading = t->x.kind == PF_X_DOWNLOAD;
+  pf_xfer_abort(c, t);
+  if (t->dl == PF_DL_RUNNING) {
+    if (downloading && t->dl_part) remove(t->dl_part);
+    t->dl = PF_DL_FAILED;
+    pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "closed", "the download was stopped by close()");
+  }
+  if (t->prev) t->prev->next = t->next;
+  else c->tasks = t->next;
+  if (t->next) t->next->prev = t->prev;
+  t->prev = t->next = NULL;
+  if (t->anchored) c->nanchored--;
+  t->anchored = 0;
+  t->client = NULL;
+}
+
+/* ---------------------------------------------------------------- Lua type */
+
+static pf_task *check_task(lua_State *L, int idx) {
+  return (pf_task *)luaL_checkudata(L, idx, PF_TASK_MT);
+}
+
+static pf_task *check_open_task(lua_State *L, int idx) {
+  pf_task *t = check_task(L, idx);
+  if (t->closed) luaL_error(L, "attempt to use a closed task");
+  return t;
+}
+
+/* The client of t, with its userdata pushed, or an error if it was closed. */
+static pf_client *task_client(lua_State *L, int idx, pf_task *t) {
+  if (!t->client) luaL_error(L, "attempt to use a task whose client is closed");
+  lua_getiuservalue(L, idx, 1);
+  return t->client;
+}
+
+static void free_task(pf_task *t) {
+  pf_task_detach(t);
+  pf_request_free(&t->rq);
+  free(t->id); t->id = NULL;
+  free(t->model); t->model = NULL;
+  free_videos(t);
+  free(t->dl_path); t->dl_path = NULL;
+  free(t->dl_part); t->dl_part = NULL;
+  t->closed = 1;
+}
+
+static int task_close(lua_State *L) {
+  pf_task *t = check_task(L, 1);
+  if (t->closed) return 0;
+  if (t->client) {
+    lua_getiuservalue(L, 1, 1);
+    pf_client *c = t->client;
+    pf_heap_remove(&c->heap, &t->timer);
+    pf_xfer_abort(c, t);
+    pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+    lua_pop(L, 1);
+  }
+  free_task(t);
+  return 0;
+}
+
+static int task_gc(lua_State *L) {
+  pf_task *t = check_task(L, 1);
+  if (!t->closed) free_task(t);
+  return 0;
+}
+
+static void push_err(lua_State *L, const pf_task *t, const pf_err *e) {
+  pf_err_push(L, e, t->provider);
+  if (t->id) {
+    lua_pushstring(L, t->id);
+    lua_setfield(L, -2, "task_id");
+  }
+}
+
+static void push_videos(lua_State *L, const pf_task *t) {
+  lua_createtable(L, (int)t->nvideos, 0);
+  for (size_t i = 0; i < t->nvideos; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, t->videos[i].url);
+    lua_setfield(L, -2, "url");
+    if (t->videos[i].expires_at > 0) {
+      lua_pushnumber(L, t->videos[i].expires_at);
+      lua_setfield(L, -2, "expires_at");
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* __index: the task's fields, then its methods (upvalue 1). */
+static int task_index(lua_State *L) {
+  pf_task *t = check_task(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k && !t->closed) {
+    if (strcmp(k, "id") == 0) { if (t->id) lua_pushstring(L, t->id); else lua_pushnil(L); return 1; }
+    if (strcmp(k, "status") == 0) { lua_pushstring(L, pf_state_name(t->state)); return 1; }
+    if (strcmp(k, "provider") == 0) { lua_pushstring(L, t->provider); return 1; }
+    if (strcmp(k, "progress") == 0) {
+      if (t->progress >= 0) lua_pushinteger(L, t->progress); else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "eta") == 0) { if (t->eta >= 0) lua_pushnumber(L, t->eta); else lua_pushnil(L); return 1; }
+    if (strcmp(k, "videos") == 0) { push_videos(L, t); return 1; }
+    if (strcmp(k, "video_url") == 0) {
+      if (t->nvideos) lua_pushstring(L, t->videos[0].url); else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "cost") == 0) { if (t->has_cost) lua_pushnumber(L, t->cost); else lua_pushnil(L); return 1; }
+    if (strcmp(k, "error") == 0) { if (t->has_err) push_err(L, t, &t->err); else lua_pushnil(L); return 1; }
+    if (strcmp(k, "mode") == 0) { lua_pushstring(L, pf_mode_name(t->mode)); return 1; }
+    if (strcmp(k, "model") == 0) { if (t->model) lua_pushstring(L, t->model); else lua_pushnil(L); return 1; }
+    if (strcmp(k, "done") == 0) { lua_pushboolean(L, pf_state_terminal(t->state)); return 1; }
+    if (strcmp(k, "halted") == 0) { lua_pushboolean(L, t->halted); return 1; }
+    if (strcmp(k, "path") == 0) {
+      if (t->dl == PF_DL_DONE) lua_pushstring(L, t->dl_path); else lua_pushnil(L);
+      return 1;
+    }
+  }
+  if (k && t->closed && strcmp(k, "status") == 0) { lua_pushstring(L, "closed"); return 1; }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static int task_tostring(lua_State *L) {
+  pf_task *t = check_task(L, 1);
+  if (t->closed) lua_pushfstring(L, "pixflow.Task (%p) [closed]", (void *)t);
+  else if (t->progress >= 0 && !pf_state_terminal(t->state))
+    lua_pushfstring(L, "pixflow.Task (%s %s) [%s %d%%]", t->provider, t->id ? t->id : "-",
+                    pf_state_name(t->state), t->progress);
+  else
+    lua_pushfstring(L, "pixflow.Task (%s %s) [%s]", t->provider, t->id ? t->id : "-",
+                    pf_state_name(t->state));
+  return 1;
+}
+
+/* task:_resume(): restart polling of a task that halted on an error. */
+static int task_resume(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  pf_client *c = task_client(L, 1, t);
+  if (t->halted && t->id && !pf_state_terminal(t->state)) {
+    t->halted = 0;
+    t->has_err = 0;
+    t->poll_failures = 0;
+    if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) return luaL_error(L, "out of memory");
+    pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* task:_download(path): start streaming the first video to path .. ".part". */
+static int task_download_start(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  pf_client *c = task_client(L, 1, t);
+  pf_err e;
+  pf_err_clear(&e);
+  if (t->dl == PF_DL_RUNNING) return luaL_error(L, "a download of this task is already running");
+  if (t->state != PF_ST_SUCCEEDED || t->nvideos == 0) {
+    pf_err_set(&e, PF_EK_INVALID, 0, "not_ready",
+               "task %s has no result to download (status %s)", t->id ? t->id : "-",
+               pf_state_name(t->state));
+    lua_pushnil(L);
+    push_err(L, t, &e);
+    return 2;
+  }
+  free(t->dl_path);
+  free(t->dl_part);
+  t->dl_path = pf_strdup(path);
+  size_t n = strlen(path) + 6;
+  t->dl_part = malloc(n);
+  if (!t->dl_path || !t->dl_part) return luaL_error(L, "out of memory");
+  snprintf(t->dl_part, n, "%s.part", path);
+  t->dl_attempts = 0;
+  pf_err_clear(&t->dl_err);
+  if (start_download_attempt(c, t, &e) != 0) {
+    t->dl = PF_DL_FAILED;
+    t->dl_err = e;
+    lua_pushnil(L);
+    push_err(L, t, &e);
+    return 2;
+  }
+  t->dl = PF_DL_RUNNING;
+  pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* task:_download_state() -> "none" | "running" | "done" | "failed" [, err] */
+static int task_download_state(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  static const char *const names[] = { "none", "running", "done", "failed" };
+  lua_pushstring(L, names[t->dl]);
+  if (t->dl == PF_DL_FAILED) { push_err(L, t, &t->dl_err); return 2; }
+  return 1;
+}
+
+static int task_owner(lua_State *L) {
+  check_task(L, 1);
+  lua_getiuservalue(L, 1, 2);
+  return 1;
+}
+
+static const luaL_Reg task_methods[] = {
+  { "close", task_close },
+  { "_resume", task_resume },
+  { "_download", task_download_start },
+  { "_download_state", task_download_state },
+  { "_owner", task_owner },
+  { NULL, NULL },
+};
+
+static const luaL_Reg task_meta[] = {
+  { "__gc", task_gc },
+  { "__close", task_close },
+  { "__tostring", task_tostring },
+  { NULL, NULL },
+};
+
+/* Leaves the methods table on the stack: Lua adds wait, download and friends to it. */
+void pf_task_open(lua_State *L) {
+  luaL_newmetatable(L, PF_TASK_MT);
+  luaL_setfuncs(L, task_meta, 0);
+  luaL_newlib(L, task_methods);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, task_index, 1);
+  lua_setfield(L, -3, "__index");          /* mt.__index = closure over methods */
+  lua_remove(L, -2);                       /* methods */
+}
