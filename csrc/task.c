@@ -569,6 +569,20 @@ static int task_download_state(lua_State *L) {
   return 1;
 }
 
+/* task:_download_abort(): stop a running download and remove its .part file. */
+static int task_download_abort(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  if (t->dl != PF_DL_RUNNING || !t->client) return 0;
+  pf_client *c = task_client(L, 1, t);
+  pf_heap_remove(&c->heap, &t->timer);
+  if (t->x.kind == PF_X_DOWNLOAD) pf_xfer_abort(c, t);
+  if (t->dl_part) remove(t->dl_part);
+  t->dl = PF_DL_FAILED;
+  pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "aborted", "the download was stopped");
+  pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+  return 0;
+}
+
 static int task_owner(lua_State *L) {
   check_task(L, 1);
   lua_getiuservalue(L, 1, 2);
@@ -580,6 +594,7 @@ static const luaL_Reg task_methods[] = {
   { "_resume", task_resume },
   { "_download", task_download_start },
   { "_download_state", task_download_state },
+  { "_download_abort", task_download_abort },
   { "_owner", task_owner },
   { NULL, NULL },
 };

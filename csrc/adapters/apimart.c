@@ -90,8 +90,8 @@ static void parse_error(const pf_ctx *ctx, long http, const json_t *root, pf_err
   }
   if (pf_text_says_moderated(msg)) kind = PF_EK_MODERATED;
   if (http < 400 && kind == PF_EK_PROVIDER && !type) kind = PF_EK_PROTOCOL;
-  pf_err_set(err, kind, http, type ? type : "http_error", "%s (HTTP %ld)",
-             msg ? msg : "apimart returned an error without a message", http);
+  pf_err_set(err, kind, http, type ? type : "http_error", "%s",
+             msg ? msg : "apimart returned an error without a message");
   if (kind == PF_EK_PROVIDER && http == 0) err->retryable = 0;
   (void)ctx;
 }

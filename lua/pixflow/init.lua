@@ -1,0 +1,237 @@
+--- pixflow: make Pixverse videos through any of its API gateways, in one call.
+--
+--   local pixflow = require "pixflow"
+--   local client = assert(pixflow.new{ provider = "apimart" })       -- key from APIMART_API_KEY
+--   local task = assert(client:submit{ prompt = "@hero walks into @city", references = {...} })
+--   assert(task:wait{ timeout = 600 })
+--   assert(task:download("out.mp4"))
+--
+-- Conventions: misuse (wrong types, unknown fields) raises "bad argument ..."; every runtime
+-- failure returns nil, err (a pixflow.error); times are seconds; nothing blocks longer than the
+-- timeout it was given, and client:poll(0) returns at once.
+local core = require "pixflow.core"
+local errors = require "pixflow.errors"
+local options = require "pixflow.options"
+local providers = require "pixflow.providers"
+local capabilities = require "pixflow.capabilities"
+local validate = require "pixflow.validate"
+
+local M = {
+  _VERSION = core._VERSION,
+  is_error = errors.is,
+  new_error = errors.new,
+  capabilities = capabilities.get,
+  providers = providers.names,
+  now = core.now,
+}
+
+local Client = {}
+local client_mt = { __name = "pixflow.Client", __index = Client }
+M.Client = Client
+
+local POLL = { initial = "number", interval = "number", max = "number", backoff = "number",
+               jitter = "number", max_failures = "number" }
+local TIMEOUTS = { connect = "number", request = "number", download = "number",
+                   low_speed_bytes = "number", low_speed_time = "number" }
+local NEW = {
+  provider = "string", api_key = "string", base_url = "string", model = "string",
+  poll = "table", timeouts = "table", max_per_host = "number", max_body_bytes = "number",
+  max_download_bytes = "number", download_attempts = "number", ca_file = "string",
+  user_agent = "string", task_timeout = "number",
+}
+
+local function merge(into, from)
+  for k, v in pairs(from or {}) do into[k] = v end
+  return into
+end
+
+--- Create a client for one gateway.
+-- syntax: client, err = pixflow.new{ provider = "apimart", api_key = ..., base_url = ..., ... }
+-- The API key defaults to the provider's environment variable (APIMART_API_KEY, ...).
+-- Returns: Client, or nil and an error (kind "auth" when no key is found).
+function M.new(opts)
+  options.check("new", 1, opts, NEW)
+  if opts.poll then options.check("new", 1, opts.poll, POLL, 2, "poll.") end
+  if opts.timeouts then options.check("new", 1, opts.timeouts, TIMEOUTS, 2, "timeouts.") end
+  local name = opts.provider
+  if name == nil then options.fail("new", 1, 2, "field 'provider' is required (one of: %s)",
+                                   table.concat(providers.names(), ", ")) end
+  local preset = providers.preset(name)
+  if not preset then
+    local hint = options.suggest(name, providers.names())
+    options.fail("new", 1, 2, "unknown provider '%s'%s", name, hint and ("; did you mean '" .. hint .. "'?")
+                 or ("; known: " .. table.concat(providers.names(), ", ")))
+  end
+  local model = opts.model or preset.default_model
+  if not capabilities.get(name, model) then
+    options.fail("new", 1, 2, "%s does not serve model '%s' (allowed: %s)", name, model,
+                 table.concat(capabilities.models(name), ", "))
+  end
+  local key = opts.api_key
+  if key == nil then key = os.getenv(preset.key_env) end
+  if key == nil or key == "" then
+    return nil, errors.new("auth", ("no API key for %s"):format(name),
+                           { provider = name, hint = ("pass api_key to pixflow.new or set %s")
+                             :format(preset.key_env) })
+  end
+  local poll = merge(preset.poll, opts.poll)
+  local t = merge(preset.timeouts, opts.timeouts)
+  local base_url = opts.base_url or preset.base_url
+  if not base_url:find("^https?://") then
+    options.fail("new", 1, 2, "field 'base_url' must start with http:// or https://, got %q", base_url)
+  end
+  local c, err = core.new_client{
+    provider = name, adapter = preset.adapter, base_url = base_url, api_key = key,
+    connect_timeout = t.connect, request_timeout = t.request, download_timeout = t.download,
+    low_speed_bytes = t.low_speed_bytes, low_speed_time = t.low_speed_time,
+    max_body_bytes = opts.max_body_bytes, max_download_bytes = opts.max_download_bytes,
+    max_per_host = opts.max_per_host or preset.max_per_host,
+    poll_initial = poll.initial, poll_interval = poll.interval, poll_max = poll.max,
+    poll_backoff = poll.backoff, poll_jitter = poll.jitter, max_poll_failures = poll.max_failures,
+    download_attempts = opts.download_attempts, ca_file = opts.ca_file, user_agent = opts.user_agent,
+  }
+  if not c then return nil, err end
+  return setmetatable({
+    _core = c,
+    provider = name,
+    base_url = base_url,
+    model = model,
+    task_timeout = opts.task_timeout or preset.task_timeout,
+    _listeners = {},
+  }, client_mt)
+end
+
+--- Submit a generation. Never blocks: the request is validated, then queued; the pump sends it.
+-- syntax: task, err = client:submit(request)
+-- Returns: Task, or nil and an "invalid" error naming every problem (before any network I/O).
+function Client:submit(req)
+  local norm, err = validate.request("submit", req, self.provider, function(m)
+    return capabilities.get(self.provider, m)
+  end, self.model, 2)
+  if not norm then return nil, err end
+  return self._core:submit(norm, self)
+end
+
+--- Re-attach to a task the gateway already accepted (by its id), to wait for it or download it.
+-- syntax: task = client:task(id)
+function Client:task(id)
+  if type(id) ~= "string" or id == "" then
+    options.fail("task", 1, 2, "task id (non-empty string) expected, got %s", type(id))
+  end
+  return self._core:attach(id, self)
+end
+
+--- Pump the engine: start due polls, finish transfers, update tasks. Never blocks longer than
+-- timeout seconds (default 0: return at once); returns early when a task changed.
+-- syntax: n = client:poll([timeout])   -- n: tasks still in flight
+function Client:poll(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
+    options.fail("poll", 1, 2, "timeout must be a number >= 0, got %s", tostring(timeout))
+  end
+  local n = self._core:poll(timeout)
+  local changed = self._core:_changed()
+  if #changed > 0 then
+    for _, fn in ipairs(self._listeners) do
+      for _, task in ipairs(changed) do fn(task) end
+    end
+  end
+  return n
+end
+
+--- Call fn(task) after a pump in which task changed (status, progress, halt, download).
+function Client:on_change(fn)
+  if type(fn) ~= "function" then options.fail("on_change", 1, 2, "function expected, got %s", type(fn)) end
+  self._listeners[#self._listeners + 1] = fn
+  return self
+end
+
+--- Tasks in flight (submitting, being polled, or downloading).
+function Client:inflight()
+  return self._core:inflight()
+end
+
+--- Stop every transfer and release the client. Tasks keep their last known state.
+function Client:close()
+  self._core:close()
+end
+client_mt.__close = Client.close
+client_mt.__tostring = function(self) return tostring(self._core) end
+
+-- ------------------------------------------------------------------ tasks
+
+local task = core.task_methods
+local WAIT = { timeout = "number", on_progress = "function" }
+local DOWNLOAD = { timeout = "number", on_progress = "function" }
+
+local function owner(t)
+  local c = t:_owner()
+  if not c then error("this task has no client to poll with", 3) end
+  return c
+end
+
+local function timeout_error(t, seconds, what)
+  return errors.new("timeout", ("gave up %s after %g s; task %s is %s at %s and may still finish "
+    .. "and be billed"):format(what, seconds, tostring(t.id), t.status, t.provider),
+    { provider = t.provider, task_id = t.id, retryable = true, code = "wait_timeout" })
+end
+
+--- Wait until the task ends. Blocks (pumping the client) for at most opts.timeout seconds
+-- (default: the client's task_timeout, 30 minutes). on_progress(task) runs on every change.
+-- syntax: ok, err = task:wait{ timeout = 600, on_progress = fn }
+-- Returns: true when it succeeded; nil and an error otherwise (failed, moderated, canceled,
+-- unconfirmed, halted polling, or the timeout: the task is not lost, wait again).
+function task:wait(opts)
+  opts = opts or {}
+  options.check("wait", 1, opts, WAIT)
+  local c = owner(self)
+  local timeout = opts.timeout or c.task_timeout
+  if self.halted then self:_resume() end
+  local deadline = core.now() + timeout
+  local on_progress = opts.on_progress
+  local seen_status, seen_progress
+  while true do
+    local status = self.status
+    if on_progress and (status ~= seen_status or self.progress ~= seen_progress) then
+      seen_status, seen_progress = status, self.progress
+      on_progress(self)
+    end
+    if status == "succeeded" then return true end
+    if self.done or self.halted then return nil, self.error end
+    local left = deadline - core.now()
+    if left <= 0 then return nil, timeout_error(self, timeout, "waiting") end
+    c:poll(left < 1 and left or 1)
+  end
+end
+
+--- Download the result to path (through path .. ".part", renamed when complete and checked to
+-- be an MP4). Waits for the task first if it has not finished.
+-- syntax: path, err = task:download(path, { timeout = 600 })
+function task:download(path, opts)
+  if type(path) ~= "string" or path == "" then
+    options.fail("download", 1, 2, "path (non-empty string) expected, got %s", type(path))
+  end
+  opts = opts or {}
+  options.check("download", 2, opts, DOWNLOAD)
+  local c = owner(self)
+  local timeout = opts.timeout or c.task_timeout
+  local deadline = core.now() + timeout
+  if self.status ~= "succeeded" then
+    local ok, err = self:wait{ timeout = timeout, on_progress = opts.on_progress }
+    if not ok then return nil, err end
+  end
+  local ok, err = self:_download(path)
+  if not ok then return nil, err end
+  while true do
+    local state, derr = self:_download_state()
+    if state == "done" then return path end
+    if state == "failed" then return nil, derr end
+    local left = deadline - core.now()
+    if left <= 0 then
+      self:_download_abort()
+      return nil, timeout_error(self, timeout, "downloading")
+    end
+    c:poll(left < 1 and left or 1)
+  end
+end
+
+return M

@@ -1,0 +1,325 @@
+--- pixflow.validate: the unified request, checked against a gateway's capabilities before any
+-- network I/O. Wrong types and unknown fields are misuse and raise; values the gateway cannot
+-- honour are collected, every one of them, into a single "invalid" error.
+local options = require "pixflow.options"
+local errors = require "pixflow.errors"
+
+local M = {}
+
+local MODES = { "text", "image", "transition", "fusion", "extend" }
+
+local REQUEST = {
+  model = "string", prompt = "string", references = "table", mode = "string",
+  duration = "whole", resolution = "string", aspect_ratio = "string",
+  image = "string", first_frame = "string", last_frame = "string",
+  extend_from = { "string", "userdata", "table" },
+  negative_prompt = "string", seed = "whole", audio = "boolean", watermark = "boolean",
+}
+local REFERENCE = { name = "string", image = "string", type = "string" }
+local REF_TYPES = { "subject", "background" }
+
+-- A name in a prompt: '@' at the start or after a non-name byte, then letters, digits, '_',
+-- '-' or UTF-8 bytes. csrc/adapters/common.c (pf_name_byte) uses the same rule.
+local NAME_BYTE = "[%w_%-\128-\255]"
+M.NAME_PATTERN = "^" .. NAME_BYTE .. "+$"
+
+--- Every @name in prompt: { name =, after = the byte that follows (or "") }.
+function M.prompt_names(prompt)
+  local found, i = {}, 1
+  while true do
+    local s, e, name = prompt:find("@(" .. NAME_BYTE .. "+)", i)
+    if not s then break end
+    local before = s > 1 and prompt:sub(s - 1, s - 1) or ""
+    if before == "" or not before:find(NAME_BYTE) then
+      found[#found + 1] = { name = name, after = prompt:sub(e + 1, e + 1) }
+    end
+    i = e + 1
+  end
+  return found
+end
+
+local function contains(list, v)
+  for _, x in ipairs(list) do if x == v then return true end end
+  return false
+end
+
+local function quote(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  return tostring(v)
+end
+
+local function list_text(list)
+  return table.concat(list, ", ")
+end
+
+local function is_url(s)
+  return type(s) == "string" and (s:find("^https?://[^%s]+$") ~= nil)
+end
+
+-- "whole" is an integer, or a float with an integral value (JSON decoders give 5.0)
+local function normalise_types(spec)
+  local out = {}
+  for k, v in pairs(spec) do
+    if v == "whole" then out[k] = "number" else out[k] = v end
+  end
+  return out
+end
+local REQUEST_TYPES = normalise_types(REQUEST)
+
+local function check_types(fname, req, level)
+  options.check(fname, 1, req, REQUEST_TYPES, level + 1)
+  for k, want in pairs(REQUEST) do
+    local v = req[k]
+    if want == "whole" and v ~= nil and not math.tointeger(v) then
+      options.fail(fname, 1, level + 1, "field '%s' must be a whole number, got %s", k, tostring(v))
+    end
+  end
+  if req.references ~= nil then
+    local refs = req.references
+    local n = #refs
+    for k in pairs(refs) do
+      if math.type(k) ~= "integer" or k < 1 or k > n then
+        options.fail(fname, 1, level + 1, "field 'references' must be a list, found key %s", quote(k))
+      end
+    end
+    for i = 1, n do
+      options.check(fname, 1, refs[i], REFERENCE, level + 1, ("references[%d]."):format(i))
+    end
+  end
+end
+
+-- Which mode the request's fields select, and any conflict between them.
+local function infer_mode(req)
+  local chosen = {}
+  if req.references and #req.references > 0 then chosen[#chosen + 1] = { "fusion", "references" } end
+  if req.image then chosen[#chosen + 1] = { "image", "image" } end
+  if req.first_frame or req.last_frame then
+    chosen[#chosen + 1] = { "transition", req.first_frame and "first_frame" or "last_frame" }
+  end
+  if req.extend_from then chosen[#chosen + 1] = { "extend", "extend_from" } end
+  return chosen
+end
+
+--- Check req for provider's model; returns the normalised request for the C core, or nil and an
+-- "invalid" error naming every problem. caps_for(model) gives a model's capabilities.
+-- level is the stack level of the user's call (for misuse errors).
+function M.request(fname, req, provider, caps_for, default_model, level)
+  level = (level or 2) + 1
+  check_types(fname, req, level)
+  local problems = {}
+  local function problem(field, value, allowed, fmt, ...)
+    problems[#problems + 1] = { field = field, value = value, allowed = allowed,
+                                message = field .. ": " .. fmt:format(...) }
+  end
+
+  local model = req.model or default_model
+  local caps = caps_for(model)
+  if not caps then
+    local known = require("pixflow.capabilities").models(provider)
+    problem("model", req.model, known, "%s is not served by %s (allowed: %s)", quote(req.model),
+            provider, list_text(known))
+    return nil, M.error(provider, model, problems)
+  end
+  local where = provider .. " " .. model
+
+  -- mode
+  local chosen = infer_mode(req)
+  local mode = req.mode
+  if mode ~= nil and not contains(MODES, mode) then
+    problem("mode", mode, MODES, "%s is not a mode (allowed: %s)", quote(mode), list_text(MODES))
+    mode = nil
+  end
+  if #chosen > 1 then
+    local names, fields = {}, {}
+    for _, c in ipairs(chosen) do names[#names + 1] = c[1]; fields[#fields + 1] = c[2] end
+    problem("mode", nil, nil, "%s select different modes (%s); give the fields of one mode only",
+            list_text(fields), list_text(names))
+  end
+  local inferred = chosen[1] and chosen[1][1] or "text"
+  if mode == nil then
+    mode = req.mode == nil and inferred or nil
+  elseif #chosen == 1 and mode ~= inferred then
+    problem("mode", mode, nil, "%s does not match the fields given (%s selects %s)", quote(mode),
+            chosen[1][2], inferred)
+  end
+  if mode and not contains(caps.modes, mode) then
+    problem("mode", mode, caps.modes, "%s is not supported by %s (allowed: %s)", quote(mode), where,
+            list_text(caps.modes))
+  end
+
+  -- what each mode needs
+  if mode == "fusion" and not (req.references and #req.references > 0) then
+    problem("references", nil, nil, "fusion needs at least one reference")
+  elseif mode == "image" and not req.image then
+    problem("image", nil, nil, "image mode needs image")
+  elseif mode == "transition" and not (req.first_frame and req.last_frame) then
+    problem(req.first_frame and "last_frame" or "first_frame", nil, nil,
+            "transition needs both first_frame and last_frame")
+  elseif mode == "extend" and not req.extend_from then
+    problem("extend_from", nil, nil, "extend needs extend_from (a task or a task id)")
+  end
+
+  -- prompt
+  local prompt = req.prompt
+  if prompt == nil or prompt == "" then
+    problem("prompt", prompt, nil, "a prompt is required")
+  elseif not utf8.len(prompt) then
+    problem("prompt", nil, nil, "is not valid UTF-8")
+  elseif caps.prompt_max and utf8.len(prompt) > caps.prompt_max then
+    problem("prompt", utf8.len(prompt), caps.prompt_max, "%d characters is too long (%s allows %d)",
+            utf8.len(prompt), where, caps.prompt_max)
+  end
+  local np = req.negative_prompt
+  if np ~= nil then
+    if not caps.negative_prompt_max then
+      problem("negative_prompt", np, nil, "%s has no negative prompt", where)
+    elseif not utf8.len(np) or utf8.len(np) > caps.negative_prompt_max then
+      problem("negative_prompt", np, caps.negative_prompt_max,
+              "must be valid UTF-8 of at most %d characters", caps.negative_prompt_max)
+    end
+  end
+
+  -- references
+  local refs, names = {}, {}
+  if req.references then
+    local rc = caps.references
+    local n = #req.references
+    if not rc then
+      problem("references", n, nil, "%s takes no reference images", where)
+    elseif n > rc.max or n < rc.min then
+      problem("references", n, { rc.min, rc.max }, "%d references is not allowed (%s takes %d to %d)",
+              n, where, rc.min, rc.max)
+    end
+    for i, r in ipairs(req.references) do
+      local f = ("references[%d]"):format(i)
+      if r.name == nil or not r.name:find(M.NAME_PATTERN) then
+        problem(f .. ".name", r.name, nil,
+                "%s is not a usable name (letters, digits, '_' and '-', as written after @)",
+                quote(r.name))
+      elseif names[r.name] then
+        problem(f .. ".name", r.name, nil, "%s is used by two references", quote(r.name))
+      else
+        names[r.name] = i
+      end
+      if r.image == nil or r.image == "" then
+        problem(f .. ".image", r.image, nil, "an image is required")
+      elseif not is_url(r.image) and contains(caps.image_sources, "url")
+             and not contains(caps.image_sources, "upload") then
+        problem(f .. ".image", r.image, "http(s) URL",
+                "%s is not a public http(s) URL, which is all %s accepts (no local files, "
+                .. "data URIs or base64)", quote(r.image), provider)
+      end
+      if r.type ~= nil and not contains(REF_TYPES, r.type) then
+        problem(f .. ".type", r.type, REF_TYPES, "%s is not a reference type (allowed: %s)",
+                quote(r.type), list_text(REF_TYPES))
+      end
+      refs[i] = { name = r.name, image = r.image, type = r.type }
+    end
+  end
+  if prompt and prompt ~= "" then
+    for _, m in ipairs(M.prompt_names(prompt)) do
+      if not names[m.name] then
+        local known = {}
+        for k in pairs(names) do known[#known + 1] = k end
+        table.sort(known)
+        problem("prompt", "@" .. m.name, known, "@%s has no matching reference (%s)", m.name,
+                #known > 0 and ("references: " .. list_text(known)) or "there are no references")
+      elseif m.after ~= "" and not m.after:find("^%s$") then
+        problem("prompt", "@" .. m.name, nil, "@%s must be followed by a space or the end of the "
+                .. "prompt (found %s)", m.name, quote(m.after))
+      end
+    end
+  end
+
+  -- single images
+  for _, f in ipairs({ "image", "first_frame", "last_frame" }) do
+    local v = req[f]
+    if v ~= nil and not is_url(v) then
+      problem(f, v, "http(s) URL", "%s is not a public http(s) URL, which is all %s accepts",
+              quote(v), provider)
+    end
+  end
+
+  -- extend_from: a task id, or a task that has one
+  local extend_from = req.extend_from
+  if extend_from ~= nil and type(extend_from) ~= "string" then
+    local ok, id = pcall(function() return extend_from.id end)
+    if not ok or type(id) ~= "string" then
+      problem("extend_from", nil, nil, "the task has no id yet: wait for it to be accepted "
+              .. "(and to succeed) before extending it")
+      extend_from = nil
+    else
+      extend_from = id
+    end
+  elseif extend_from == "" then
+    problem("extend_from", extend_from, nil, "the task id is empty")
+  end
+
+  -- duration
+  local duration = req.duration and math.tointeger(req.duration)
+  if duration then
+    local set = caps.duration_by_mode and mode and caps.duration_by_mode[mode]
+    if set then
+      if not contains(set, duration) then
+        problem("duration", duration, set, "%d is not allowed (%s %s allows %s seconds)", duration,
+                where, mode, list_text(set))
+      end
+    elseif caps.duration.set then
+      if not contains(caps.duration.set, duration) then
+        problem("duration", duration, caps.duration.set, "%d is not allowed (%s allows %s seconds)",
+                duration, where, list_text(caps.duration.set))
+      end
+    elseif duration < caps.duration.min or duration > caps.duration.max then
+      problem("duration", duration, { caps.duration.min, caps.duration.max },
+              "%d is not allowed (%s allows %d to %d seconds)", duration, where, caps.duration.min,
+              caps.duration.max)
+    end
+  end
+
+  if req.resolution ~= nil and not contains(caps.resolutions, req.resolution) then
+    problem("resolution", req.resolution, caps.resolutions, "%s is not allowed (%s allows %s)",
+            quote(req.resolution), where, list_text(caps.resolutions))
+  end
+  if req.aspect_ratio ~= nil then
+    if not contains(caps.aspect_ratios, req.aspect_ratio) then
+      problem("aspect_ratio", req.aspect_ratio, caps.aspect_ratios, "%s is not allowed (%s allows %s)",
+              quote(req.aspect_ratio), where, list_text(caps.aspect_ratios))
+    elseif mode and caps.aspect_ratio_modes and not contains(caps.aspect_ratio_modes, mode) then
+      problem("aspect_ratio", req.aspect_ratio, caps.aspect_ratio_modes,
+              "%s applies aspect_ratio only in %s modes, not %s (the output follows the input image); "
+              .. "leave it out", where, list_text(caps.aspect_ratio_modes), mode)
+    end
+  end
+  local seed = req.seed and math.tointeger(req.seed)
+  if seed and caps.seed and (seed < caps.seed.min or seed > caps.seed.max) then
+    problem("seed", seed, { caps.seed.min, caps.seed.max }, "%d is outside %d to %d", seed,
+            caps.seed.min, caps.seed.max)
+  end
+  if req.audio ~= nil and not caps.audio then
+    problem("audio", req.audio, nil, "%s cannot generate audio", where)
+  end
+  if req.watermark ~= nil and not caps.watermark then
+    problem("watermark", req.watermark, nil, "%s has no watermark switch", where)
+  end
+
+  if #problems > 0 then return nil, M.error(provider, model, problems) end
+  return {
+    mode = mode, model = caps.gateway_model, unified_model = model, prompt = prompt,
+    negative_prompt = np, references = req.references and refs or nil,
+    image = req.image, first_frame = req.first_frame, last_frame = req.last_frame,
+    extend_from = extend_from, duration = duration, resolution = req.resolution,
+    aspect_ratio = req.aspect_ratio, seed = seed, audio = req.audio, watermark = req.watermark,
+  }
+end
+
+--- One "invalid" error for all problems.
+function M.error(provider, model, problems)
+  local lines = {}
+  for i, p in ipairs(problems) do lines[i] = "  - " .. p.message end
+  local msg = ("invalid request for %s %s, nothing was sent (%d problem%s):\n%s"):format(
+    provider, tostring(model), #problems, #problems == 1 and "" or "s", table.concat(lines, "\n"))
+  return errors.new("invalid", msg, { provider = provider, problems = problems,
+                                      hint = "fix the fields listed; nothing was sent or charged" })
+end
+
+return M

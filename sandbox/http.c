@@ -1,0 +1,213 @@
+/* http.c: the sandbox's HTTP side: request bodies, routing, replies, result files, /_sandbox. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "clip.h"
+#include "sandbox.h"
+
+#define MAX_BODY (4u << 20)
+
+typedef struct conn_state {
+  char *body;
+  size_t len, cap;
+  int too_big;
+} conn_state;
+
+const char *sbx_header(struct MHD_Connection *c, const char *name) {
+  return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+const char *sbx_bearer(struct MHD_Connection *c) {
+  const char *a = sbx_header(c, "Authorization");
+  if (!a || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+  a += 7;
+  while (*a == ' ') a++;
+  return *a ? a : NULL;
+}
+
+enum MHD_Result sbx_reply(struct MHD_Connection *c, int gw, unsigned status, const char *ctype,
+                          const char *body, size_t len, const char *retry_after) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", ctype);
+  if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
+  if (status >= 400 && gw >= 0) SBX_COUNT(gw, errors);
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+enum MHD_Result sbx_reply_json(struct MHD_Connection *c, int gw, unsigned status, json_t *obj,
+                               const char *retry_after) {
+  char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+  json_decref(obj);
+  if (!s) return sbx_reply(c, gw, 500, "text/plain", "sandbox out of memory", 21, NULL);
+  enum MHD_Result ret = sbx_reply(c, gw, status, "application/json", s, strlen(s), retry_after);
+  free(s);
+  return ret;
+}
+
+void sbx_result_url(int gw, const char *id, char *out, size_t n) {
+  snprintf(out, n, "http://127.0.0.1:%u/%s/files/%s.mp4", g_sbx.port, sbx_gw_names[gw], id);
+}
+
+/* A result of a requested size: the real clip followed by a top-level 'free' box of filler,
+ * which MP4 readers skip. Sizes stay under 4 GiB so the box size fits in 32 bits. */
+typedef struct blob { unsigned long long size; } blob;
+
+static ssize_t blob_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  const blob *b = cls;
+  if (pos >= b->size) return MHD_CONTENT_READER_END_OF_STREAM;
+  size_t n = 0;
+  while (n < max && pos < b->size) {
+    if (pos < sandbox_clip_len) {
+      buf[n++] = (char)sandbox_clip[pos++];
+    } else if (pos < sandbox_clip_len + 8) {
+      unsigned long long box = b->size - sandbox_clip_len;
+      unsigned char hdr[8] = { (unsigned char)(box >> 24), (unsigned char)(box >> 16),
+                               (unsigned char)(box >> 8), (unsigned char)box, 'f', 'r', 'e', 'e' };
+      buf[n++] = (char)hdr[pos - sandbox_clip_len];
+      pos++;
+    } else {
+      size_t chunk = max - n;
+      if (chunk > b->size - pos) chunk = (size_t)(b->size - pos);
+      memset(buf + n, 'x', chunk);
+      n += chunk;
+      pos += chunk;
+    }
+  }
+  return (ssize_t)n;
+}
+
+static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *name) {
+  char id[64];
+  size_t l = strlen(name);
+  if (l < 5 || l - 4 >= sizeof id || strcmp(name + l - 4, ".mp4") != 0)
+    return sbx_reply(c, gw, 404, "text/plain", "no such file\n", 13, NULL);
+  memcpy(id, name, l - 4);
+  id[l - 4] = '\0';
+  sbx_task t;
+  if (!sbx_task_get(gw, id, &t) || sbx_task_phase(&t, sbx_now()).phase < 2)
+    return sbx_reply(c, gw, 404, "text/plain", "no such file\n", 13, NULL);
+  SBX_COUNT(gw, downloads);
+  if (t.outcome == SBX_NOT_MP4) {
+    static const char page[] = "<html><body>Access denied</body></html>\n";
+    return sbx_reply(c, gw, 200, "text/html", page, sizeof page - 1, NULL);
+  }
+  unsigned long long size = t.result_size;
+  if (size < sandbox_clip_len + 8 || size > 0xFFFFFFFFULL) size = sandbox_clip_len;
+  struct MHD_Response *r;
+  if (size == sandbox_clip_len) {
+    r = MHD_create_response_from_buffer(sandbox_clip_len, (void *)sandbox_clip,
+                                        MHD_RESPMEM_PERSISTENT);
+  } else {
+    blob *b = malloc(sizeof *b);
+    if (!b) return MHD_NO;
+    b->size = size;
+    r = MHD_create_response_from_callback(size, 256 * 1024, blob_read, b, free);
+    if (!r) free(b);
+  }
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", "video/mp4");
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result control(struct MHD_Connection *c, const char *method, const char *what) {
+  if (strcmp(what, "stats") == 0 && strcmp(method, "GET") == 0)
+    return sbx_reply_json(c, -1, 200, sbx_stats_json(), NULL);
+  if (strcmp(what, "reset") == 0 && strcmp(method, "POST") == 0) {
+    sbx_reset();
+    return sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);
+  }
+  if (strcmp(what, "health") == 0)
+    return sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);
+  if (strcmp(what, "shutdown") == 0 && strcmp(method, "POST") == 0) {
+    enum MHD_Result r = sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);
+    if (write(g_sbx.wake_fd, "q", 1) < 0) { /* main() also stops on signals */ }
+    return r;
+  }
+  return sbx_reply_json(c, -1, 404, json_pack("{s:s}", "error", "no such sandbox control"), NULL);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls) {
+  (void)cls; (void)version;
+  conn_state *st = *con_cls;
+  if (!st) {
+    st = calloc(1, sizeof *st);
+    if (!st) return MHD_NO;
+    *con_cls = st;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    if (st->len + *upload_size > MAX_BODY) {
+      st->too_big = 1;
+    } else if (!st->too_big) {
+      if (st->len + *upload_size + 1 > st->cap) {
+        size_t ncap = (st->len + *upload_size + 1) * 2;
+        char *nb = realloc(st->body, ncap);
+        if (!nb) return MHD_NO;
+        st->body = nb;
+        st->cap = ncap;
+      }
+      memcpy(st->body + st->len, upload, *upload_size);
+      st->len += *upload_size;
+      st->body[st->len] = '\0';
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (st->too_big) return sbx_reply(c, -1, 413, "text/plain", "request body too large\n", 23, NULL);
+
+  if (strncmp(url, "/_sandbox/", 10) == 0) return control(c, method, url + 10);
+  for (int gw = 0; gw < SBX_GW__COUNT; gw++) {
+    size_t pl = strlen(sbx_gw_names[gw]);
+    if (url[0] != '/' || strncmp(url + 1, sbx_gw_names[gw], pl) != 0 || url[pl + 1] != '/')
+      continue;
+    const char *rest = url + pl + 1;
+    if (strncmp(rest, "/files/", 7) == 0 && strcmp(method, "GET") == 0)
+      return serve_file(c, gw, rest + 7);
+    sbx_req r = { c, method, rest, st->body ? st->body : "", st->len };
+    switch (gw) {
+      case SBX_GW_APIMART: return sbx_apimart(&r);
+      default: break;
+    }
+  }
+  return sbx_reply_json(c, -1, 404, json_pack("{s:s,s:s}", "error", "no such route", "path", url), NULL);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+  (void)cls; (void)c; (void)toe;
+  conn_state *st = *con_cls;
+  if (st) {
+    free(st->body);
+    free(st);
+  }
+  *con_cls = NULL;
+}
+
+struct MHD_Daemon *sbx_http_start(unsigned port);
+struct MHD_Daemon *sbx_http_start(unsigned port) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);   /* loopback only, always */
+  return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
+                          NULL, NULL, handler, NULL,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                          MHD_OPTION_END);
+}

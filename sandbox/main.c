@@ -1,0 +1,85 @@
+/* main.c: pixflow-sandbox: parse options, serve on 127.0.0.1, stop on a signal or /_sandbox/shutdown. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+
+sbx g_sbx;
+struct MHD_Daemon *sbx_http_start(unsigned port);
+
+static int wake_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (write(wake_pipe[1], "s", 1) < 0) { /* nothing more can be done in a handler */ }
+}
+
+static void usage(FILE *f) {
+  fputs("usage: pixflow-sandbox [--port N] [--task-seconds S] [--seed N] [--exit-with-parent]\n"
+        "  Emulates the Pixverse gateways on 127.0.0.1 (see docs/sandbox.md).\n"
+        "  --port N            port to listen on; 0 (the default) picks a free one\n"
+        "  --task-seconds S    how long a generation takes (default 8; a prompt's #seconds=S wins)\n"
+        "  --seed N            seed for task ids, for reproducible runs (default: time)\n"
+        "  --exit-with-parent  stop when the process that started it dies\n", f);
+}
+
+static int parse_num(const char *opt, const char *val, double lo, double hi, double *out) {
+  char *end;
+  if (!val) { fprintf(stderr, "pixflow-sandbox: %s needs a value\n", opt); return -1; }
+  errno = 0;
+  double d = strtod(val, &end);
+  if (errno || end == val || *end || d < lo || d > hi) {
+    fprintf(stderr, "pixflow-sandbox: %s: '%s' is not a number from %g to %g\n", opt, val, lo, hi);
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  double port = 0, seconds = 8, seed = (double)time(NULL);
+  int with_parent = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--port") == 0) { if (parse_num(a, argv[++i], 0, 65535, &port)) return 2; }
+    else if (strcmp(a, "--task-seconds") == 0) { if (parse_num(a, argv[++i], 0, 86400, &seconds)) return 2; }
+    else if (strcmp(a, "--seed") == 0) { if (parse_num(a, argv[++i], 0, 1e18, &seed)) return 2; }
+    else if (strcmp(a, "--exit-with-parent") == 0) with_parent = 1;
+    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 0; }
+    else { fprintf(stderr, "pixflow-sandbox: unknown option '%s'\n", a); usage(stderr); return 2; }
+  }
+  if (with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
+  g_sbx.task_seconds = seconds;
+  g_sbx.rng = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;
+  pthread_mutex_init(&g_sbx.lock, NULL);
+  if (sbx_store_init(1 << 16) != 0 || pipe(wake_pipe) != 0) {
+    fprintf(stderr, "pixflow-sandbox: out of memory\n");
+    return 1;
+  }
+  g_sbx.wake_fd = wake_pipe[1];
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  g_sbx.daemon = sbx_http_start((unsigned)port);
+  if (!g_sbx.daemon) {
+    fprintf(stderr, "pixflow-sandbox: cannot listen on 127.0.0.1:%u (%s)\n", (unsigned)port,
+            strerror(errno));
+    return 1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(g_sbx.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  g_sbx.port = info ? info->port : (unsigned)port;
+  printf("pixflow sandbox: listening on http://127.0.0.1:%u\n", g_sbx.port);
+  fflush(stdout);
+  char ch;
+  while (read(wake_pipe[0], &ch, 1) < 0 && errno == EINTR) {}
+  MHD_stop_daemon(g_sbx.daemon);
+  sbx_reset();
+  free(g_sbx.buckets);
+  return 0;
+}

@@ -1,0 +1,155 @@
+/* store.c: the sandbox's task table, its ids, its timing and its per-gateway counters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sandbox.h"
+
+const char *const sbx_gw_names[SBX_GW__COUNT] = { "apimart" };
+
+double sbx_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t next_rand(void) {
+  uint64_t x = g_sbx.rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  g_sbx.rng = x;
+  return x * 2685821657736338717ULL;
+}
+
+static size_t hash(int gw, const char *s) {
+  size_t h = 1469598103934665603ULL ^ (size_t)gw;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+int sbx_store_init(size_t nbuckets) {
+  g_sbx.buckets = calloc(nbuckets, sizeof *g_sbx.buckets);
+  if (!g_sbx.buckets) return -1;
+  g_sbx.nbuckets = nbuckets;
+  return 0;
+}
+
+static sbx_task *find(int gw, const char *id) {
+  for (sbx_task *t = g_sbx.buckets[hash(gw, id) % g_sbx.nbuckets]; t; t = t->next)
+    if (t->gw == gw && strcmp(t->id, id) == 0) return t;
+  return NULL;
+}
+
+static void outcome_from_prompt(sbx_task *t, const char *prompt) {
+  if (strstr(prompt, "#moderate")) t->outcome = SBX_MODERATE;
+  else if (strstr(prompt, "#fail")) t->outcome = SBX_FAIL;
+  else if (strstr(prompt, "#never")) t->outcome = SBX_NEVER;
+  else if (strstr(prompt, "#novideo")) t->outcome = SBX_NO_VIDEO;
+  else if (strstr(prompt, "#notmp4")) t->outcome = SBX_NOT_MP4;
+  const char *sz = strstr(prompt, "#size=");
+  if (sz) t->result_size = strtoull(sz + 6, NULL, 10);
+  const char *secs = strstr(prompt, "#seconds=");
+  if (secs) t->seconds = strtod(secs + 9, NULL);
+}
+
+sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *mode,
+                       const char *prefix, const char *alphabet, size_t nrand) {
+  sbx_task *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->gw = gw;
+  snprintf(t->key, sizeof t->key, "%s", key ? key : "");
+  snprintf(t->mode, sizeof t->mode, "%s", mode ? mode : "");
+  snprintf(t->prompt_head, sizeof t->prompt_head, "%s", prompt ? prompt : "");
+  t->created = sbx_now();
+  t->seconds = g_sbx.task_seconds;
+  outcome_from_prompt(t, prompt ? prompt : "");
+  size_t alen = strlen(alphabet);
+  pthread_mutex_lock(&g_sbx.lock);
+  do {
+    size_t o = (size_t)snprintf(t->id, sizeof t->id, "%s", prefix);
+    for (size_t i = 0; i < nrand && o + 1 < sizeof t->id; i++)
+      t->id[o++] = alphabet[next_rand() % alen];
+    t->id[o] = '\0';
+  } while (find(gw, t->id));
+  size_t b = hash(gw, t->id) % g_sbx.nbuckets;
+  t->next = g_sbx.buckets[b];
+  g_sbx.buckets[b] = t;
+  g_sbx.ntasks++;
+  g_sbx.stats[gw].tasks++;
+  pthread_mutex_unlock(&g_sbx.lock);
+  return t;
+}
+
+int sbx_task_get(int gw, const char *id, sbx_task *out) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) *out = *t;
+  pthread_mutex_unlock(&g_sbx.lock);
+  return t != NULL;
+}
+
+void sbx_count(int gw, size_t offset) {
+  pthread_mutex_lock(&g_sbx.lock);
+  (*(unsigned long *)(void *)((char *)&g_sbx.stats[gw] + offset))++;
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
+json_t *sbx_stats_json(void) {
+  json_t *o = json_object();
+  pthread_mutex_lock(&g_sbx.lock);
+  for (int i = 0; o && i < SBX_GW__COUNT; i++) {
+    const sbx_stats *s = &g_sbx.stats[i];
+    json_object_set_new(o, sbx_gw_names[i],
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
+                                  "tasks", (json_int_t)s->tasks, "polls", (json_int_t)s->polls,
+                                  "downloads", (json_int_t)s->downloads,
+                                  "uploads", (json_int_t)s->uploads,
+                                  "errors", (json_int_t)s->errors));
+  }
+  pthread_mutex_unlock(&g_sbx.lock);
+  return o;
+}
+
+void sbx_reset(void) {
+  pthread_mutex_lock(&g_sbx.lock);
+  memset(g_sbx.stats, 0, sizeof g_sbx.stats);
+  for (size_t b = 0; b < g_sbx.nbuckets; b++) {
+    while (g_sbx.buckets[b]) {
+      sbx_task *t = g_sbx.buckets[b];
+      g_sbx.buckets[b] = t->next;
+      free(t);
+    }
+  }
+  g_sbx.ntasks = 0;
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
+sbx_phase sbx_task_phase(const sbx_task *t, double now) {
+  sbx_phase p = { 0, 0, 0 };
+  double el = now - t->created;
+  double total = t->seconds > 0 ? t->seconds : 0;
+  if (t->outcome == SBX_NEVER) total = 1e12;
+  p.left = total - el > 0 ? total - el : 0;
+  if (el >= total) { p.phase = 2; p.pct = 100; return p; }
+  /* the first 15% of the time is spent queued */
+  if (el < 0.15 * total) return p;
+  p.phase = 1;
+  p.pct = (int)(100.0 * el / total);
+  if (p.pct > 99) p.pct = 99;
+  if (p.pct < 1) p.pct = 1;
+  return p;
+}
+
+int sbx_is_http_url(const char *s) {
+  return s && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
+         strlen(s) > 8;
+}
+
+size_t sbx_utf8_len(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80) n++;
+  return n;
+}
