@@ -88,6 +88,8 @@ static void parse_error(const pf_ctx *ctx, long http, const json_t *root, pf_err
     else if (strcmp(type, "quota_not_enough") == 0) kind = PF_EK_QUOTA;
     else if (strcmp(type, "rate_limit_error") == 0) kind = PF_EK_RATE_LIMIT;
   }
+  /* the body of an unknown-task reply is not documented: the status decides [INFERENCE] */
+  if (http == 404) kind = PF_EK_NOT_FOUND;
   if (pf_text_says_moderated(msg)) kind = PF_EK_MODERATED;
   if (http < 400 && kind == PF_EK_PROVIDER && !type) kind = PF_EK_PROTOCOL;
   pf_err_set(err, kind, http, type ? type : "http_error", "%s",

@@ -127,18 +127,19 @@ int pf_json_body(json_t *obj, pf_http_req *out, pf_err *err) {
 json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *err) {
   json_error_t je;
   json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-  if (!root) {
-    char snippet[80];
+  if (!root || !json_is_object(root)) {
+    char snippet[120];
     pf_utf8_copy(snippet, sizeof snippet, body ? body : "", len);
-    pf_err_set(err, http >= 500 ? PF_EK_PROVIDER : PF_EK_PROTOCOL, http, "bad_json",
-               "response is not JSON (HTTP %ld, %zu bytes: %s%s)", http, len, snippet,
-               len >= sizeof snippet ? "..." : "");
-    if (http >= 500 || http == 429) err->retryable = 1;
-    return NULL;
-  }
-  if (!json_is_object(root)) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape",
-               "response is JSON but not an object (HTTP %ld)", http);
+    const char *what = !root ? (strstr(je.text, "UTF-8") || strstr(je.text, "unable to decode byte")
+                             ? "is not valid UTF-8 JSON" : "is not JSON")
+                             : "is JSON but not an object";
+    /* an error status says more than a garbled body: keep its kind */
+    pf_errkind kind = http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL;
+    pf_err_set(err, kind, http, !root ? "bad_json" : "bad_shape",
+               "the reply (HTTP %ld, %zu bytes) %s: %s%s", http, len, what, snippet,
+               len >= sizeof snippet - 1 ? "..." : "");
+    /* a garbled 2xx may be a passing fault: polling it again is safe */
+    err->retryable = http >= 400 ? pf_http_retryable(http) : 1;
     json_decref(root);
     return NULL;
   }

@@ -1,0 +1,49 @@
+-- spec/support/sandbox.lua: start build/pixflow-sandbox on a free loopback port for a spec,
+-- talk to its /_sandbox controls, stop it. Loopback only: nothing here reaches the internet.
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+
+local M = {}
+M.BINARY = "./build/pixflow-sandbox"
+
+local function request(method, url, body)
+  local out = {}
+  local _, code = http.request{
+    url = url, method = method, sink = ltn12.sink.table(out),
+    source = body and ltn12.source.string(body) or nil,
+    headers = body and { ["content-length"] = tostring(#body), ["content-type"] = "application/json" } or nil,
+  }
+  return code, table.concat(out)
+end
+M.request = request
+
+--- Start a sandbox. opts.task_seconds (default 0.4), opts.seed. Returns an object with
+-- url, port, base(gateway), stats(), reset(), stop().
+function M.start(opts)
+  opts = opts or {}
+  local cmd = ("exec %s --port 0 --exit-with-parent --task-seconds %s%s"):format(
+    M.BINARY, tostring(opts.task_seconds or 0.4), opts.seed and (" --seed " .. opts.seed) or "")
+  local proc = assert(io.popen(cmd, "r"))
+  local line = proc:read("l")
+  local url = line and line:match("listening on (http://127%.0%.0%.1:%d+)")
+  assert(url, "the sandbox did not start: " .. tostring(line))
+  local s = { url = url, port = tonumber(url:match(":(%d+)$")), proc = proc }
+  function s.base(gateway) return url .. "/" .. gateway end
+  function s.stats()
+    local code, body = request("GET", url .. "/_sandbox/stats")
+    assert(code == 200, "stats: " .. tostring(code))
+    return cjson.decode(body)
+  end
+  function s.reset() assert(request("POST", url .. "/_sandbox/reset", "") == 200) end
+  function s.stop()
+    if s.proc then
+      request("POST", url .. "/_sandbox/shutdown", "")
+      s.proc:close()
+      s.proc = nil
+    end
+  end
+  return s
+end
+
+return M
