@@ -583,8 +583,10 @@ static int task_download_abort(lua_State *L) {
   return 0;
 }
 
+/* task:_owner() -> the Lua client object that pumps this task (raises if closed). */
 static int task_owner(lua_State *L) {
-  check_task(L, 1);
+  pf_task *t = check_open_task(L, 1);
+  if (!t->client) return luaL_error(L, "attempt to use a task whose client is closed");
   lua_getiuservalue(L, 1, 2);
   return 1;
 }

@@ -163,10 +163,9 @@ local task = core.task_methods
 local WAIT = { timeout = "number", on_progress = "function" }
 local DOWNLOAD = { timeout = "number", on_progress = "function" }
 
+-- The Lua client that pumps t (raises if t or its client is closed).
 local function owner(t)
-  local c = t:_owner()
-  if not c then error("this task has no client to poll with", 3) end
-  return c
+  return t:_owner()
 end
 
 local function timeout_error(t, seconds, what)

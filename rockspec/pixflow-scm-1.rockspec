@@ -1,0 +1,54 @@
+rockspec_format = "3.0"
+package = "pixflow"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/pixflow.git",
+}
+description = {
+  summary = "Pixverse video generation through any of its API gateways, in one call",
+  detailed = [[
+pixflow submits Pixverse reference-to-video (and text, image, transition, extend) generations to
+the gateway you have a key for, polls them without blocking, and downloads the finished MP4.
+A C core (libcurl multi interface, jansson) does transport, polling and wire formats; Lua on top
+does configuration and validation.]],
+  license = "MIT",
+  labels = { "video", "ai", "http", "async" },
+}
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+-- Libraries only: Debian keeps curl.h under a multiarch directory that LuaRocks' header check
+-- does not search (see README, "Installing"). Override with CURL_INCDIR / JANSSON_INCDIR.
+external_dependencies = {
+  CURL = { library = "curl" },
+  JANSSON = { library = "jansson" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["pixflow.core"] = {
+      sources = {
+        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/http.c",
+        "csrc/sched.c", "csrc/task.c",
+        "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "curl", "jansson" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)" },
+    },
+    ["pixflow"] = "lua/pixflow/init.lua",
+    ["pixflow.capabilities"] = "lua/pixflow/capabilities.lua",
+    ["pixflow.cli"] = "lua/pixflow/cli.lua",
+    ["pixflow.errors"] = "lua/pixflow/errors.lua",
+    ["pixflow.options"] = "lua/pixflow/options.lua",
+    ["pixflow.providers"] = "lua/pixflow/providers.lua",
+    ["pixflow.validate"] = "lua/pixflow/validate.lua",
+  },
+  install = {
+    bin = { pixflow = "bin/pixflow" },
+  },
+  copy_directories = { "examples", "docs" },
+}
+test_dependencies = { "busted", "luasocket", "lua-cjson" }
+test = { type = "busted" }

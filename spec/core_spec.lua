@@ -1,0 +1,164 @@
+-- The engine: a pump that never blocks, lifetimes (what is collected, what is kept alive),
+-- closing, and the virtual clock that drives the scheduler.
+local pixflow = require "pixflow"
+local core = require "pixflow.core"
+local sandbox = require "spec.support.sandbox"
+local util = require "spec.support.util"
+
+local sbx
+
+local function new_client(poll)
+  return assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                             poll = poll or { initial = 0.05, interval = 0.1, jitter = 0 },
+                             max_per_host = 64 })
+end
+
+local function pump_until(client, pred, timeout)
+  local deadline = core.now() + (timeout or 10)
+  while not pred() do
+    assert(core.now() < deadline, "timed out")
+    client:poll(0.05)
+  end
+end
+
+describe("engine", function()
+  setup(function() sbx = sandbox.start{ task_seconds = 0.3 } end)
+  teardown(function() sbx.stop() end)
+  before_each(function() sbx.reset() end)
+
+  it("poll(0) returns at once with 100 tasks in flight", function()
+    -- slow polls so the 100 tasks sit in the scheduler, in flight, while poll(0) is measured
+    local client = new_client{ initial = 60, interval = 60, jitter = 0 }
+    local tasks = {}
+    for i = 1, 100 do tasks[i] = assert(client:submit{ prompt = "long #never " .. i }) end
+    pump_until(client, function()
+      for _, t in ipairs(tasks) do if t.status ~= "queued" then return false end end
+      return true
+    end)
+    assert.equal(100, client:poll(0))
+    local times = {}
+    for i = 1, 1000 do
+      local t0 = core.now()
+      client:poll(0)
+      times[i] = core.now() - t0
+    end
+    table.sort(times)
+    -- not a benchmark (make bench has those): proof that poll(0) does not wait for anything
+    assert.is_true(times[500] < 0.001, ("median poll(0) took %.6f s"):format(times[500]))
+    assert.is_true(times[1000] < 0.05, ("slowest poll(0) took %.6f s"):format(times[1000]))
+    assert.equal(100, sbx.stats().apimart.submits)
+    client:close()
+  end)
+
+  it("poll(timeout) waits no longer than its timeout when nothing happens", function()
+    local client = new_client()
+    local t0 = core.now()
+    assert.equal(0, client:poll(0.2))
+    local took = core.now() - t0
+    assert.is_true(took >= 0.19 and took < 1, "took " .. took)
+    client:close()
+  end)
+
+  it("a scheduled poll fires when the virtual clock reaches it", function()
+    local client = new_client{ initial = 1000, interval = 1000, jitter = 0 }
+    local task = assert(client:submit{ prompt = "x" })
+    pump_until(client, function() return task.status == "queued" end)
+    local due = client._core:_next_due()
+    assert.is_true(due > 900 and due <= 1000, "next due in " .. tostring(due))
+    client:poll(0.05)
+    assert.equal(0, sbx.stats().apimart.polls)
+    client._core:_advance_clock(1000)
+    pump_until(client, function() return sbx.stats().apimart.polls == 1 end)
+    client:close()
+  end)
+
+  describe("lifetimes", function()
+    it("a task in flight is kept alive by its client", function()
+      local client = new_client()
+      local weak = setmetatable({}, { __mode = "v" })
+      weak[1] = assert(client:submit{ prompt = "x" })
+      util.gc()
+      assert.is_not_nil(weak[1])
+      assert.equal(1, client:inflight())
+      -- it finishes without anyone holding it, and is then collectable
+      pump_until(client, function() return client:inflight() == 0 end)
+      util.gc()
+      assert.is_nil(weak[1])
+      client:close()
+    end)
+
+    it("a closed task is collected and closing twice is harmless", function()
+      local client = new_client()
+      local weak = setmetatable({}, { __mode = "v" })
+      local t = assert(client:submit{ prompt = "x" })
+      weak[1] = t
+      t:close()
+      t:close()
+      assert.equal(0, client:inflight())
+      assert.equal("closed", t.status)
+      assert.has_error(function() t:wait() end, "attempt to use a closed task")
+      t = nil
+      util.gc()
+      assert.is_nil(weak[1])
+      client:close()
+    end)
+
+    it("a dropped client with tasks in flight is collected, with its tasks", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local client = new_client()
+        weak.client = client
+        for i = 1, 5 do weak[i] = assert(client:submit{ prompt = "x" .. i }) end
+        client:poll(0.05)
+      end
+      util.gc()
+      assert.is_nil(weak.client)
+      for i = 1, 5 do assert.is_nil(weak[i]) end
+    end)
+
+    it("closing a client stops its tasks; they keep their last state", function()
+      local client = new_client()
+      local t = assert(client:submit{ prompt = "#never" })
+      pump_until(client, function() return t.status ~= "submitting" end)
+      client:close()
+      client:close()
+      assert.equal("queued", t.status)
+      assert.has_error(function() client:poll(0) end, "attempt to use a closed client")
+      assert.has_error(function() t:wait() end, "attempt to use a task whose client is closed")
+    end)
+
+    it("<close> variables close tasks and clients", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local client <close> = new_client()
+        local t <close> = assert(client:submit{ prompt = "x" })
+        weak[1], weak[2] = client, t
+      end
+      assert.equal("closed", weak[2].status)
+      assert.equal(0, weak[1]:inflight())
+    end)
+  end)
+
+  it("tostring names the task and its state", function()
+    local client = new_client()
+    local t = assert(client:submit{ prompt = "x" })
+    assert.matches("^pixflow%.Task %(apimart %-%) %[submitting%]$", tostring(t))
+    assert(t:wait{ timeout = 10 })
+    assert.matches("^pixflow%.Task %(apimart task_01%w+%) %[succeeded%]$", tostring(t))
+    assert.matches("^pixflow%.Client %(apimart http://127%.0%.0%.1:%d+/apimart%)", tostring(client))
+    client:close()
+  end)
+
+  it("pixflow.error values print one readable line and compare by kind", function()
+    local e = pixflow.new_error("quota", "insufficient quota", { provider = "apimart", status = 403 })
+    assert.is_true(pixflow.is_error(e))
+    assert.is_false(pixflow.is_error({ kind = "quota" }))
+    assert.equal("[quota] apimart: insufficient quota (HTTP 403). What to do: the account balance or "
+      .. "quota is used up: top it up at the gateway, then submit again", tostring(e))
+  end)
+
+  it("_VERSION is the core's", function()
+    assert.equal(core._VERSION, pixflow._VERSION)
+    assert.matches("^%d+%.%d+%.%d+$", pixflow._VERSION)
+  end)
+end)
