@@ -23,7 +23,7 @@ CLIP      := spec/fixtures/clip.mp4
 BUSTED    ?= busted
 SPECS     ?= spec
 
-.PHONY: all deps test demo clean check-rock
+.PHONY: all deps test test-live demo clean
 
 all: build/pixflow/core.so build/pixflow-sandbox
 
@@ -46,6 +46,10 @@ build/pixflow-sandbox: $(SBX_SRCS) $(SBX_HDRS) build/gen/clip.h
 # The README's test command: installs what is missing, builds, runs every spec.
 test: deps all
 	$(BUSTED) --lua=$(LUA) -o spec/support/summary.lua $(SPECS)
+
+# Opt-in: one real generation per gateway whose key is set (spends credits).
+test-live: deps all
+	$(BUSTED) --lua=$(LUA) --exclude-tags= --tags=live -o spec/support/summary.lua spec/live_spec.lua
 
 # Starts the sandbox, makes a video with examples/fusion.lua, stops the sandbox.
 demo: deps all

@@ -404,6 +404,19 @@ static int client_inflight(lua_State *L) {
   return 1;
 }
 
+/* client:_transfers() -> running, queued: requests on the wire, and waiting for a host slot. */
+static int client_transfers(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  lua_Integer running = 0, queued = 0;
+  for (size_t i = 0; i < c->nhosts; i++) {
+    running += c->hosts[i].active;
+    for (pf_task *t = c->hosts[i].qhead; t; t = t->x.qnext) queued++;
+  }
+  lua_pushinteger(L, running);
+  lua_pushinteger(L, queued);
+  return 2;
+}
+
 /* client:_advance_clock(seconds): move the virtual clock (tests drive back-off with it). */
 static int client_advance_clock(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
@@ -429,6 +442,7 @@ static const luaL_Reg client_methods[] = {
   { "close", client_close },
   { "inflight", client_inflight },
   { "_changed", client_changed },
+  { "_transfers", client_transfers },
   { "_advance_clock", client_advance_clock },
   { "_next_due", client_next_due },
   { NULL, NULL },

@@ -211,7 +211,8 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_newtable(L);                          /* module */
   lua_pushliteral(L, PF_VERSION);
   lua_setfield(L, -2, "_VERSION");
-  lua_pushstring(L, curl_version());
+  /* curl_version_info, not curl_version: the latter initialises libldap, which leaks */
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
   pf_client_open(L);
   lua_setfield(L, -2, "new_client");

@@ -50,6 +50,29 @@ describe("engine", function()
     client:close()
   end)
 
+  it("max_per_host caps the requests on the wire; the rest wait their turn", function()
+    local client = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                       max_per_host = 2, poll = { initial = 0.05, interval = 0.1 } })
+    local tasks = {}
+    for i = 1, 10 do tasks[i] = assert(client:submit{ prompt = "x" .. i }) end
+    local running, queued = client._core:_transfers()
+    assert.equal(2, running)        -- two hold the host's slots ...
+    assert.equal(8, queued)         -- ... the rest wait for one
+    assert.equal(0, sbx.stats().apimart.submits)   -- and nothing is sent before the pump
+    local most = 0
+    pump_until(client, function()
+      client:poll(0)
+      local r, q = client._core:_transfers()
+      assert.is_true(r + q <= 10)
+      if r > most then most = r end
+      for _, t in ipairs(tasks) do if t.status == "submitting" then return false end end
+      return true
+    end)
+    assert.is_true(most <= 2, "at most 2 at once, saw " .. most)
+    assert.equal(10, sbx.stats().apimart.tasks)
+    client:close()
+  end)
+
   it("poll(timeout) waits no longer than its timeout when nothing happens", function()
     local client = new_client()
     local t0 = core.now()
