@@ -1,3 +1,4 @@
+-- pixflow-scm-1.rockspec: the LuaRocks build of pixflow from a checkout (builtin backend).
 rockspec_format = "3.0"
 package = "pixflow"
 version = "scm-1"

@@ -98,15 +98,23 @@ static void parse_error(const pf_ctx *ctx, long http, const json_t *root, pf_err
   (void)ctx;
 }
 
-static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
-                        char **task_id, pf_err *err) {
+/* The reply's JSON object when it is a success, else NULL with err filled from the error
+ * envelope. An unknown task id's reply is NOT FOUND in the docs; a 404 is assumed. */
+static json_t *success_reply(const pf_ctx *ctx, long http, const char *body, size_t len,
+                             pf_err *err) {
   json_t *root = pf_json_parse_object(body, len, http, err);
-  if (!root) return -1;
-  if (http < 200 || http >= 300 || json_object_get(root, "error")) {
+  if (root && (http < 200 || http >= 300 || json_object_get(root, "error"))) {
     parse_error(ctx, http, root, err);
     json_decref(root);
-    return -1;
+    root = NULL;
   }
+  return root;
+}
+
+static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
+                        char **task_id, pf_err *err) {
+  json_t *root = success_reply(ctx, http, body, len, err);
+  if (!root) return -1;
   /* {"code":200,"data":[{"status":"submitted","task_id":"task_01..."}]} (seed 003, verbatim);
    * an object in place of the one-element array is accepted too */
   const json_t *data = json_object_get(root, "data");
@@ -163,14 +171,8 @@ static int add_videos(const json_t *videos, pf_status *st) {
 
 static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t len,
                         pf_status *st, pf_err *err) {
-  json_t *root = pf_json_parse_object(body, len, http, err);
+  json_t *root = success_reply(ctx, http, body, len, err);
   if (!root) return -1;
-  if (http < 200 || http >= 300 || json_object_get(root, "error")) {
-    /* an unknown task id: the reply is NOT FOUND in the docs; a 404 is assumed */
-    parse_error(ctx, http, root, err);
-    json_decref(root);
-    return -1;
-  }
   const json_t *data = json_object_get(root, "data");
   const char *status = pf_json_string(data, "status");
   if (!status) {
