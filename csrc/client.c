@@ -1,10 +1,13 @@
 /* client.c: the pixflow.Client type: the curl multi handle, the pump, submit and re-attach. */
+#include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "engine.h"
+#include "hash.h"
 
 #define TIMER_TASK(tm) ((pf_task *)(void *)((char *)(tm) - offsetof(pf_task, timer)))
 
@@ -20,6 +23,43 @@ double pf_client_rand(pf_client *c) {
   x ^= x >> 27;
   c->rng = x;
   return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+pf_ctx pf_client_ctx(const pf_client *c, char trace[37]) {
+  pf_uuid4(trace);
+  pf_ctx ctx = { c->provider, c->base_url, c->api_key, pf_walltime(), c->auth, trace,
+                 c->ref_names };
+  return ctx;
+}
+
+const char *pf_cache_get(pf_client *c, const char *key) {
+  double now = pf_walltime();
+  for (size_t i = 0; i < c->ncache; i++)
+    if (strcmp(c->cache[i].key, key) == 0) return c->cache[i].expires > now ? c->cache[i].value : NULL;
+  return NULL;
+}
+
+void pf_cache_put(pf_client *c, const char *key, const char *value, double ttl) {
+  /* unknown lifetimes are taken as 12 h [INFERENCE]; a tenth is kept in hand so a reference
+   * never expires between the submit and the gateway reading it */
+  double expires = pf_walltime() + 0.9 * (ttl > 0 ? ttl : 12 * 3600);
+  char *v = pf_strdup(value);
+  if (!v) return;                           /* a cache miss later is harmless */
+  for (size_t i = 0; i < c->ncache; i++) {
+    if (strcmp(c->cache[i].key, key) == 0) {
+      free(c->cache[i].value);
+      c->cache[i].value = v;
+      c->cache[i].expires = expires;
+      return;
+    }
+  }
+  pf_cache_entry *nc = realloc(c->cache, (c->ncache + 1) * sizeof *nc);
+  if (!nc) { free(v); return; }
+  c->cache = nc;
+  snprintf(nc[c->ncache].key, sizeof nc[0].key, "%s", key);
+  nc[c->ncache].value = v;
+  nc[c->ncache].expires = expires;
+  c->ncache++;
 }
 
 static pf_client *check_client(lua_State *L, int idx) {
@@ -99,6 +139,11 @@ static void free_client(pf_client *c) {
   free(c->provider); c->provider = NULL;
   free(c->base_url); c->base_url = NULL;
   free(c->o.ca_file); c->o.ca_file = NULL;
+  free(c->auth); c->auth = NULL;
+  for (size_t i = 0; i < c->ncache; i++) free(c->cache[i].value);
+  free(c->cache);
+  c->cache = NULL;
+  c->ncache = 0;
   free(c->o.user_agent); c->o.user_agent = NULL;
   c->closed = 1;
 }
@@ -126,6 +171,10 @@ static int client_new(lua_State *L) {
   c->api_key = opt_str(L, 1, "api_key", 0);
   c->o.ca_file = opt_str(L, 1, "ca_file", 0);
   c->o.user_agent = opt_str(L, 1, "user_agent", 0);
+  c->auth = opt_str(L, 1, "auth", 0);
+  lua_getfield(L, 1, "ref_names");
+  c->ref_names = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+  lua_pop(L, 1);
   if (!c->o.user_agent && !(c->o.user_agent = pf_strdup("pixflow/" PF_VERSION)))
     return luaL_error(L, "out of memory");
   c->closed = 0;
@@ -233,6 +282,10 @@ void pf_read_request(lua_State *L, int idx, pf_request *rq) {
   lua_pop(L, 1);
   rq->audio = req_flag(L, idx, "audio");
   rq->watermark = req_flag(L, idx, "watermark");
+  rq->expand_prompt = req_flag(L, idx, "expand_prompt");
+  lua_getfield(L, idx, "count");
+  rq->count = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
   lua_getfield(L, idx, "references");
   if (lua_istable(L, -1)) {
     size_t n = (size_t)luaL_len(L, -1);
@@ -243,13 +296,24 @@ void pf_read_request(lua_State *L, int idx, pf_request *rq) {
       for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, -1, (lua_Integer)i + 1);
         int r = lua_gettop(L);
-        rq->refs[i].name = req_str(L, r, "name");
-        rq->refs[i].image = req_str(L, r, "image");
-        rq->refs[i].type = req_str(L, r, "type");
-        if (!rq->refs[i].name) rq->refs[i].name = pf_strdup("");
-        if (!rq->refs[i].image) rq->refs[i].image = pf_strdup("");
-        if (!rq->refs[i].name || !rq->refs[i].image) luaL_error(L, "out of memory");
-        lua_pop(L, 1);
+        pf_ref *ref = &rq->refs[i];
+        ref->name = req_str(L, r, "name");
+        ref->type = req_str(L, r, "type");
+        if (!ref->name && !(ref->name = pf_strdup(""))) luaL_error(L, "out of memory");
+        lua_getfield(L, r, "images");
+        size_t ni = lua_istable(L, -1) ? (size_t)luaL_len(L, -1) : 0;
+        if (ni < 1 || ni > PF_MAX_REF_IMAGES)
+          luaL_error(L, "bad request field 'references[%d].images' (1 to %d images)", (int)i + 1,
+                     PF_MAX_REF_IMAGES);
+        for (size_t j = 0; j < ni; j++) {
+          lua_rawgeti(L, -1, (lua_Integer)j + 1);
+          const char *img = lua_tostring(L, -1);
+          if (!img) luaL_error(L, "bad request field 'references[%d].images'", (int)i + 1);
+          if (!(ref->images[j] = pf_strdup(img))) luaL_error(L, "out of memory");
+          ref->nimages = j + 1;
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 2);
       }
     }
   }
@@ -268,6 +332,101 @@ static pf_task *new_task(lua_State *L, int cidx, pf_client *c, int owner_idx) {
   lua_setiuservalue(L, -2, 2);
   pf_task_init(t, c);
   return t;
+}
+
+static const char *mime_for(const char *path) {
+  const char *dot = strrchr(path, '.');
+  if (!dot) return "application/octet-stream";
+  char ext[8];
+  size_t i;
+  for (i = 0; dot[i + 1] && i < sizeof ext - 1; i++) ext[i] = (char)tolower((unsigned char)dot[i + 1]);
+  ext[i] = '\0';
+  if (strcmp(ext, "png") == 0) return "image/png";
+  if (strcmp(ext, "jpg") == 0 || strcmp(ext, "jpeg") == 0) return "image/jpeg";
+  if (strcmp(ext, "webp") == 0) return "image/webp";
+  if (strcmp(ext, "gif") == 0) return "image/gif";
+  return "application/octet-stream";
+}
+
+static int is_http_url(const char *s) {
+  return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* Decide what one image field of t's request needs: nothing (a URL the gateway takes), a
+ * cached upload result, or an upload before the submit (hashing a local file now, so that a
+ * missing file fails before anything is sent). */
+static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
+  const char *v = *field;
+  if (!v || strncmp(v, "oss://", 6) == 0) return 0;
+  int url = is_http_url(v);
+  if (url && !c->adapter->upload_urls) return 0;
+  if (!url && !c->adapter->build_upload) {
+    pf_err_set(err, PF_EK_INVALID, 0, "no_upload", "%s has no upload call, so it cannot take the "
+               "local file %s: give a public URL, or configure an uploader", c->provider, v);
+    return -1;
+  }
+  char hex[65], key[sizeof t->ups[0].key];
+  if (url) {
+    if (pf_sha256_hex(v, strlen(v), hex) != 0) goto nomem;
+  } else {
+    long long size;
+    if (pf_sha256_file(v, hex, &size, err) != 0) return -1;
+  }
+  /* DashScope binds an upload to the model it was made for [providers.md 5.5] */
+  snprintf(key, sizeof key, "%s:%s|%s", url ? "url" : "file", hex,
+           strcmp(c->adapter->name, "dashscope") == 0 ? t->rq.model : "");
+  const char *hit = pf_cache_get(c, key);
+  if (hit) {
+    char *nv = pf_strdup(hit);
+    if (!nv) goto nomem;
+    free(*field);
+    *field = nv;
+    return 0;
+  }
+  size_t src;
+  for (src = 0; src < t->nups; src++)
+    if (strcmp(t->ups[src].key, key) == 0) break;
+  if (src == t->nups) {
+    pf_upsrc *nu = realloc(t->ups, (t->nups + 1) * sizeof *nu);
+    if (!nu) goto nomem;
+    t->ups = nu;
+    pf_upsrc *u = &nu[t->nups];
+    memset(u, 0, sizeof *u);
+    t->nups++;
+    memcpy(u->key, key, sizeof key);
+    const char *base = strrchr(v, '/');
+    u->filename = pf_strdup(url ? "image" : (base ? base + 1 : v));
+    if (url) u->url = pf_strdup(v);
+    else u->path = pf_strdup(v);
+    if (!u->filename || (!u->url && !u->path)) goto nomem;
+    u->mime = mime_for(v);
+    u->up.path = u->path;
+    u->up.url = u->url;
+    u->up.filename = u->filename;
+    u->up.mime = u->mime;
+    u->up.model = t->rq.model;
+  }
+  pf_slot *ns = realloc(t->slots, (t->nslots + 1) * sizeof *ns);
+  if (!ns) goto nomem;
+  t->slots = ns;
+  ns[t->nslots].field = field;
+  ns[t->nslots].src = src;
+  t->nslots++;
+  return 0;
+nomem:
+  pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+  return -1;
+}
+
+static int plan_uploads(pf_client *c, pf_task *t, pf_err *err) {
+  pf_request *rq = &t->rq;
+  for (size_t i = 0; i < rq->nrefs; i++)
+    for (size_t j = 0; j < rq->refs[i].nimages; j++)
+      if (plan_image(c, t, &rq->refs[i].images[j], err)) return -1;
+  if (plan_image(c, t, &rq->image, err) || plan_image(c, t, &rq->first_frame, err) ||
+      plan_image(c, t, &rq->last_frame, err))
+    return -1;
+  return 0;
 }
 
 /* client:submit(request, owner) -> task | nil, err. Never blocks: the request is queued and
@@ -299,7 +458,13 @@ static int client_submit(lua_State *L) {
   t->model = pf_strdup(rq.model);
   pf_err e;
   pf_err_clear(&e);
-  if (!t->model || pf_task_submit_start(c, t, &e) != 0) {
+  int rc = !t->model ? -1 : plan_uploads(c, t, &e);
+  if (rc == 0) {
+    /* uploads first (the pump starts them), else the submit at once */
+    rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);
+    if (rc != 0 && e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+  }
+  if (rc != 0) {
     if (!t->model) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
     t->state = PF_ST_FAILED;
     t->err = e;
@@ -398,6 +563,14 @@ static int client_changed(lua_State *L) {
   return 1;
 }
 
+/* client:_uploads() -> uploads performed, results cached */
+static int client_uploads(lua_State *L) {
+  pf_client *c = check_client(L, 1);
+  lua_pushinteger(L, (lua_Integer)c->uploads);
+  lua_pushinteger(L, (lua_Integer)c->ncache);
+  return 2;
+}
+
 static int client_inflight(lua_State *L) {
   pf_client *c = check_client(L, 1);
   lua_pushinteger(L, c->closed ? 0 : (lua_Integer)c->nanchored);
@@ -443,6 +616,7 @@ static const luaL_Reg client_methods[] = {
   { "inflight", client_inflight },
   { "_changed", client_changed },
   { "_transfers", client_transfers },
+  { "_uploads", client_uploads },
   { "_advance_clock", client_advance_clock },
   { "_next_due", client_next_due },
   { NULL, NULL },

@@ -54,6 +54,14 @@ typedef struct pf_opts {
 
 struct pf_task;
 
+/* An upload result kept for reuse: key is the source's SHA-256 (and the model, where the
+ * gateway binds uploads to one), value what the gateway gave back. */
+typedef struct pf_cache_entry {
+  char key[160];
+  char *value;
+  double expires;            /* wall clock */
+} pf_cache_entry;
+
 typedef struct pf_host {
   char name[256];
   int active;
@@ -74,11 +82,38 @@ typedef struct pf_client {
   unsigned long changes;     /* bumped on every task change */
   double clock_offset;       /* virtual clock for tests: added to the monotonic clock */
   uint64_t rng;
+  char *auth;                /* "bearer" or "api-key" (preset) */
+  int ref_names;             /* send reference names (preset) */
+  pf_cache_entry *cache;     /* upload results */
+  size_t ncache;
+  unsigned long uploads;     /* uploads performed (tests read it) */
 } pf_client;
 
-typedef enum pf_xkind { PF_X_NONE = 0, PF_X_SUBMIT, PF_X_STATUS, PF_X_DOWNLOAD } pf_xkind;
+typedef enum pf_xkind {
+  PF_X_NONE = 0, PF_X_UPLOAD, PF_X_SUBMIT, PF_X_STATUS, PF_X_RESULT, PF_X_CANCEL, PF_X_DOWNLOAD
+} pf_xkind;
 typedef enum pf_dlstate { PF_DL_NONE = 0, PF_DL_RUNNING, PF_DL_DONE, PF_DL_FAILED } pf_dlstate;
-typedef enum pf_timer_action { PF_AT_POLL = 0, PF_AT_DOWNLOAD } pf_timer_action;
+/* What a task does when its timer is due. Follow-up requests (the next upload step, the result
+ * call, a cancel) are scheduled for "now" rather than started inside a completion handler. */
+typedef enum pf_timer_action {
+  PF_AT_POLL = 0, PF_AT_DOWNLOAD, PF_AT_UPLOAD, PF_AT_RESULT, PF_AT_CANCEL
+} pf_timer_action;
+typedef enum pf_cancel_state { PF_CANCEL_NONE = 0, PF_CANCEL_WANTED, PF_CANCEL_SENT,
+                               PF_CANCEL_ACCEPTED, PF_CANCEL_REFUSED } pf_cancel_state;
+
+/* A reference image that must be uploaded before the submit, and where its result goes. */
+typedef struct pf_upsrc {
+  char key[160];             /* cache key */
+  char *path, *url;          /* source: a local file, or a URL to import */
+  char *filename;
+  const char *mime;
+  pf_upload up;
+} pf_upsrc;
+
+typedef struct pf_slot {
+  char **field;              /* an image field of the task's request */
+  size_t src;                /* index into the task's upload sources */
+} pf_slot;
 
 /* One HTTP exchange. Only the callbacks in http.c and the functions there write it. */
 typedef struct pf_xfer {
@@ -88,7 +123,8 @@ typedef struct pf_xfer {
   int waiting;               /* queued for a host slot */
   size_t host;               /* index into client->hosts */
   struct pf_task *qnext;
-  pf_http_req req;           /* owns url, body, headers for the transfer's lifetime */
+  pf_http_req req;           /* owns url, body, headers, parts for the transfer's lifetime */
+  curl_mime *mime;           /* the multipart body built from req.parts */
   pf_buf resp;               /* API response body */
   FILE *fp;                  /* download target (.part) */
   unsigned char head[8];
@@ -124,6 +160,15 @@ typedef struct pf_task {
   int npolls, poll_failures;
   double accepted_at;
   pf_xfer x;
+  /* uploads before the submit */
+  pf_upsrc *ups;
+  size_t nups, upi;
+  pf_slot *slots;
+  size_t nslots;
+  int up_attempts;
+  /* cancel */
+  pf_cancel_state cancel;
+  pf_err cancel_err;
   pf_dlstate dl;
   char *dl_path, *dl_part;
   int dl_attempts;
@@ -173,6 +218,11 @@ void pf_task_detach(pf_task *t);
 int pf_task_in_flight(const pf_task *t);
 void pf_task_open(lua_State *L);
 int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err);
+/* Look up and store upload results (client.c). */
+const char *pf_cache_get(pf_client *c, const char *key);
+void pf_cache_put(pf_client *c, const char *key, const char *value, double ttl);
+/* The adapter context for one request of c (a fresh trace id in trace). */
+pf_ctx pf_client_ctx(const pf_client *c, char trace[37]);
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action);
 
 #endif

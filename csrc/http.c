@@ -148,7 +148,21 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   SET(CURLOPT_HEADERFUNCTION, on_header);
   SET(CURLOPT_HEADERDATA, (void *)x);
   if (x->req.headers) SET(CURLOPT_HTTPHEADER, x->req.headers);
-  if (x->req.body) {
+  if (x->req.nparts) {
+    x->mime = curl_mime_init(e);
+    if (!x->mime) rc = CURLE_OUT_OF_MEMORY;
+    for (size_t i = 0; rc == CURLE_OK && i < x->req.nparts; i++) {
+      const pf_part *p = &x->req.parts[i];
+      curl_mimepart *mp = curl_mime_addpart(x->mime);
+      if (!mp) { rc = CURLE_OUT_OF_MEMORY; break; }
+      rc = curl_mime_name(mp, p->name);
+      if (rc == CURLE_OK && p->file) rc = curl_mime_filedata(mp, p->file);
+      else if (rc == CURLE_OK) rc = curl_mime_data(mp, p->value ? p->value : "", CURL_ZERO_TERMINATED);
+      if (rc == CURLE_OK && p->filename) rc = curl_mime_filename(mp, p->filename);
+      if (rc == CURLE_OK && p->type) rc = curl_mime_type(mp, p->type);
+    }
+    SET(CURLOPT_MIMEPOST, x->mime);
+  } else if (x->req.body) {
     SET(CURLOPT_POSTFIELDS, x->req.body);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body_len);
   } else {
@@ -192,6 +206,8 @@ fail:
 void pf_xfer_release(pf_xfer *x) {
   if (x->easy) curl_easy_cleanup(x->easy);
   x->easy = NULL;
+  curl_mime_free(x->mime);
+  x->mime = NULL;
   pf_http_req_free(&x->req);
   pf_buf_free(&x->resp);
   if (x->fp) fclose(x->fp);

@@ -8,7 +8,7 @@
 
 #include "engine.h"
 
-#define TIMER_TASK(tm) ((pf_task *)(void *)((char *)(tm) - offsetof(pf_task, timer)))
+static void free_uploads(pf_task *t);
 
 void pf_task_init(pf_task *t, pf_client *c) {
   memset(t, 0, sizeof *t);
@@ -53,17 +53,14 @@ static void halt(pf_client *c, pf_task *t, const pf_err *e) {
   pf_heap_remove(&c->heap, &t->timer);
 }
 
-static pf_ctx make_ctx(const pf_client *c) {
-  pf_ctx ctx = { c->provider, c->base_url, c->api_key, pf_walltime() };
-  return ctx;
-}
-
 int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
-  pf_ctx ctx = make_ctx(c);
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
   pf_http_req req;
   memset(&req, 0, sizeof req);
   int rc = c->adapter->build_submit(&ctx, &t->rq, &req, err);
   pf_request_free(&t->rq);
+  free_uploads(t);
   if (rc != 0) {
     pf_http_req_free(&req);
     return -1;
@@ -71,15 +68,31 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
   return pf_xfer_start(c, t, PF_X_SUBMIT, &req, err);
 }
 
-static int start_status(pf_client *c, pf_task *t, pf_err *err) {
-  pf_ctx ctx = make_ctx(c);
+typedef int (*build_by_id)(const pf_ctx *, const char *, pf_http_req *, pf_err *);
+
+/* Start a request an adapter builds from the task id alone (status, result, cancel). */
+static int start_by_id(pf_client *c, pf_task *t, build_by_id build, pf_xkind kind, pf_err *err) {
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
   pf_http_req req;
   memset(&req, 0, sizeof req);
-  if (c->adapter->build_status(&ctx, t->id, &req, err) != 0) {
+  if (build(&ctx, t->id, &req, err) != 0) {
     pf_http_req_free(&req);
     return -1;
   }
-  return pf_xfer_start(c, t, PF_X_STATUS, &req, err);
+  return pf_xfer_start(c, t, kind, &req, err);
+}
+
+static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
+  pf_http_req req;
+  memset(&req, 0, sizeof req);
+  if (c->adapter->build_upload(&ctx, &t->ups[t->upi].up, &req, err) != 0) {
+    pf_http_req_free(&req);
+    return -1;
+  }
+  return pf_xfer_start(c, t, PF_X_UPLOAD, &req, err);
 }
 
 static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
@@ -165,7 +178,8 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       return;
     }
   } else if (rc == CURLE_OK) {
-    pf_ctx ctx = make_ctx(c);
+    char trace[37];
+    pf_ctx ctx = pf_client_ctx(c, trace);
     char *id = NULL;
     if (c->adapter->parse_submit(&ctx, http, x->resp.data, x->resp.len, &id, &e) == 0) {
       t->id = id;
@@ -178,8 +192,12 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       return;
     }
     e.retry_after = x->retry_after;
-    /* refused before acceptance: the gateway said no, nothing was created */
-    if (http >= 400 && http != 500 && http != 502 && http != 504) {
+    /* A definite refusal (the gateway said no: invalid, auth, quota, rate limit, moderation,
+     * or a 503 before acceptance) created nothing. A garbled reply, a reply without an id, or
+     * a 500/502/504 may hide an accepted task. */
+    int ambiguous = e.kind == PF_EK_PROTOCOL || e.kind == PF_EK_NOMEM ||
+                    (e.kind == PF_EK_PROVIDER && http != 503);
+    if (!ambiguous) {
       t->state = PF_ST_FAILED;
       set_error(t, &e);
       return;
@@ -253,17 +271,117 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     poll_failed(c, t, &e);
     return;
   }
-  pf_ctx ctx = make_ctx(c);
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
   pf_status st;
   pf_status_init(&st);
-  if (c->adapter->parse_status(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
+  int (*parse)(const pf_ctx *, long, const char *, size_t, pf_status *, pf_err *) =
+    x->kind == PF_X_RESULT ? c->adapter->parse_result : c->adapter->parse_status;
+  if (parse(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
     e.retry_after = x->retry_after;
     pf_status_free(&st);
     poll_failed(c, t, &e);
     return;
   }
+  if (st.need_result && c->adapter->build_result) {
+    /* finished: the videos come from the result call, scheduled for now */
+    t->poll_failures = 0;
+    if (st.progress >= 0) t->progress = st.progress;
+    pf_status_free(&st);
+    if (pf_task_schedule(c, t, 0, PF_AT_RESULT) != 0) {
+      pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+      halt(c, t, &e);
+    }
+    return;
+  }
   apply_status(c, t, &st);
   pf_status_free(&st);
+}
+
+static void on_cancel_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+  pf_xfer *x = &t->x;
+  pf_err e;
+  pf_err_clear(&e);
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
+  if (rc != CURLE_OK) pf_err_from_curl(&e, rc, x->errbuf);
+  if (rc != CURLE_OK || c->adapter->parse_cancel(&ctx, http, x->resp.data, x->resp.len, &e) != 0) {
+    t->cancel = PF_CANCEL_REFUSED;
+    t->cancel_err = e;
+  } else {
+    t->cancel = PF_CANCEL_ACCEPTED;
+  }
+  /* either way, read the status again now: it says what the cancel did */
+  if (!pf_state_terminal(t->state) && pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) {
+    pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    halt(c, t, &e);
+  }
+}
+
+/* Replace every request field that waited for upload src with its result. */
+static int fill_slots(pf_task *t, size_t src, const char *value) {
+  for (size_t i = 0; i < t->nslots; i++) {
+    if (t->slots[i].src != src) continue;
+    char *v = pf_strdup(value);
+    if (!v) return -1;
+    free(*t->slots[i].field);
+    *t->slots[i].field = v;
+  }
+  return 0;
+}
+
+static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
+  pf_upsrc *u = &t->ups[t->upi];
+  if (e->retryable && ++t->up_attempts < 3) {
+    double d = e->retry_after >= 0 ? e->retry_after : c->o.poll_interval * t->up_attempts;
+    u->up.step = 0;
+    if (pf_task_schedule(c, t, d, PF_AT_UPLOAD) == 0) return;
+  }
+  pf_err_append(e, " (uploading %s; nothing was submitted, so nothing was charged)",
+                u->path ? u->path : u->url);
+  t->state = PF_ST_FAILED;
+  set_error(t, e);
+}
+
+static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+  pf_xfer *x = &t->x;
+  pf_err e;
+  pf_err_clear(&e);
+  pf_upsrc *u = &t->ups[t->upi];
+  if (rc != CURLE_OK) {
+    if (x->too_big) pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large", "the upload reply is too large");
+    else pf_err_from_curl(&e, rc, x->errbuf);
+    upload_failed(c, t, &e);
+    return;
+  }
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
+  int r = c->adapter->parse_upload(&ctx, &u->up, http, x->resp.data, x->resp.len, &e);
+  if (r < 0) {
+    e.retry_after = x->retry_after;
+    upload_failed(c, t, &e);
+    return;
+  }
+  if (r > 0) {                              /* another step: the adapter advanced up->step */
+    if (pf_task_schedule(c, t, 0, PF_AT_UPLOAD) != 0) {
+      pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+      upload_failed(c, t, &e);
+    }
+    return;
+  }
+  c->uploads++;
+  pf_cache_put(c, u->key, u->up.result, u->up.ttl);
+  if (fill_slots(t, t->upi, u->up.result) != 0) {
+    pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    upload_failed(c, t, &e);
+    return;
+  }
+  t->upi++;
+  t->up_attempts = 0;
+  if (pf_task_schedule(c, t, 0, PF_AT_UPLOAD) != 0) {
+    pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    upload_failed(c, t, &e);
+  }
 }
 
 static void download_failed(pf_client *c, pf_task *t, pf_err *e) {
@@ -340,12 +458,17 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
   pf_dlstate dl = t->dl;
   curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
   switch (t->x.kind) {
+    case PF_X_UPLOAD: on_upload_done(c, t, rc, http); break;
     case PF_X_SUBMIT: on_submit_done(c, t, rc, http); break;
-    case PF_X_STATUS: on_status_done(c, t, rc, http); break;
+    case PF_X_STATUS: case PF_X_RESULT: on_status_done(c, t, rc, http); break;
+    case PF_X_CANCEL: on_cancel_done(c, t, rc, http); break;
     case PF_X_DOWNLOAD: on_download_done(c, t, rc, http); break;
     default: break;
   }
   pf_xfer_release(&t->x);
+  /* a cancel asked for while this request ran goes out next, ahead of the next poll */
+  if (t->cancel == PF_CANCEL_WANTED && t->id && !pf_state_terminal(t->state))
+    pf_task_schedule(c, t, 0, PF_AT_CANCEL);
   if (t->state != before || t->progress != progress || t->halted != halted || t->dl != dl)
     pf_client_changed(L, cidx, c, t);
   pf_task_sync_anchor(L, cidx, 0, c, t);
@@ -354,15 +477,40 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
 void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
   pf_err e;
   pf_err_clear(&e);
-  if (t->timer_action == PF_AT_DOWNLOAD) {
-    if (start_download_attempt(c, t, &e) != 0) {
-      t->dl = PF_DL_FAILED;
-      t->dl_err = e;
-      pf_client_changed(L, cidx, c, t);
-    }
-  } else if (start_status(c, t, &e) != 0) {
-    halt(c, t, &e);
-    pf_client_changed(L, cidx, c, t);
+  switch (t->timer_action) {
+    case PF_AT_DOWNLOAD:
+      if (start_download_attempt(c, t, &e) != 0) {
+        t->dl = PF_DL_FAILED;
+        t->dl_err = e;
+        pf_client_changed(L, cidx, c, t);
+      }
+      break;
+    case PF_AT_UPLOAD:
+      /* the next upload, or the submit once every image has its gateway reference */
+      if ((t->upi < t->nups ? start_upload(c, t, &e) : pf_task_submit_start(c, t, &e)) != 0) {
+        t->state = PF_ST_FAILED;
+        set_error(t, &e);
+        pf_client_changed(L, cidx, c, t);
+      }
+      break;
+    case PF_AT_CANCEL:
+      t->cancel = PF_CANCEL_SENT;
+      if (start_by_id(c, t, c->adapter->build_cancel, PF_X_CANCEL, &e) != 0) {
+        t->cancel = PF_CANCEL_REFUSED;
+        t->cancel_err = e;
+        pf_task_schedule(c, t, 0, PF_AT_POLL);
+        pf_client_changed(L, cidx, c, t);
+      }
+      break;
+    case PF_AT_RESULT:
+    case PF_AT_POLL:
+      if (start_by_id(c, t, t->timer_action == PF_AT_RESULT ? c->adapter->build_result
+                                                            : c->adapter->build_status,
+                      t->timer_action == PF_AT_RESULT ? PF_X_RESULT : PF_X_STATUS, &e) != 0) {
+        halt(c, t, &e);
+        pf_client_changed(L, cidx, c, t);
+      }
+      break;
   }
   pf_task_sync_anchor(L, cidx, 0, c, t);
 }
@@ -406,8 +554,23 @@ static pf_client *task_client(lua_State *L, int idx, pf_task *t) {
   return t->client;
 }
 
+static void free_uploads(pf_task *t) {
+  for (size_t i = 0; i < t->nups; i++) {
+    pf_upsrc *u = &t->ups[i];
+    free(u->path); free(u->url); free(u->filename);
+    free(u->up.result);
+    json_decref(u->up.state);
+  }
+  free(t->ups);
+  free(t->slots);
+  t->ups = NULL;
+  t->slots = NULL;
+  t->nups = t->nslots = t->upi = 0;
+}
+
 static void free_task(pf_task *t) {
   pf_task_detach(t);
+  free_uploads(t);
   pf_request_free(&t->rq);
   free(t->id); t->id = NULL;
   free(t->model); t->model = NULL;
@@ -484,6 +647,14 @@ static int task_index(lua_State *L) {
     if (strcmp(k, "model") == 0) { if (t->model) lua_pushstring(L, t->model); else lua_pushnil(L); return 1; }
     if (strcmp(k, "done") == 0) { lua_pushboolean(L, pf_state_terminal(t->state)); return 1; }
     if (strcmp(k, "halted") == 0) { lua_pushboolean(L, t->halted); return 1; }
+    if (strcmp(k, "phase") == 0) {
+      const char *ph = "waiting";
+      if (t->dl == PF_DL_RUNNING) ph = "downloading";
+      else if (t->state == PF_ST_SUBMITTING) ph = t->upi < t->nups ? "uploading" : "submitting";
+      else if (pf_state_terminal(t->state)) ph = "done";
+      lua_pushstring(L, ph);
+      return 1;
+    }
     if (strcmp(k, "path") == 0) {
       if (t->dl == PF_DL_DONE) lua_pushstring(L, t->dl_path); else lua_pushnil(L);
       return 1;
@@ -584,6 +755,47 @@ static int task_download_abort(lua_State *L) {
 }
 
 /* task:_owner() -> the Lua client object that pumps this task (raises if closed). */
+/* task:_cancel() -> true | nil, err: ask the gateway to cancel (sent as soon as the task's
+ * current request ends). */
+static int task_cancel(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  pf_client *c = task_client(L, 1, t);
+  pf_err e;
+  pf_err_clear(&e);
+  if (!c->adapter->build_cancel) {
+    pf_err_set(&e, PF_EK_INVALID, 0, "unsupported",
+               "%s has no cancel call (none is documented); the task keeps running and may be "
+               "billed", c->provider);
+  } else if (pf_state_terminal(t->state)) {
+    pf_err_set(&e, PF_EK_INVALID, 0, "finished", "the task already ended (%s)",
+               pf_state_name(t->state));
+  }
+  if (e.kind != PF_EK_NONE) {
+    lua_pushnil(L);
+    push_err(L, t, &e);
+    return 2;
+  }
+  if (t->cancel == PF_CANCEL_NONE || t->cancel == PF_CANCEL_REFUSED) {
+    t->cancel = PF_CANCEL_WANTED;
+    pf_err_clear(&t->cancel_err);
+    if (t->id && !t->x.active && !t->x.waiting) {
+      if (pf_task_schedule(c, t, 0, PF_AT_CANCEL) != 0) return luaL_error(L, "out of memory");
+      pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* task:_cancel_state() -> "none" | "wanted" | "sent" | "accepted" | "refused" [, err] */
+static int task_cancel_state(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  static const char *const names[] = { "none", "wanted", "sent", "accepted", "refused" };
+  lua_pushstring(L, names[t->cancel]);
+  if (t->cancel == PF_CANCEL_REFUSED) { push_err(L, t, &t->cancel_err); return 2; }
+  return 1;
+}
+
 static int task_owner(lua_State *L) {
   pf_task *t = check_open_task(L, 1);
   if (!t->client) return luaL_error(L, "attempt to use a task whose client is closed");
@@ -597,6 +809,8 @@ static const luaL_Reg task_methods[] = {
   { "_download", task_download_start },
   { "_download_state", task_download_state },
   { "_download_abort", task_download_abort },
+  { "_cancel", task_cancel },
+  { "_cancel_state", task_cancel_state },
   { "_owner", task_owner },
   { NULL, NULL },
 };

@@ -23,20 +23,23 @@ dependencies = {
 external_dependencies = {
   CURL = { library = "curl" },
   JANSSON = { library = "jansson" },
+  CRYPTO = { library = "crypto" },   -- OpenSSL's libcrypto: SHA-256 for the upload cache
 }
 build = {
   type = "builtin",
   modules = {
     ["pixflow.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/http.c",
-        "csrc/sched.c", "csrc/task.c",
+        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/hash.c",
+        "csrc/http.c", "csrc/sched.c", "csrc/task.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
+        "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",
+        "csrc/adapters/pixverse.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl", "jansson" },
-      incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)" },
+      libraries = { "curl", "jansson", "crypto" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)", "$(CRYPTO_LIBDIR)" },
     },
     ["pixflow"] = "lua/pixflow/init.lua",
     ["pixflow.capabilities"] = "lua/pixflow/capabilities.lua",

@@ -3,7 +3,7 @@
 # As root it uses apt-get, otherwise sudo; without either it prints the line to run and stops.
 set -eu
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev lua-cjson \
-lua-busted lua-socket luarocks pkg-config make gcc ca-certificates"
+lua-busted lua-socket luarocks libssl-dev pkg-config make gcc ca-certificates"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

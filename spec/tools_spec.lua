@@ -65,7 +65,12 @@ describe("bin/pixflow", function()
   it("providers prints the capability table", function()
     local status, text = util.run("bin/pixflow providers")
     assert.equal(0, status)
-    assert.matches("apimart%s+v6%s+modes text,image,transition,fusion,extend", text)
+    assert.matches("apimart%s+v6%s+pixverse%-v6%s+text,image,transition,fusion,extend%s+1%-15", text)
+    for _, p in ipairs({ "pixverse", "quickrouter", "dashscope", "jiekou", "baicai" }) do
+      assert.matches("\n" .. p .. " ", text)
+    end
+    assert.matches("baicai%s+v4%.5%s+PixVerse%-v4%.5%-MR2V%s+fusion%s+5/8 %(<=5 at 1080p%)", text)
+    assert.matches("unverified", text)
   end)
 
   it("sandbox runs the emulator", function()

@@ -29,15 +29,19 @@ int pf_mode_from_name(const char *s);   /* -1 if unknown */
 const char *pf_state_name(pf_state s);
 int pf_state_terminal(pf_state s);
 
-/* One reference image. type is "subject" or "background" (NULL = gateway default). */
+/* One reference: a name, 1..PF_MAX_REF_IMAGES images, and a type ("subject" or "background",
+ * NULL = the gateway's default). */
+#define PF_MAX_REF_IMAGES 3
 typedef struct pf_ref {
   char *name;
-  char *image;
+  char *images[PF_MAX_REF_IMAGES];
+  size_t nimages;
   char *type;
 } pf_ref;
 
 /* The unified request, already validated by lua/pixflow/validate.lua.
- * model is the gateway's own model name. Unset strings are NULL; unset ints are noted. */
+ * model is the gateway's own model name. Unset strings are NULL; unset ints are noted.
+ * Image fields hold URLs; local paths are replaced by upload results before build_submit. */
 typedef struct pf_request {
   pf_mode mode;
   char *model;
@@ -51,6 +55,8 @@ typedef struct pf_request {
   int has_seed;
   long long seed;
   int audio, watermark;     /* -1 = not set, else 0/1 */
+  int count;                /* videos per task, 0 = not set */
+  int expand_prompt;        /* -1 = not set, else 0/1 */
 } pf_request;
 
 void pf_request_free(pf_request *rq);
@@ -61,18 +67,52 @@ typedef struct pf_ctx {
   const char *base_url;     /* no trailing slash */
   const char *api_key;      /* goes into headers only */
   double wall_now;          /* Unix seconds, for turning absolute times into ETAs */
+  const char *auth;         /* how the key is sent, for adapters that serve several presets:
+                               "bearer" or "api-key" */
+  const char *trace_id;     /* a fresh UUID for this request (PixVerse's Ai-trace-id) */
+  int ref_names;            /* send reference names (off: rewrite @name by position) */
 } pf_ctx;
+
+/* One part of a multipart/form-data body: a value, or a file streamed from disk. */
+typedef struct pf_part {
+  char *name;
+  char *value;              /* or NULL when file is set */
+  char *file;               /* local path */
+  char *filename;           /* as sent; NULL: the file's base name */
+  char *type;               /* MIME type, or NULL */
+} pf_part;
 
 /* An HTTP request built by an adapter; the transport takes ownership of every field. */
 typedef struct pf_http_req {
   const char *method;       /* static string: "GET", "POST" */
   char *url;
-  char *body;               /* NULL for GET */
+  char *body;               /* NULL for GET and for multipart */
   size_t body_len;
   struct curl_slist *headers;
+  pf_part *parts;           /* multipart/form-data, when nparts > 0 */
+  size_t nparts;
+  int no_auth;              /* informational: the request carries no API key (other hosts) */
 } pf_http_req;
 
 void pf_http_req_free(pf_http_req *r);
+/* Append a form part; value or file (the other NULL). -1 on allocation failure. */
+int pf_http_add_part(pf_http_req *r, const char *name, const char *value, const char *file,
+                     const char *filename, const char *type);
+
+/* One upload of a reference image: a local file, or (for gateways that take URLs only through
+ * their upload) a public URL. Adapters may need several steps (DashScope: a policy, then the
+ * object store); state carries what one step learnt for the next. */
+typedef struct pf_upload {
+  const char *path;         /* local file, or NULL */
+  const char *url;          /* public URL to import, or NULL */
+  const char *filename;     /* base name to send */
+  const char *mime;         /* image/png, image/jpeg, image/webp, image/gif */
+  const char *model;        /* gateway model (DashScope binds uploads to a model) */
+  int step;
+  json_t *state;            /* owned by the upload record */
+  char *result;             /* out: the URL, id or oss:// URL that goes into the request */
+  double ttl;               /* out: seconds the result stays usable, 0 unknown */
+} pf_upload;
 
 typedef struct pf_video {
   char *url;
@@ -89,13 +129,17 @@ typedef struct pf_status {
   pf_video *videos;
   size_t nvideos;
   pf_err err;               /* for failed / moderated / canceled */
+  int need_result;          /* done, but the videos come from a separate result call */
 } pf_status;
 
 void pf_status_init(pf_status *st);
 void pf_status_free(pf_status *st);
 
 /* Each function returns 0 on success and -1 with err filled on failure.
- * parse_* receive the HTTP status and the raw body (NUL-terminated, len bytes). */
+ * parse_* receive the HTTP status and the raw body (NUL-terminated, len bytes).
+ * A submit refusal must use a definite kind (invalid, auth, quota, rate_limit, moderated);
+ * protocol errors and 5xx provider errors leave a submit unconfirmed (never resent).
+ * Members after parse_status are optional (NULL: the gateway has no such call). */
 typedef struct pf_adapter {
   const char *name;
   int (*build_submit)(const pf_ctx *ctx, const pf_request *rq, pf_http_req *out, pf_err *err);
@@ -104,10 +148,29 @@ typedef struct pf_adapter {
   int (*build_status)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_status)(const pf_ctx *ctx, long http, const char *body, size_t len,
                       pf_status *st, pf_err *err);
+  /* uploads: build the current step's request; parse returns 0 when up->result is set, 1 when
+   * another step follows (step was advanced), -1 on error */
+  int (*build_upload)(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err);
+  int (*parse_upload)(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,
+                      pf_err *err);
+  int upload_urls;          /* public URLs must go through the upload too (PixVerse img_id) */
+  /* a separate result call, after parse_status set need_result */
+  int (*build_result)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
+  int (*parse_result)(const pf_ctx *ctx, long http, const char *body, size_t len,
+                      pf_status *st, pf_err *err);
+  /* cancel: 0 when the gateway accepted the cancel */
+  int (*build_cancel)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
+  int (*parse_cancel)(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err);
 } pf_adapter;
 
 const pf_adapter *pf_adapter_find(const char *name);
+/* NULL-terminated list of every adapter. */
+extern const pf_adapter *const pf_adapters[];
 extern const pf_adapter pf_adapter_apimart;
+extern const pf_adapter pf_adapter_pixverse;
+extern const pf_adapter pf_adapter_dashscope;
+extern const pf_adapter pf_adapter_jiekou;
+extern const pf_adapter pf_adapter_baicai;
 
 /* ---- helpers shared by the adapters (adapters/common.c) ---- */
 
@@ -137,6 +200,15 @@ int pf_text_says_moderated(const char *s);
 /* Prompt references: '@' at the start or after a character that is not a name character,
  * followed by a name of [A-Za-z0-9_-] or UTF-8 bytes. lua/pixflow/validate.lua uses the same rule. */
 int pf_name_byte(unsigned char c);
+/* Add the auth header ctx->auth asks for ("api-key": API-KEY; otherwise Bearer). */
+int pf_auth_header(const pf_ctx *ctx, struct curl_slist **h);
+/* The path with the task id escaped into it at the one %s (fmt). NULL on failure. */
+char *pf_url_with_id(const char *base, const char *fmt, const char *id);
+/* A JSON error envelope's fields in the usual places: error.{message,type,code}, message, code. */
+void pf_error_fields(const json_t *root, const char **message, const char **code_str,
+                     char *code_buf, size_t code_cap);
+/* A copy of the JSON integer or string value as a decimal string (exact for 64-bit ids). */
+char *pf_json_id(const json_t *v);
 /* Rewrite every @name that names a reference into the text fmt gives for its 1-based position
  * (fmt has one %zu). Returns a new string or NULL on allocation failure. */
 char *pf_prompt_by_position(const char *prompt, const pf_ref *refs, size_t nrefs, const char *fmt);

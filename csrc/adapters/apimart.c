@@ -1,13 +1,10 @@
 /* apimart.c: the apimart wire protocol (pixverse-v6: text, image, transition, fusion, extend).
  * Source of every fact: ../shared/providers.md section 7 and seed 003. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adapter.h"
-
-static int bearer(const pf_ctx *ctx, struct curl_slist **h) {
-  return pf_header_add(h, "Authorization: Bearer %s", ctx->api_key ? ctx->api_key : "");
-}
 
 static int nomem(pf_err *err) {
   pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the apimart request");
@@ -56,7 +53,7 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
       json_t *a = json_array();
       bad |= !a;
       for (size_t i = 0; a && i < rq->nrefs; i++)
-        bad |= json_array_append_new(a, json_string(rq->refs[i].image));
+        bad |= json_array_append_new(a, json_string(rq->refs[i].images[0]));
       bad |= json_object_set_new(o, "img_references", a);
       break;
     }
@@ -70,7 +67,8 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   out->method = "POST";
   out->url = pf_url_join(ctx->base_url, "/v1/videos/generations");
   if (!out->url || pf_json_body(o, out, err) != 0) return out->url ? -1 : nomem(err);
-  if (bearer(ctx, &out->headers) || pf_header_add(&out->headers, "Content-Type: application/json"))
+  if (pf_auth_header(ctx, &out->headers) ||
+      pf_header_add(&out->headers, "Content-Type: application/json"))
     return nomem(err);
   return 0;
 }
@@ -134,17 +132,9 @@ static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t l
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  char *esc = curl_easy_escape(NULL, task_id, 0);
-  if (!esc) return nomem(err);
-  size_t n = strlen(esc) + 16;
-  char *path = malloc(n);
-  if (!path) { curl_free(esc); return nomem(err); }
-  snprintf(path, n, "/v1/tasks/%s", esc);
-  curl_free(esc);
   out->method = "GET";
-  out->url = pf_url_join(ctx->base_url, path);
-  free(path);
-  if (!out->url || bearer(ctx, &out->headers)) return nomem(err);
+  out->url = pf_url_with_id(ctx->base_url, "/v1/tasks/%s", task_id);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
   return 0;
 }
 
@@ -224,6 +214,37 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   return 0;
 }
 
+/* POST /v1/uploads/images, multipart "file" (jpeg/png/webp/gif, at most 20 MB) -> {"url": ...},
+ * valid 72 h (providers.md 7.3). */
+static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err) {
+  out->method = "POST";
+  out->url = pf_url_join(ctx->base_url, "/v1/uploads/images");
+  if (!out->url || pf_auth_header(ctx, &out->headers) ||
+      pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime))
+    return nomem(err);
+  return 0;
+}
+
+static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,
+                        pf_err *err) {
+  json_t *root = success_reply(ctx, http, body, len, err);
+  if (!root) return -1;
+  const char *url = pf_json_string(root, "url");
+  if (!url || !url[0]) {
+    pf_err_set(err, PF_EK_PROTOCOL, http, "no_url", "apimart's upload reply has no url");
+    err->retryable = 1;
+    json_decref(root);
+    return -1;
+  }
+  up->result = pf_strdup(url);
+  up->ttl = 72 * 3600;
+  json_decref(root);
+  return up->result ? 0 : nomem(err);
+}
+
 const pf_adapter pf_adapter_apimart = {
-  "apimart", build_submit, parse_submit, build_status, parse_status,
+  .name = "apimart",
+  .build_submit = build_submit, .parse_submit = parse_submit,
+  .build_status = build_status, .parse_status = parse_status,
+  .build_upload = build_upload, .parse_upload = parse_upload,
 };

@@ -37,7 +37,9 @@ int pf_state_terminal(pf_state s) {
 void pf_request_free(pf_request *rq) {
   free(rq->model); free(rq->prompt); free(rq->negative_prompt);
   for (size_t i = 0; i < rq->nrefs; i++) {
-    free(rq->refs[i].name); free(rq->refs[i].image); free(rq->refs[i].type);
+    free(rq->refs[i].name);
+    free(rq->refs[i].type);
+    for (size_t j = 0; j < rq->refs[i].nimages; j++) free(rq->refs[i].images[j]);
   }
   free(rq->refs);
   free(rq->image); free(rq->first_frame); free(rq->last_frame); free(rq->extend_from);
@@ -49,7 +51,82 @@ void pf_http_req_free(pf_http_req *r) {
   free(r->url);
   free(r->body);
   curl_slist_free_all(r->headers);
+  for (size_t i = 0; i < r->nparts; i++) {
+    pf_part *p = &r->parts[i];
+    free(p->name); free(p->value); free(p->file); free(p->filename); free(p->type);
+  }
+  free(r->parts);
   memset(r, 0, sizeof *r);
+}
+
+int pf_http_add_part(pf_http_req *r, const char *name, const char *value, const char *file,
+                     const char *filename, const char *type) {
+  pf_part *np = realloc(r->parts, (r->nparts + 1) * sizeof *np);
+  if (!np) return -1;
+  r->parts = np;
+  pf_part *p = &np[r->nparts];
+  memset(p, 0, sizeof *p);
+  r->nparts++;                               /* counted now, so free() releases what was made */
+  p->name = pf_strdup(name);
+  if (value) p->value = pf_strdup(value);
+  if (file) p->file = pf_strdup(file);
+  if (filename) p->filename = pf_strdup(filename);
+  if (type) p->type = pf_strdup(type);
+  if (!p->name || (value && !p->value) || (file && !p->file) || (filename && !p->filename) ||
+      (type && !p->type))
+    return -1;
+  return 0;
+}
+
+int pf_auth_header(const pf_ctx *ctx, struct curl_slist **h) {
+  const char *key = ctx->api_key ? ctx->api_key : "";
+  if (ctx->auth && strcmp(ctx->auth, "api-key") == 0) return pf_header_add(h, "API-KEY: %s", key);
+  return pf_header_add(h, "Authorization: Bearer %s", key);
+}
+
+char *pf_url_with_id(const char *base, const char *fmt, const char *id) {
+  char *esc = curl_easy_escape(NULL, id, 0);
+  if (!esc) return NULL;
+  size_t n = strlen(fmt) + strlen(esc) + 1;
+  char *path = malloc(n);
+  char *url = NULL;
+  if (path) {
+    snprintf(path, n, fmt, esc);
+    url = pf_url_join(base, path);
+  }
+  free(path);
+  curl_free(esc);
+  return url;
+}
+
+void pf_error_fields(const json_t *root, const char **message, const char **code_str,
+                     char *code_buf, size_t code_cap) {
+  const json_t *e = json_object_get(root, "error");
+  *message = pf_json_string(e, "message");
+  if (!*message) *message = json_is_string(e) ? json_string_value(e) : NULL;
+  if (!*message) *message = pf_json_string(root, "message");
+  *code_str = pf_json_string(e, "type");
+  if (!*code_str) *code_str = pf_json_string(e, "code");
+  if (!*code_str) *code_str = pf_json_string(root, "code");
+  if (!*code_str) *code_str = pf_json_string(root, "reason");
+  if (!*code_str && code_buf) {
+    const json_t *c = json_object_get(e, "code");
+    if (!json_is_integer(c)) c = json_object_get(root, "code");
+    if (json_is_integer(c)) {
+      snprintf(code_buf, code_cap, "%" JSON_INTEGER_FORMAT, json_integer_value(c));
+      *code_str = code_buf;
+    }
+  }
+}
+
+char *pf_json_id(const json_t *v) {
+  char buf[32];
+  if (json_is_integer(v)) {
+    snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return pf_strdup(buf);
+  }
+  if (json_is_string(v) && json_string_length(v) > 0) return pf_strdup(json_string_value(v));
+  return NULL;
 }
 
 void pf_status_init(pf_status *st) {

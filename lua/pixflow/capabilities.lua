@@ -1,32 +1,178 @@
 --- pixflow.capabilities: what each gateway and model accepts, kept as data in one place.
--- Every number here has a source in ../shared/providers.md; validation (pixflow.validate)
--- reads only this table, so a gateway's limits change here and nowhere else.
+-- Every number has a source in ../shared/providers.md (section in the comment). Validation
+-- (pixflow.validate) reads only this table: a gateway's limits change here and nowhere else.
+-- `unverified` lists what is inferred rather than documented; docs/gateways.md repeats it.
+--
+-- Fields of a model's entry:
+--   gateway_model        the gateway's own name for the model
+--   modes                text, image, transition, fusion, extend
+--   duration             { min, max } or { set = {...} }; duration_by_mode overrides per mode;
+--                        duration_rules { { resolution =, max =, modes = } } limit by resolution
+--   resolutions, aspect_ratios; aspect_ratio_modes (where it applies); aspect_ratio = false when
+--                        the gateway ignores it (asking for one is then an error, not a drop)
+--   references           { min, max, images_per_reference }; reference_names, reference_types
+--   prompt_max, negative_prompt_max (nil: no negative prompt), negative_prompt_modes
+--   seed { min, max } (nil: no seed); audio, audio_modes; watermark; count { min, max };
+--   expand_prompt; uploads (local files can be uploaded); defaults (filled where the gateway
+--   requires a field the unified request leaves optional)
 local M = {}
 
-local PIXVERSE_RATIOS = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3", "3:2", "21:9" }
-local RESOLUTIONS = { "360p", "540p", "720p", "1080p" }
+local RATIOS5 = { "16:9", "4:3", "1:1", "3:4", "9:16" }
+local RATIOS8 = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3", "3:2", "21:9" }
+local RES = { "360p", "540p", "720p", "1080p" }
+local SEED = { min = 0, max = 2147483647 }
+local ALL_MODES = { "text", "image", "transition", "fusion", "extend" }
+
+local function with(base, over)
+  local t = {}
+  for k, v in pairs(base) do t[k] = v end
+  for k, v in pairs(over) do t[k] = v end
+  return t
+end
+
+-- The PixVerse platform (providers.md 2.4, 2.5): fusion limits per model; the other modes'
+-- endpoints document older model lists, so newer models there are inferred.
+local PV_BASE = {
+  modes = ALL_MODES,
+  resolutions = RES,
+  aspect_ratios = RATIOS5,
+  aspect_ratio_modes = { "text", "fusion" },   -- image/transition/extend follow their inputs
+  references = { min = 1, max = 7, images_per_reference = 1 },
+  reference_names = true, reference_types = true,
+  prompt_max = 2048,
+  negative_prompt_max = 2048, negative_prompt_modes = { "text", "image" },
+  seed = SEED,
+  audio = false, audio_modes = { "fusion" },
+  watermark = false,
+  uploads = true,
+  defaults = { duration = 5, resolution = "540p", aspect_ratio = "16:9" },
+}
+local PV = {
+  ["v4.5"] = with(PV_BASE, { gateway_model = "v4.5", duration = { set = { 5, 8 } },
+    references = { min = 1, max = 3, images_per_reference = 1 },
+    duration_rules = { { resolution = "1080p", max = 5, modes = { "text" } } } }),
+  ["v5"] = with(PV_BASE, { gateway_model = "v5", duration = { set = { 5, 8 } },
+    references = { min = 1, max = 3, images_per_reference = 1 },
+    duration_rules = { { resolution = "1080p", max = 5, modes = { "text" } } } }),
+  ["v5.5"] = with(PV_BASE, { gateway_model = "v5.5", duration = { set = { 5, 8, 10 } },
+    duration_rules = { { resolution = "1080p", max = 8 } },
+    unverified = { "text, image, transition and extend modes (documented model lists stop at v5)" } }),
+  ["v5.6"] = with(PV_BASE, { gateway_model = "v5.6", duration = { set = { 5, 8, 10 } },
+    duration_rules = { { resolution = "1080p", max = 8 } }, audio = true,
+    unverified = { "text, image, transition and extend modes (documented model lists stop at v5)" } }),
+  ["v6"] = with(PV_BASE, { gateway_model = "v6", duration = { min = 1, max = 15 },
+    aspect_ratios = RATIOS8, audio = true,
+    unverified = { "durations 1-15 (documented for v6 by apimart, not by PixVerse)",
+                   "modes other than fusion" } }),
+  ["c1"] = with(PV_BASE, { gateway_model = "c1", duration = { min = 1, max = 15 },
+    aspect_ratios = RATIOS8, audio = true,
+    unverified = { "modes other than fusion" } }),
+}
+
+-- QuickRouter documents only the fusion call (seed 004); query and upload are inferred.
+local QR = {}
+for name, c in pairs(PV) do
+  QR[name] = with(c, { modes = { "fusion" },
+    unverified = { "the status query and the image upload paths (mirrors of PixVerse's)" } })
+end
 
 M.data = {
-  -- apimart: providers.md section 7 (seed 003). One model, pixverse-v6, five modes.
+  pixverse = PV,
+  quickrouter = QR,
+
+  -- apimart (providers.md 7; seed 003): one model, five modes.
   apimart = {
     v6 = {
       gateway_model = "pixverse-v6",
-      modes = { "text", "image", "transition", "fusion", "extend" },
-      duration = { min = 1, max = 15, default = 5 },
-      duration_by_mode = { transition = { 5, 8 } },     -- "首尾帧过渡模式仅支持 5 或 8 秒"
-      resolutions = RESOLUTIONS,                        -- default 540p at the gateway
-      aspect_ratios = PIXVERSE_RATIOS,
-      aspect_ratio_modes = { "text", "fusion" },        -- "size 仅在文生视频和多参考图融合模式生效"
+      modes = ALL_MODES,
+      duration = { min = 1, max = 15 },
+      duration_by_mode = { transition = { 5, 8 } },  -- "首尾帧过渡模式仅支持 5 或 8 秒"
+      resolutions = RES,
+      aspect_ratios = RATIOS8,
+      aspect_ratio_modes = { "text", "fusion" },     -- "size 仅在文生视频和多参考图融合模式生效"
       references = { min = 1, max = 7, images_per_reference = 1 },
-      -- apimart has no reference names: @name is rewritten to "image N" by position (adapter)
-      reference_names = false,
-      reference_types = false,                          -- subject/background is not sent
+      reference_names = false,                       -- @name is rewritten to "image N"
+      reference_types = false,
       prompt_max = 5000,
       negative_prompt_max = 2048,
-      seed = { min = 0, max = 2147483647 },
+      seed = SEED,
       audio = true,
       watermark = true,
-      image_sources = { "url" },                        -- public http(s) URLs only
+      uploads = true,                                -- /v1/uploads/images, 72 h
+    },
+  },
+
+  -- DashScope (providers.md 5; seed 001): reference-to-video only.
+  dashscope = {
+    c1 = {
+      gateway_model = "pixverse/pixverse-c1-r2v",
+      modes = { "fusion" },
+      duration = { min = 1, max = 15 },
+      resolutions = RES,
+      aspect_ratios = RATIOS8,
+      references = { min = 1, max = 7, images_per_reference = 1 },
+      reference_names = true, reference_types = false,
+      seed = SEED,
+      audio = true,
+      watermark = true,
+      uploads = true,                                -- temporary OSS upload, 48 h
+      unverified = { "durations 1-15 (PixVerse's c1 range; DashScope documents only 5)",
+                     "sizes other than 1280*720", "ref_name on media items",
+                     "aspect ratios 2:3, 3:2, 21:9", "the seed range" },
+    },
+    ["v5.6"] = {
+      gateway_model = "pixverse/pixverse-v5.6-r2v",
+      modes = { "fusion" },
+      duration = { set = { 5, 8, 10 } },
+      duration_rules = { { resolution = "1080p", max = 8 } },
+      resolutions = RES,
+      aspect_ratios = RATIOS5,
+      references = { min = 1, max = 7, images_per_reference = 1 },
+      reference_names = true, reference_types = false,
+      seed = SEED,
+      audio = true,
+      watermark = true,
+      uploads = true,
+      unverified = { "durations (third-party: 5/8/10, only 5/8 at 1080P)",
+                     "sizes other than 1280*720", "ref_name on media items", "the seed range" },
+    },
+  },
+
+  -- jiekou.ai (providers.md 4; seed 000): c1 reference-to-video; no upload call.
+  jiekou = {
+    c1 = {
+      gateway_model = "pixverse-pixverse-c1-reference-to-video",
+      modes = { "fusion" },
+      duration = { min = 1, max = 15 },
+      resolutions = RES,
+      aspect_ratios = RATIOS8,
+      references = { min = 1, max = 7, images_per_reference = 1 },
+      reference_names = true, reference_types = true,
+      audio = true,
+      uploads = false,                               -- public URLs only (or an uploader)
+      unverified = { "the task-result query and its fields (novita's, which jiekou clones)",
+                     "the error envelope" },
+    },
+  },
+
+  -- baicaiinfer (providers.md 6; seed 002): PixVerse-v4.5-MR2V, up to 3 images per reference.
+  baicai = {
+    ["v4.5"] = {
+      gateway_model = "PixVerse-v4.5-MR2V",
+      modes = { "fusion" },
+      duration = { set = { 5, 8 } },
+      duration_rules = { { resolution = "1080p", max = 5 } },  -- "1080p时只支持输出5s"
+      resolutions = RES,
+      aspect_ratio = false,                          -- "无需指定，以输入的首张图的宽高比输出"
+      references = { min = 1, max = 3, images_per_reference = 3 },
+      reference_names = true, reference_types = true,
+      negative_prompt_max = 2048,
+      count = { min = 1, max = 4 },                  -- number_of_videos
+      expand_prompt = true,                          -- need_expand_prompt
+      uploads = true,
+      defaults = { duration = 5, resolution = "540p" },
+      unverified = { "the status, result and upload calls (a third-party client's)",
+                     "the negative prompt length limit" },
     },
   },
 }
@@ -37,11 +183,16 @@ function M.get(provider, model)
   return p and p[model]
 end
 
---- The unified model names a provider serves, sorted.
+--- The unified model names a provider serves, in version order.
 function M.models(provider)
   local out = {}
   for name in pairs(M.data[provider] or {}) do out[#out + 1] = name end
-  table.sort(out)
+  table.sort(out, function(a, b)
+    local na, nb = tonumber(a:match("^v([%d.]+)")), tonumber(b:match("^v([%d.]+)"))
+    if na and nb then return na < nb end
+    if na or nb then return na ~= nil end
+    return a < b
+  end)
   return out
 end
 

@@ -162,17 +162,52 @@ local function by_id(cmd, args)
   return EXIT.ok
 end
 
+-- The capability registry as a table: one row per gateway and model, then what is unverified.
 local function providers()
   local pixflow = require "pixflow"
   local caps = require "pixflow.capabilities"
+  local function durations(c)
+    local d = c.duration.set and table.concat(c.duration.set, "/") or (c.duration.min .. "-" .. c.duration.max)
+    for _, r in ipairs(c.duration_rules or {}) do
+      d = d .. (" (<=%d at %s%s)"):format(r.max, r.resolution, r.modes and (", " .. table.concat(r.modes, ",")) or "")
+    end
+    return d
+  end
+  local rows = { { "provider", "model", "gateway model", "modes", "duration s", "resolutions",
+                   "aspect ratios", "refs", "names", "audio", "seed", "local files" } }
+  local notes = {}
   for _, name in ipairs(pixflow.providers()) do
     for _, model in ipairs(caps.models(name)) do
       local c = caps.get(name, model)
-      local d = c.duration.set and table.concat(c.duration.set, "/") or (c.duration.min .. "-" .. c.duration.max)
-      print(("%-10s %-5s modes %-38s duration %-6s refs %d-%d  %s  %s"):format(name, model,
-        table.concat(c.modes, ","), d, c.references.min, c.references.max,
-        table.concat(c.resolutions, ","), table.concat(c.aspect_ratios, ",")))
+      local r = c.references
+      rows[#rows + 1] = { name, model, c.gateway_model, table.concat(c.modes, ","), durations(c),
+        table.concat(c.resolutions, ","),
+        c.aspect_ratio == false and "(ignored)" or table.concat(c.aspect_ratios, ","),
+        ("%d-%d x%d"):format(r.min, r.max, r.images_per_reference),
+        c.reference_names and "yes" or "by position", c.audio and "yes" or "no",
+        c.seed and "yes" or "no", c.uploads and "upload" or "URL only" }
+      for _, u in ipairs(c.unverified or {}) do
+        notes[#notes + 1] = ("  %s %s: %s"):format(name, model, u)
+      end
     end
+  end
+  local width = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do width[i] = math.max(width[i] or 0, utf8.len(cell) or #cell) end
+  end
+  for n, row in ipairs(rows) do
+    local out = {}
+    for i, cell in ipairs(row) do out[i] = cell .. (" "):rep(width[i] - (utf8.len(cell) or #cell)) end
+    print((table.concat(out, "  "):gsub("%s+$", "")))
+    if n == 1 then
+      local rule = {}
+      for i = 1, #row do rule[i] = ("-"):rep(width[i]) end
+      print(table.concat(rule, "  "))
+    end
+  end
+  if #notes > 0 then
+    print("\nunverified (inferred, not documented by the gateway; see docs/gateways.md):")
+    for _, n in ipairs(notes) do print(n) end
   end
   return EXIT.ok
 end

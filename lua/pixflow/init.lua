@@ -37,7 +37,8 @@ local NEW = {
   provider = "string", api_key = "string", base_url = "string", model = "string",
   poll = "table", timeouts = "table", max_per_host = "number", max_body_bytes = "number",
   max_download_bytes = "number", download_attempts = "number", ca_file = "string",
-  user_agent = "string", task_timeout = "number",
+  user_agent = "string", task_timeout = "number", region = "string", workspace = "string",
+  ref_names = "boolean", uploader = "function",
 }
 
 local function merge(into, from)
@@ -77,6 +78,26 @@ function M.new(opts)
   local poll = merge(preset.poll, opts.poll)
   local t = merge(preset.timeouts, opts.timeouts)
   local base_url = opts.base_url or preset.base_url
+  if opts.region or opts.workspace then
+    local regions = preset.regions or {}
+    local r = regions[opts.region or "beijing"]
+    if not r then
+      options.fail("new", 1, 2, "%s has no region '%s'%s", name, tostring(opts.region),
+                   next(regions) and ("; known: " .. table.concat(options.sorted_keys(regions), ", "))
+                   or " (it has one endpoint)")
+    end
+    if opts.workspace then
+      if not r.workspace_url then options.fail("new", 1, 2, "region '%s' has no workspace endpoint", opts.region) end
+      if not opts.workspace:find("^[%w-]+$") then
+        options.fail("new", 1, 2, "field 'workspace' must be a workspace id, got %q", opts.workspace)
+      end
+      base_url = opts.base_url or r.workspace_url:gsub("{workspace}", opts.workspace)
+    elseif not r.url then
+      options.fail("new", 1, 2, "region '%s' needs a workspace (its endpoint is per workspace)", opts.region)
+    else
+      base_url = opts.base_url or r.url
+    end
+  end
   if not base_url:find("^https?://") then
     options.fail("new", 1, 2, "field 'base_url' must start with http:// or https://, got %q", base_url)
   end
@@ -89,6 +110,8 @@ function M.new(opts)
     poll_initial = poll.initial, poll_interval = poll.interval, poll_max = poll.max,
     poll_backoff = poll.backoff, poll_jitter = poll.jitter, max_poll_failures = poll.max_failures,
     download_attempts = opts.download_attempts, ca_file = opts.ca_file, user_agent = opts.user_agent,
+    auth = preset.auth,
+    ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names,
   }
   if not c then return nil, err end
   return setmetatable({
@@ -97,6 +120,7 @@ function M.new(opts)
     base_url = base_url,
     model = model,
     task_timeout = opts.task_timeout or preset.task_timeout,
+    uploader = opts.uploader,
     _listeners = {},
   }, client_mt)
 end
@@ -107,9 +131,46 @@ end
 function Client:submit(req)
   local norm, err = validate.request("submit", req, self.provider, function(m)
     return capabilities.get(self.provider, m)
-  end, self.model, 2)
+  end, self.model, 2, { uploader = self.uploader ~= nil })
   if not norm then return nil, err end
+  if self.uploader and not capabilities.get(self.provider, norm.unified_model).uploads then
+    local ok, uerr = self:_run_uploader(norm)
+    if not ok then return nil, uerr end
+  end
   return self._core:submit(norm, self)
+end
+
+local function is_url(s) return s:find("^https?://") ~= nil end
+
+-- For gateways without an upload call: the user's uploader(path, info) turns each local file
+-- into a public URL (it runs here, in the caller's submit, and may block as long as it likes).
+function Client:_run_uploader(norm)
+  local function convert(path, field)
+    if is_url(path) then return path end
+    local ok, url, uerr = pcall(self.uploader, path, { provider = self.provider, field = field })
+    if not ok or type(url) ~= "string" or not is_url(url) then
+      local why = not ok and tostring(url) or (uerr and tostring(uerr)) or
+        ("it returned %s, not an http(s) URL"):format(type(url) == "string" and ("%q"):format(url) or type(url))
+      return nil, errors.new("io", ("the uploader failed for %s: %s"):format(path, why),
+                             { provider = self.provider, hint = "fix the uploader, or give a public URL" })
+    end
+    return url
+  end
+  for i, r in ipairs(norm.references or {}) do
+    for j, img in ipairs(r.images) do
+      local url, err = convert(img, ("references[%d].images[%d]"):format(i, j))
+      if not url then return nil, err end
+      r.images[j] = url
+    end
+  end
+  for _, f in ipairs({ "image", "first_frame", "last_frame" }) do
+    if norm[f] then
+      local url, err = convert(norm[f], f)
+      if not url then return nil, err end
+      norm[f] = url
+    end
+  end
+  return true
 end
 
 --- Re-attach to a task the gateway already accepted (by its id), to wait for it or download it.
@@ -198,6 +259,32 @@ function task:wait(opts)
     if self.done or self.halted then return nil, self.error end
     local left = deadline - core.now()
     if left <= 0 then return nil, timeout_error(self, timeout, "waiting") end
+    c:poll(left < 1 and left or 1)
+  end
+end
+
+--- Ask the gateway to cancel the task (DashScope: only while it is queued). Waits for the
+-- gateway's answer to the cancel (not for the task to end).
+-- syntax: ok, err = task:cancel{ timeout = 30 }
+-- Returns: true when the gateway accepted the cancel (the task then ends "canceled"); nil and an
+-- error when it refused, or when the gateway has no cancel call (code "unsupported").
+function task:cancel(opts)
+  opts = opts or {}
+  options.check("cancel", 1, opts, { timeout = "number" })
+  local c = owner(self)
+  local ok, err = self:_cancel()
+  if not ok then return nil, err end
+  local deadline = core.now() + (opts.timeout or 60)
+  while true do
+    local state, cerr = self:_cancel_state()
+    if state == "accepted" then return true end
+    if state == "refused" then return nil, cerr end
+    if self.done and state ~= "sent" then
+      return nil, errors.new("invalid", ("the task ended (%s) before the cancel was sent"):format(self.status),
+                             { provider = self.provider, task_id = self.id, code = "finished" })
+    end
+    local left = deadline - core.now()
+    if left <= 0 then return nil, timeout_error(self, opts.timeout or 60, "waiting for the cancel") end
     c:poll(left < 1 and left or 1)
   end
 end

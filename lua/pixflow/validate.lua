@@ -14,8 +14,11 @@ local REQUEST = {
   image = "string", first_frame = "string", last_frame = "string",
   extend_from = { "string", "userdata", "table" },
   negative_prompt = "string", seed = "whole", audio = "boolean", watermark = "boolean",
+  count = "whole", expand_prompt = "boolean",
 }
-local REFERENCE = { name = "string", image = "string", type = "string" }
+local REFERENCE = { name = "string", image = "string", images = "table", type = "string" }
+local IMAGE_EXT = { png = true, jpg = true, jpeg = true, webp = true, gif = true }
+M.MAX_IMAGE_BYTES = 20 * 1024 * 1024   -- every gateway's documented cap is 20 MB or more
 local REF_TYPES = { "subject", "background" }
 
 -- A name in a prompt: '@' at the start or after a non-name byte, then letters, digits, '_',
@@ -56,6 +59,25 @@ local function is_url(s)
   return type(s) == "string" and (s:find("^https?://[^%s]+$") ~= nil)
 end
 
+-- A local image: it must exist, be readable, be an image by its name, and not be too large.
+-- Returns nil when fine, else the problem's text.
+local function local_image_problem(path)
+  local ext = path:match("%.([%w]+)$")
+  if not ext or not IMAGE_EXT[ext:lower()] then
+    return "is not a PNG, JPEG, WebP or GIF file (by its name)"
+  end
+  local f, err = io.open(path, "rb")
+  if not f then return ("cannot be read (%s)"):format(err) end
+  local size = f:seek("end")
+  f:close()
+  if not size then return "is not a readable file" end
+  if size == 0 then return "is empty" end
+  if size > M.MAX_IMAGE_BYTES then
+    return ("is %d bytes; gateways take images up to %d MB"):format(size, M.MAX_IMAGE_BYTES // 1048576)
+  end
+  return nil
+end
+
 -- "whole" is an integer, or a float with an integral value (JSON decoders give 5.0)
 local function normalise_types(spec)
   local out = {}
@@ -83,7 +105,16 @@ local function check_types(fname, req, level)
       end
     end
     for i = 1, n do
-      options.check(fname, 1, refs[i], REFERENCE, level + 1, ("references[%d]."):format(i))
+      local prefix = ("references[%d]."):format(i)
+      options.check(fname, 1, refs[i], REFERENCE, level + 1, prefix)
+      local imgs = refs[i].images
+      if imgs ~= nil then
+        for k, v in pairs(imgs) do
+          if math.type(k) ~= "integer" or type(v) ~= "string" then
+            options.fail(fname, 1, level + 1, "field '%simages' must be a list of strings", prefix)
+          end
+        end
+      end
     end
   end
 end
@@ -103,8 +134,9 @@ end
 --- Check req for provider's model; returns the normalised request for the C core, or nil and an
 -- "invalid" error naming every problem. caps_for(model) gives a model's capabilities.
 -- level is the stack level of the user's call (for misuse errors).
-function M.request(fname, req, provider, caps_for, default_model, level)
+function M.request(fname, req, provider, caps_for, default_model, level, opts)
   level = (level or 2) + 1
+  opts = opts or {}
   check_types(fname, req, level)
   local problems = {}
   local function problem(field, value, allowed, fmt, ...)
@@ -173,9 +205,29 @@ function M.request(fname, req, provider, caps_for, default_model, level)
   if np ~= nil then
     if not caps.negative_prompt_max then
       problem("negative_prompt", np, nil, "%s has no negative prompt", where)
+    elseif caps.negative_prompt_modes and mode and not contains(caps.negative_prompt_modes, mode) then
+      problem("negative_prompt", np, caps.negative_prompt_modes, "%s takes a negative prompt only in "
+              .. "%s modes", where, list_text(caps.negative_prompt_modes))
     elseif not utf8.len(np) or utf8.len(np) > caps.negative_prompt_max then
       problem("negative_prompt", np, caps.negative_prompt_max,
               "must be valid UTF-8 of at most %d characters", caps.negative_prompt_max)
+    end
+  end
+
+  -- an image field: a public URL, or a local file the gateway can upload (or the client's
+  -- uploader can turn into a URL); data URIs and base64 are taken by none of them
+  local function check_image(field, v)
+    if is_url(v) then return end
+    if v:find("^data:") then
+      problem(field, v:sub(1, 30), "http(s) URL or a local file",
+              "data URIs are not accepted: give a public http(s) URL or a local file")
+    elseif not (caps.uploads or opts.uploader) then
+      problem(field, v, "http(s) URL",
+              "%s is not a public http(s) URL, and %s has no upload call for local files "
+              .. "(give a URL, or set the client's uploader)", quote(v), provider)
+    else
+      local why = local_image_problem(v)
+      if why then problem(field, v, nil, "%s %s", quote(v), why) end
     end
   end
 
@@ -201,19 +253,28 @@ function M.request(fname, req, provider, caps_for, default_model, level)
       else
         names[r.name] = i
       end
-      if r.image == nil or r.image == "" then
-        problem(f .. ".image", r.image, nil, "an image is required")
-      elseif not is_url(r.image) and contains(caps.image_sources, "url")
-             and not contains(caps.image_sources, "upload") then
-        problem(f .. ".image", r.image, "http(s) URL",
-                "%s is not a public http(s) URL, which is all %s accepts (no local files, "
-                .. "data URIs or base64)", quote(r.image), provider)
+      local imgs = r.images or { r.image }
+      if r.image ~= nil and r.images ~= nil then
+        problem(f, nil, nil, "give image or images, not both")
+      elseif #imgs == 0 or imgs[1] == "" then
+        problem(f .. ".image", nil, nil, "an image is required")
+      else
+        local per = rc and rc.images_per_reference or 1
+        if #imgs > per then
+          problem(f .. ".images", #imgs, per, "%d images is too many (%s takes %d per reference)",
+                  #imgs, where, per)
+        end
+        for j, img in ipairs(imgs) do
+          check_image(r.images and ("%s.images[%d]"):format(f, j) or (f .. ".image"), img)
+        end
       end
       if r.type ~= nil and not contains(REF_TYPES, r.type) then
         problem(f .. ".type", r.type, REF_TYPES, "%s is not a reference type (allowed: %s)",
                 quote(r.type), list_text(REF_TYPES))
       end
-      refs[i] = { name = r.name, image = r.image, type = r.type }
+      local list = {}
+      for j, img in ipairs(r.images or { r.image }) do list[j] = img end
+      refs[i] = { name = r.name, images = list, type = r.type }
     end
   end
   if prompt and prompt ~= "" then
@@ -233,11 +294,7 @@ function M.request(fname, req, provider, caps_for, default_model, level)
 
   -- single images
   for _, f in ipairs({ "image", "first_frame", "last_frame" }) do
-    local v = req[f]
-    if v ~= nil and not is_url(v) then
-      problem(f, v, "http(s) URL", "%s is not a public http(s) URL, which is all %s accepts",
-              quote(v), provider)
-    end
+    if req[f] ~= nil then check_image(f, req[f]) end
   end
 
   -- extend_from: a task id, or a task that has one
@@ -276,11 +333,24 @@ function M.request(fname, req, provider, caps_for, default_model, level)
     end
   end
 
+  if duration and caps.duration_rules then
+    local res = req.resolution or (caps.defaults and caps.defaults.resolution)
+    for _, rule in ipairs(caps.duration_rules) do
+      if res == rule.resolution and duration > rule.max and (not rule.modes or contains(rule.modes, mode)) then
+        problem("duration", duration, rule.max, "%d is not allowed at %s (%s allows at most %d seconds there)",
+                duration, res, where, rule.max)
+      end
+    end
+  end
+
   if req.resolution ~= nil and not contains(caps.resolutions, req.resolution) then
     problem("resolution", req.resolution, caps.resolutions, "%s is not allowed (%s allows %s)",
             quote(req.resolution), where, list_text(caps.resolutions))
   end
-  if req.aspect_ratio ~= nil then
+  if req.aspect_ratio ~= nil and caps.aspect_ratio == false then
+    problem("aspect_ratio", req.aspect_ratio, nil, "%s ignores aspect_ratio (the output follows the "
+            .. "first image's); leave it out", where)
+  elseif req.aspect_ratio ~= nil then
     if not contains(caps.aspect_ratios, req.aspect_ratio) then
       problem("aspect_ratio", req.aspect_ratio, caps.aspect_ratios, "%s is not allowed (%s allows %s)",
               quote(req.aspect_ratio), where, list_text(caps.aspect_ratios))
@@ -291,12 +361,27 @@ function M.request(fname, req, provider, caps_for, default_model, level)
     end
   end
   local seed = req.seed and math.tointeger(req.seed)
-  if seed and caps.seed and (seed < caps.seed.min or seed > caps.seed.max) then
+  if seed and not caps.seed then
+    problem("seed", seed, nil, "%s takes no seed", where)
+  elseif seed and (seed < caps.seed.min or seed > caps.seed.max) then
     problem("seed", seed, { caps.seed.min, caps.seed.max }, "%d is outside %d to %d", seed,
             caps.seed.min, caps.seed.max)
   end
   if req.audio ~= nil and not caps.audio then
     problem("audio", req.audio, nil, "%s cannot generate audio", where)
+  elseif req.audio ~= nil and caps.audio_modes and mode and not contains(caps.audio_modes, mode) then
+    problem("audio", req.audio, caps.audio_modes, "%s generates audio only in %s mode", where,
+            list_text(caps.audio_modes))
+  end
+  local count = req.count and math.tointeger(req.count)
+  if count and not caps.count then
+    problem("count", count, nil, "%s makes one video per task", where)
+  elseif count and (count < caps.count.min or count > caps.count.max) then
+    problem("count", count, { caps.count.min, caps.count.max }, "%d is outside %d to %d", count,
+            caps.count.min, caps.count.max)
+  end
+  if req.expand_prompt ~= nil and not caps.expand_prompt then
+    problem("expand_prompt", req.expand_prompt, nil, "%s has no prompt expansion", where)
   end
   if req.watermark ~= nil and not caps.watermark then
     problem("watermark", req.watermark, nil, "%s has no watermark switch", where)
@@ -309,6 +394,7 @@ function M.request(fname, req, provider, caps_for, default_model, level)
     image = req.image, first_frame = req.first_frame, last_frame = req.last_frame,
     extend_from = extend_from, duration = duration, resolution = req.resolution,
     aspect_ratio = req.aspect_ratio, seed = seed, audio = req.audio, watermark = req.watermark,
+    count = count, expand_prompt = req.expand_prompt,
   }
 end
 

@@ -55,9 +55,9 @@ describe("apimart adapter", function()
       local _, body = encode{ mode = "fusion", model = "pixverse-v6",
         prompt = "A girl wearing the outfit from image 2, holding the cat from image 3",
         references = {
-          { name = "girl", image = "https://example.com/character.jpg" },
-          { name = "outfit", image = "https://example.com/outfit.jpg" },
-          { name = "cat", image = "https://example.com/cat.jpg", type = "subject" },
+          { name = "girl", images = { "https://example.com/character.jpg" } },
+          { name = "outfit", images = { "https://example.com/outfit.jpg" } },
+          { name = "cat", images = { "https://example.com/cat.jpg" }, type = "subject" },
         },
         aspect_ratio = "9:16", resolution = "720p", duration = 5 }
       assert.same(cjson.decode(fixture("scene4_fusion.json")), body)
@@ -73,8 +73,8 @@ describe("apimart adapter", function()
     it("rewrites @names to 'image N' by position, leaving other @ alone", function()
       local _, body = encode{ mode = "fusion", model = "pixverse-v6",
         prompt = "@hero runs through @city, mail me@example.com about @nobody",
-        references = { { name = "hero", image = "https://e.com/h.png" },
-                       { name = "city", image = "https://e.com/c.png" } } }
+        references = { { name = "hero", images = { "https://e.com/h.png" } },
+                       { name = "city", images = { "https://e.com/c.png" } } } }
       assert.equal("image 1 runs through image 2, mail me@example.com about @nobody", body.prompt)
     end)
 

@@ -1,0 +1,301 @@
+/* dashscope.c: Alibaba DashScope (Model Studio) PixVerse reference-to-video: async submit,
+ * task query, cancel, and the temporary-file upload. Facts: ../shared/providers.md section 5,
+ * seed 001. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+
+static int nomem(pf_err *err) {
+  pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the DashScope request");
+  return -1;
+}
+
+/* parameters.size from resolution and aspect ratio. Only 1280*720 is documented (seed 001);
+ * the 16:9 and 9:16 sizes follow a third-party table, the rest keep the short side of the tier
+ * [INFERENCE, unverified: docs/gateways.md]. */
+static int size_for(const char *res, const char *ratio, char *out, size_t n) {
+  static const struct { const char *tier; int s; } tiers[] = {
+    { "360p", 360 }, { "540p", 540 }, { "720p", 720 }, { "1080p", 1080 },
+  };
+  static const struct { const char *r; int w, h; } ratios[] = {
+    { "16:9", 16, 9 }, { "9:16", 9, 16 }, { "4:3", 4, 3 }, { "3:4", 3, 4 }, { "1:1", 1, 1 },
+    { "3:2", 3, 2 }, { "2:3", 2, 3 }, { "21:9", 21, 9 },
+  };
+  int s = 0;
+  for (size_t i = 0; i < sizeof tiers / sizeof tiers[0]; i++)
+    if (strcmp(tiers[i].tier, res) == 0) s = tiers[i].s;
+  for (size_t i = 0; s && i < sizeof ratios / sizeof ratios[0]; i++) {
+    if (strcmp(ratios[i].r, ratio) != 0) continue;
+    int w = ratios[i].w, h = ratios[i].h;
+    long W = w >= h ? (long)s * w / h : s, H = w >= h ? s : (long)s * h / w;
+    W -= W % 2;   /* even dimensions, as video encoders want */
+    H -= H % 2;
+    snprintf(out, n, "%ld*%ld", W, H);
+    return 0;
+  }
+  return -1;
+}
+
+static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *out, pf_err *err) {
+  json_t *o = json_object(), *input = json_object(), *params = json_object(), *media = json_array();
+  if (!o || !input || !params || !media) {
+    json_decref(o); json_decref(input); json_decref(params); json_decref(media);
+    return nomem(err);
+  }
+  int bad = 0, oss = 0;
+  bad |= json_object_set_new(o, "model", json_string(rq->model));
+  bad |= json_object_set_new(o, "input", input);
+  bad |= json_object_set_new(o, "parameters", params);
+  bad |= json_object_set_new(input, "media", media);
+  for (size_t i = 0; i < rq->nrefs; i++) {
+    const char *url = rq->refs[i].images[0];
+    json_t *m = json_pack("{s:s,s:s}", "type", "image_url", "url", url);
+    /* ref_name on media items is used by third-party clients; DashScope's own field list does
+     * not show it [NOT FOUND officially], so the preset can switch it off */
+    if (m && ctx->ref_names) bad |= json_object_set_new(m, "ref_name", json_string(rq->refs[i].name));
+    bad |= !m || json_array_append_new(media, m);
+    if (strncmp(url, "oss://", 6) == 0) oss = 1;
+  }
+  if (ctx->ref_names) {
+    bad |= json_object_set_new(input, "prompt", json_string(rq->prompt));
+  } else {
+    /* without names the images can only be meant by their order [INFERENCE] */
+    char *p = pf_prompt_by_position(rq->prompt, rq->refs, rq->nrefs, "image %zu");
+    bad |= !p || json_object_set_new(input, "prompt", json_string(p));
+    free(p);
+  }
+  if (rq->resolution || rq->aspect_ratio) {
+    char size[32];
+    if (size_for(rq->resolution ? rq->resolution : "720p",
+                 rq->aspect_ratio ? rq->aspect_ratio : "16:9", size, sizeof size) != 0) {
+      json_decref(o);
+      pf_err_set(err, PF_EK_INVALID, 0, "size", "no DashScope size for %s at %s",
+                 rq->resolution ? rq->resolution : "720p", rq->aspect_ratio ? rq->aspect_ratio : "16:9");
+      return -1;
+    }
+    bad |= json_object_set_new(params, "size", json_string(size));
+  }
+  if (rq->duration > 0) bad |= json_object_set_new(params, "duration", json_integer(rq->duration));
+  if (rq->audio >= 0) bad |= json_object_set_new(params, "audio", json_boolean(rq->audio));
+  if (rq->watermark >= 0) bad |= json_object_set_new(params, "watermark", json_boolean(rq->watermark));
+  if (rq->has_seed) bad |= json_object_set_new(params, "seed", json_integer(rq->seed));
+  if (bad) { json_decref(o); return nomem(err); }
+  out->method = "POST";
+  out->url = pf_url_join(ctx->base_url, "/api/v1/services/aigc/video-generation/video-synthesis");
+  if (!out->url) { json_decref(o); return nomem(err); }
+  if (pf_json_body(o, out, err) != 0) return -1;
+  /* without the async header: "current user api does not support synchronous calls" */
+  if (pf_auth_header(ctx, &out->headers) ||
+      pf_header_add(&out->headers, "X-DashScope-Async: enable") ||
+      pf_header_add(&out->headers, "Content-Type: application/json") ||
+      (oss && pf_header_add(&out->headers, "X-DashScope-OssResourceResolve: enable")))
+    return nomem(err);
+  return 0;
+}
+
+/* {"request_id","code","message"} with an HTTP error status (providers.md 5.4). */
+static pf_errkind code_kind(const char *code, long http) {
+  if (code) {
+    if (strcmp(code, "InvalidParameter") == 0 || strcmp(code, "ModelNotFound") == 0) return PF_EK_INVALID;
+    if (strcmp(code, "DataInspectionFailed") == 0) return PF_EK_MODERATED;
+    if (strcmp(code, "InvalidApiKey") == 0 || strcmp(code, "AccessDenied") == 0) return PF_EK_AUTH;
+    if (strcmp(code, "Arrearage") == 0) return PF_EK_QUOTA;
+    if (strncmp(code, "Throttling", 10) == 0) return PF_EK_RATE_LIMIT;
+    if (strcmp(code, "InternalServerError") == 0) return PF_EK_PROVIDER;
+  }
+  return pf_kind_for_http(http);
+}
+
+static json_t *success_reply(long http, const char *body, size_t len, pf_err *err) {
+  json_t *root = pf_json_parse_object(body, len, http, err);
+  if (root && (http < 200 || http >= 300)) {
+    const char *code = pf_json_string(root, "code"), *msg = pf_json_string(root, "message");
+    pf_errkind k = code_kind(code, http);
+    pf_err_set(err, k, http, code ? code : "http_error", "%s",
+               msg ? msg : "DashScope returned an error without a message");
+    err->retryable = k == PF_EK_RATE_LIMIT || pf_http_retryable(http);
+    json_decref(root);
+    root = NULL;
+  }
+  return root;
+}
+
+static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
+                        char **task_id, pf_err *err) {
+  (void)ctx;
+  json_t *root = success_reply(http, body, len, err);
+  if (!root) return -1;
+  *task_id = pf_json_id(json_object_get(json_object_get(root, "output"), "task_id"));
+  json_decref(root);
+  if (!*task_id) {
+    pf_err_set(err, PF_EK_PROTOCOL, http, "no_task_id",
+               "DashScope accepted the request but its reply has no output.task_id");
+    return -1;
+  }
+  return 0;
+}
+
+static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
+  out->method = "GET";
+  out->url = pf_url_with_id(ctx->base_url, "/api/v1/tasks/%s", task_id);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+  return 0;
+}
+
+static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t len,
+                        pf_status *st, pf_err *err) {
+  json_t *root = success_reply(http, body, len, err);
+  if (!root) return -1;
+  const json_t *out = json_object_get(root, "output");
+  const char *s = pf_json_string(out, "task_status");
+  if (!s) {
+    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape", "DashScope status reply has no output.task_status");
+    err->retryable = 1;
+    json_decref(root);
+    return -1;
+  }
+  if (strcmp(s, "PENDING") == 0 || strcmp(s, "SUSPENDED") == 0) {
+    st->state = PF_ST_QUEUED;
+  } else if (strcmp(s, "SUCCEEDED") == 0) {
+    st->state = PF_ST_SUCCEEDED;
+    const char *url = pf_json_string(out, "video_url");
+    /* result URLs expire after 24 h (providers.md 5.2) */
+    if (url && url[0]) {
+      if (pf_status_add_video(st, url, ctx->wall_now > 0 ? ctx->wall_now + 86400 : 0)) {
+        json_decref(root);
+        return nomem(err);
+      }
+    } else {
+      pf_status_no_video(st, ctx->provider);
+    }
+  } else if (strcmp(s, "FAILED") == 0) {
+    const char *code = pf_json_string(out, "code"), *msg = pf_json_string(out, "message");
+    /* the moderation code on a failed task is not documented; DataInspectionFailed is the
+     * code of the synchronous check [INFERENCE] */
+    int mod = (code && strcmp(code, "DataInspectionFailed") == 0) || pf_text_says_moderated(msg);
+    st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
+    pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code ? code : "FAILED", "%s",
+               msg ? msg : "DashScope reports the task failed without a reason");
+  } else if (strcmp(s, "CANCELED") == 0) {
+    st->state = PF_ST_CANCELED;
+    pf_err_set(&st->err, PF_EK_CANCELED, 0, "CANCELED", "the task was canceled at DashScope");
+  } else if (strcmp(s, "UNKNOWN") == 0) {
+    /* the task does not exist or has expired (ids live about 24 h): nothing more will come */
+    pf_err_set(err, PF_EK_NOT_FOUND, http, "UNKNOWN",
+               "DashScope does not know this task (it never existed, or it expired: task ids are "
+               "kept about 24 hours)");
+    json_decref(root);
+    return -1;
+  } else {
+    st->state = PF_ST_RUNNING;
+  }
+  json_decref(root);
+  return 0;
+}
+
+/* POST /api/v1/tasks/{id}/cancel: only while the task is PENDING (SDK-documented). */
+static int build_cancel(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
+  out->method = "POST";
+  out->url = pf_url_with_id(ctx->base_url, "/api/v1/tasks/%s/cancel", task_id);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+  out->body = pf_strdup("");
+  if (!out->body) return nomem(err);
+  return 0;
+}
+
+static int parse_cancel(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err) {
+  (void)ctx;
+  json_t *root = success_reply(http, body, len, err);
+  if (!root) return -1;
+  json_decref(root);
+  return 0;
+}
+
+/* The temporary upload (providers.md 5.5): step 0 asks for a policy bound to the model; step 1
+ * posts the file to the object store it names; the result is oss://<key>, valid 48 h, and the
+ * submit then carries X-DashScope-OssResourceResolve. */
+static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err) {
+  if (up->step == 0) {
+    char *model = curl_easy_escape(NULL, up->model ? up->model : "", 0);
+    if (!model) return nomem(err);
+    size_t n = strlen(model) + 48;
+    char *path = malloc(n);
+    if (path) snprintf(path, n, "/api/v1/uploads?action=getPolicy&model=%s", model);
+    curl_free(model);
+    out->method = "GET";
+    out->url = path ? pf_url_join(ctx->base_url, path) : NULL;
+    free(path);
+    if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+    return 0;
+  }
+  const json_t *d = up->state;
+  const char *host = pf_json_string(d, "upload_host"), *dir = pf_json_string(d, "upload_dir");
+  if (!host || !dir) {
+    pf_err_set(err, PF_EK_PROTOCOL, 0, "bad_policy", "DashScope's upload policy has no upload_host or upload_dir");
+    return -1;
+  }
+  size_t kn = strlen(dir) + strlen(up->filename) + 2;
+  char *key = malloc(kn);
+  if (!key) return nomem(err);
+  snprintf(key, kn, "%s/%s", dir, up->filename);
+  out->method = "POST";
+  out->url = pf_strdup(host);
+  out->no_auth = 1;                          /* the object store gets the policy, never the key */
+  const char *acl = pf_json_string(d, "x_oss_object_acl");
+  const char *forbid = pf_json_string(d, "x_oss_forbid_overwrite");
+  int bad = !out->url ||
+    pf_http_add_part(out, "OSSAccessKeyId", pf_json_string(d, "oss_access_key_id") ? pf_json_string(d, "oss_access_key_id") : "", NULL, NULL, NULL) ||
+    pf_http_add_part(out, "Signature", pf_json_string(d, "signature") ? pf_json_string(d, "signature") : "", NULL, NULL, NULL) ||
+    pf_http_add_part(out, "policy", pf_json_string(d, "policy") ? pf_json_string(d, "policy") : "", NULL, NULL, NULL) ||
+    pf_http_add_part(out, "key", key, NULL, NULL, NULL) ||
+    pf_http_add_part(out, "x-oss-object-acl", acl ? acl : "private", NULL, NULL, NULL) ||
+    pf_http_add_part(out, "x-oss-forbid-overwrite", forbid ? forbid : "true", NULL, NULL, NULL) ||
+    pf_http_add_part(out, "success_action_status", "200", NULL, NULL, NULL) ||
+    pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime);   /* the file goes last */
+  free(key);
+  return bad ? nomem(err) : 0;
+}
+
+static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,
+                        pf_err *err) {
+  (void)ctx;
+  if (up->step == 0) {
+    json_t *root = success_reply(http, body, len, err);
+    if (!root) return -1;
+    json_t *d = json_object_get(root, "data");
+    if (!json_is_object(d) || !pf_json_string(d, "upload_host")) {
+      pf_err_set(err, PF_EK_PROTOCOL, http, "bad_policy", "DashScope's upload policy reply has no data.upload_host");
+      err->retryable = 1;
+      json_decref(root);
+      return -1;
+    }
+    json_decref(up->state);
+    up->state = json_incref(d);
+    up->step = 1;
+    json_decref(root);
+    return 1;
+  }
+  if (http != 200 && http != 204) {
+    pf_err_set(err, pf_kind_for_http(http), http, "oss_upload",
+               "the object store refused the upload (HTTP %ld)", http);
+    err->retryable = pf_http_retryable(http);
+    return -1;
+  }
+  const char *dir = pf_json_string(up->state, "upload_dir");
+  size_t n = strlen(dir) + strlen(up->filename) + 8;
+  up->result = malloc(n);
+  if (!up->result) return nomem(err);
+  snprintf(up->result, n, "oss://%s/%s", dir, up->filename);
+  up->ttl = 48 * 3600;
+  return 0;
+}
+
+const pf_adapter pf_adapter_dashscope = {
+  .name = "dashscope",
+  .build_submit = build_submit, .parse_submit = parse_submit,
+  .build_status = build_status, .parse_status = parse_status,
+  .build_upload = build_upload, .parse_upload = parse_upload,
+  .build_cancel = build_cancel, .parse_cancel = parse_cancel,
+};

@@ -1,0 +1,89 @@
+/* hash.c: SHA-256 through OpenSSL's EVP interface, and version 4 UUIDs from getrandom(). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "hash.h"
+
+static void to_hex(const unsigned char *d, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[d[i] >> 4];
+    out[2 * i + 1] = digits[d[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+int pf_sha256_hex(const void *data, size_t len, char hex[65]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1) return -1;
+  to_hex(md, mdlen, hex);
+  return 0;
+}
+
+int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(errno));
+    return -1;
+  }
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    EVP_MD_CTX_free(md);
+    fclose(f);
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory hashing %s", path);
+    return -1;
+  }
+  unsigned char buf[65536];
+  size_t n;
+  long long total = 0;
+  int ok = 1;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+    total += (long long)n;
+    if (EVP_DigestUpdate(md, buf, n) != 1) { ok = 0; break; }
+  }
+  int rerr = ferror(f);
+  int saved = errno;
+  fclose(f);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int outlen = 0;
+  if (ok && !rerr) ok = EVP_DigestFinal_ex(md, out, &outlen) == 1;
+  EVP_MD_CTX_free(md);
+  if (rerr) {
+    pf_err_set(err, PF_EK_IO, 0, "read", "cannot read %s: %s", path, strerror(saved));
+    return -1;
+  }
+  if (!ok) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "hashing %s failed", path);
+    return -1;
+  }
+  to_hex(out, outlen, hex);
+  *size = total;
+  return 0;
+}
+
+void pf_uuid4(char out[37]) {
+  unsigned char b[16];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t r = getrandom(b + got, sizeof b - got, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      /* no kernel randomness: a trace id must only be unique, so mix time and address */
+      for (size_t i = got; i < sizeof b; i++) b[i] = (unsigned char)(((uintptr_t)&b + i * 131u) ^ (unsigned)clock());
+      break;
+    }
+    got += (size_t)r;
+  }
+  b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+           b[14], b[15]);
+}
