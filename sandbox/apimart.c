@@ -242,7 +242,30 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
   return sbx_reply_json(r->conn, GW, 200, json_pack("{s:i,s:o}", "code", 200, "data", data), NULL);
 }
 
+/* POST /v1/uploads/images: multipart "file" -> {url, filename, content_type, bytes, created_at},
+ * the URL valid 72 h (providers.md 7.3). */
+static enum MHD_Result upload(const sbx_req *r) {
+  enum MHD_Result ret;
+  const char *key;
+  if (refuse_key(r, &key, &ret)) return ret;
+  const sbx_field *f = sbx_form(r, "file");
+  if (!f || !f->is_file) return err400(r, "multipart field 'file' is required");
+  if (f->size > 20u * 1024 * 1024) return err400(r, "file too large: %zu bytes, at most 20 MB", f->size);
+  if (!sbx_is_image(f)) return err400(r, "unsupported image type: jpeg, png, webp and gif are accepted");
+  SBX_COUNT(GW, uploads);
+  char id[64], url[256];
+  sbx_id64(id, sizeof id);
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/apimart/uploads/%s", g_sbx.port, id);
+  sbx_object_put(GW, url, f->filename);
+  return sbx_reply_json(r->conn, GW, 200,
+                        json_pack("{s:s,s:s,s:s,s:I,s:I}", "url", url, "filename", f->filename,
+                                  "content_type", "image/png", "bytes", (json_int_t)f->size,
+                                  "created_at", (json_int_t)sbx_now()), NULL);
+}
+
 enum MHD_Result sbx_apimart(const sbx_req *r) {
+  if (strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/uploads/images") == 0)
+    return upload(r);
   if (strcmp(r->method, "POST") == 0 && strcmp(r->path, "/v1/videos/generations") == 0)
     return submit(r);
   if (strcmp(r->method, "GET") == 0 && strncmp(r->path, "/v1/tasks/", 10) == 0 && r->path[10])

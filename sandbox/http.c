@@ -16,7 +16,47 @@ typedef struct conn_state {
   char *body;
   size_t len, cap;
   int too_big;
+  struct MHD_PostProcessor *pp;   /* multipart/form-data bodies */
+  sbx_field fields[SBX_MAX_FIELDS];
+  size_t nfields;
 } conn_state;
+
+const sbx_field *sbx_form(const sbx_req *r, const char *name) {
+  for (size_t i = 0; i < r->nfields; i++)
+    if (strcmp(r->fields[i].name, name) == 0) return &r->fields[i];
+  return NULL;
+}
+
+/* The post processor hands each field over in pieces: files keep a size and their first
+ * bytes, values their text (capped). */
+static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *filename, const char *ctype, const char *enc,
+                                const char *data, uint64_t off, size_t size) {
+  (void)kind; (void)ctype; (void)enc;
+  conn_state *st = cls;
+  sbx_field *f = NULL;
+  if (off == 0 || st->nfields == 0 || strcmp(st->fields[st->nfields - 1].name, key) != 0) {
+    if (st->nfields == SBX_MAX_FIELDS) return MHD_YES;
+    f = &st->fields[st->nfields++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "%s", key);
+    if (filename) {
+      f->is_file = 1;
+      snprintf(f->filename, sizeof f->filename, "%s", filename);
+    }
+  } else {
+    f = &st->fields[st->nfields - 1];
+  }
+  for (size_t i = 0; i < size && f->size + i < sizeof f->head; i++) f->head[f->size + i] = (unsigned char)data[i];
+  if (!f->is_file) {
+    size_t have = strlen(f->value);
+    size_t n = size < sizeof f->value - 1 - have ? size : sizeof f->value - 1 - have;
+    memcpy(f->value + have, data, n);
+    f->value[have + n] = '\0';
+  }
+  f->size += size;
+  return MHD_YES;
+}
 
 const char *sbx_header(struct MHD_Connection *c, const char *name) {
   return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
@@ -92,7 +132,13 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *
   memcpy(id, name, l - 4);
   id[l - 4] = '\0';
   sbx_task t;
-  if (!sbx_task_get(gw, id, &t) || sbx_task_phase(&t, sbx_now()).phase < 2)
+  if (!sbx_task_get(gw, id, &t)) {
+    char *dash = strrchr(id, '-');            /* "<id>-<n>": the n-th of several videos */
+    if (dash) *dash = '\0';
+    if (!dash || !sbx_task_get(gw, id, &t))
+      return sbx_reply(c, gw, 404, "text/plain", "no such file\n", 13, NULL);
+  }
+  if (sbx_task_phase(&t, sbx_now()).phase < 2 || t.canceled)
     return sbx_reply(c, gw, 404, "text/plain", "no such file\n", 13, NULL);
   SBX_COUNT(gw, downloads);
   if (t.outcome == SBX_NOT_MP4) {
@@ -117,6 +163,19 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *
   enum MHD_Result ret = MHD_queue_response(c, 200, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+enum MHD_Result sbx_serve_upload(struct MHD_Connection *c, int gw, const char *key) {
+  char v[16];
+  if (!sbx_object_get(gw, key, v, sizeof v))
+    return sbx_reply(c, gw, 404, "text/plain", "no such file\n", 13, NULL);
+  /* the bytes are not kept: a 1x1 PNG stands in for any uploaded image */
+  static const unsigned char png[] = {
+    0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, 'I', 'H', 'D', 'R', 0, 0, 0, 1, 0, 0,
+    0, 1, 8, 6, 0, 0, 0, 0x1F, 0x15, 0xC4, 0x89, 0, 0, 0, 0x0D, 'I', 'D', 'A', 'T', 0x78, 0x9C, 0x63,
+    0, 1, 0, 0, 5, 0, 1, 0x0D, 0x0A, 0x2D, 0xB4, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82,
+  };
+  return sbx_reply(c, gw, 200, "image/png", (const char *)png, sizeof png, NULL);
 }
 
 static enum MHD_Result control(struct MHD_Connection *c, const char *method, const char *what) {
@@ -145,6 +204,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     st = calloc(1, sizeof *st);
     if (!st) return MHD_NO;
     *con_cls = st;
+    const char *ct = sbx_header(c, "Content-Type");
+    if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0)
+      st->pp = MHD_create_post_processor(c, 64 * 1024, on_field, st);
+    return MHD_YES;
+  }
+  if (*upload_size && st->pp) {
+    if (MHD_post_process(st->pp, upload, *upload_size) != MHD_YES) st->too_big = 1;
+    *upload_size = 0;
     return MHD_YES;
   }
   if (*upload_size) {
@@ -175,11 +242,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     const char *rest = url + pl + 1;
     if (strncmp(rest, "/files/", 7) == 0 && strcmp(method, "GET") == 0)
       return serve_file(c, gw, rest + 7);
-    sbx_req r = { c, method, rest, st->body ? st->body : "", st->len };
+    sbx_req r = { c, method, rest, st->body ? st->body : "", st->len, st->fields, st->nfields, gw };
     switch (gw) {
       case SBX_GW_APIMART: return sbx_apimart(&r);
+      case SBX_GW_PIXVERSE: case SBX_GW_QUICKROUTER: return sbx_pixverse(&r);
+      case SBX_GW_DASHSCOPE: return sbx_dashscope(&r);
+      case SBX_GW_JIEKOU: return sbx_jiekou(&r);
+      case SBX_GW_BAICAI: return sbx_baicai(&r);
       default: break;
     }
+  }
+  if (strcmp(url, "/dashscope-oss") == 0 || strcmp(url, "/dashscope-oss/") == 0) {
+    sbx_req r = { c, method, "/", st->body ? st->body : "", st->len, st->fields, st->nfields,
+                  SBX_GW_DASHSCOPE };
+    return sbx_dashscope_oss(&r);
   }
   return sbx_reply_json(c, -1, 404, json_pack("{s:s,s:s}", "error", "no such route", "path", url), NULL);
 }
@@ -189,6 +265,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
   (void)cls; (void)c; (void)toe;
   conn_state *st = *con_cls;
   if (st) {
+    if (st->pp) MHD_destroy_post_processor(st->pp);
     free(st->body);
     free(st);
   }

@@ -9,7 +9,10 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
-enum { SBX_GW_APIMART = 0, SBX_GW__COUNT };
+enum {
+  SBX_GW_APIMART = 0, SBX_GW_PIXVERSE, SBX_GW_QUICKROUTER, SBX_GW_DASHSCOPE, SBX_GW_JIEKOU,
+  SBX_GW_BAICAI, SBX_GW__COUNT
+};
 
 typedef struct sbx_stats {
   unsigned long submits;     /* submit requests received (valid or not) */
@@ -35,7 +38,11 @@ typedef struct sbx_task {
   sbx_outcome outcome;
   unsigned long long result_size;  /* 0 = the small clip */
   char mode[16];
+  char model[64];
   char prompt_head[64];
+  int nvideos;               /* results (baicai's number_of_videos) */
+  int canceled;
+  int stuck;                 /* never finishes (PixVerse: a reused Ai-trace-id) */
 } sbx_task;
 
 typedef struct sbx {
@@ -47,6 +54,8 @@ typedef struct sbx {
   sbx_stats stats[SBX_GW__COUNT];
   sbx_task **buckets;
   size_t nbuckets, ntasks;
+  struct sbx_object **objects;   /* uploads, policies: key -> value, per gateway */
+  unsigned long long next_id64;  /* PixVerse ids: beyond 2^53, as the platform's are */
   int wake_fd;               /* write end of the pipe main() waits on */
 } sbx;
 
@@ -60,6 +69,16 @@ int sbx_store_init(size_t nbuckets);
 /* Create a task; the id is made from prefix and random characters of alphabet. */
 sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *mode,
                        const char *prefix, const char *alphabet, size_t nrand);
+/* A fresh 64-bit id (PixVerse img_id / video_id), as digits. */
+void sbx_id64(char *out, size_t n);
+/* Mark a task canceled if it is still queued; returns 1 if it was, 0 if too late, -1 unknown. */
+int sbx_task_cancel(int gw, const char *id);
+/* Set a field of a stored task (after creation). */
+void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int stuck);
+/* Objects: uploads and policies, key -> value, per gateway. */
+void sbx_object_put(int gw, const char *key, const char *value);
+/* Copies the value into out (n bytes); returns 1 when found. */
+int sbx_object_get(int gw, const char *key, char *out, size_t n);
 /* Copy of the task with that id on gateway gw, or 0 if there is none. */
 int sbx_task_get(int gw, const char *id, sbx_task *out);
 void sbx_count(int gw, size_t offset);
@@ -83,6 +102,18 @@ const char *sbx_header(struct MHD_Connection *c, const char *name);
 /* The bearer token, or NULL. */
 const char *sbx_bearer(struct MHD_Connection *c);
 
+/* One field of a multipart/form-data body. Files keep their size and first bytes only. */
+typedef struct sbx_field {
+  char name[64];
+  char filename[128];
+  char value[2048];
+  size_t size;
+  unsigned char head[12];
+  int is_file;
+} sbx_field;
+
+#define SBX_MAX_FIELDS 16
+
 /* One request to a gateway, after its prefix was stripped. */
 typedef struct sbx_req {
   struct MHD_Connection *conn;
@@ -90,9 +121,23 @@ typedef struct sbx_req {
   const char *path;          /* e.g. "/v1/tasks/task_01..." */
   const char *body;
   size_t body_len;
+  const sbx_field *fields;   /* multipart bodies */
+  size_t nfields;
+  int gw;
 } sbx_req;
 
+const sbx_field *sbx_form(const sbx_req *r, const char *name);
+/* Is this field a PNG, JPEG, WebP or GIF file (by its bytes)? */
+int sbx_is_image(const sbx_field *f);
+
 enum MHD_Result sbx_apimart(const sbx_req *r);
+enum MHD_Result sbx_pixverse(const sbx_req *r);
+enum MHD_Result sbx_dashscope(const sbx_req *r);
+enum MHD_Result sbx_dashscope_oss(const sbx_req *r);
+enum MHD_Result sbx_jiekou(const sbx_req *r);
+enum MHD_Result sbx_baicai(const sbx_req *r);
+/* Serve an uploaded image back (baicai's fullPath URLs). */
+enum MHD_Result sbx_serve_upload(struct MHD_Connection *c, int gw, const char *key);
 
 /* Helpers shared by the gateway emulations. */
 int sbx_is_http_url(const char *s);

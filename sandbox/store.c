@@ -6,7 +6,15 @@
 
 #include "sandbox.h"
 
-const char *const sbx_gw_names[SBX_GW__COUNT] = { "apimart" };
+const char *const sbx_gw_names[SBX_GW__COUNT] = {
+  "apimart", "pixverse", "quickrouter", "dashscope", "jiekou", "baicai",
+};
+
+typedef struct sbx_object {
+  struct sbx_object *next;
+  int gw;
+  char *key, *value;
+} sbx_object;
 
 double sbx_now(void) {
   struct timespec ts;
@@ -31,9 +39,48 @@ static size_t hash(int gw, const char *s) {
 
 int sbx_store_init(size_t nbuckets) {
   g_sbx.buckets = calloc(nbuckets, sizeof *g_sbx.buckets);
-  if (!g_sbx.buckets) return -1;
+  g_sbx.objects = calloc(nbuckets, sizeof *g_sbx.objects);
+  if (!g_sbx.buckets || !g_sbx.objects) return -1;
   g_sbx.nbuckets = nbuckets;
+  /* the first id is the one third-party kits show, 629000000000000001: above 2^53 */
+  g_sbx.next_id64 = 629000000000000001ULL;
   return 0;
+}
+
+void sbx_id64(char *out, size_t n) {
+  pthread_mutex_lock(&g_sbx.lock);
+  unsigned long long v = g_sbx.next_id64;
+  g_sbx.next_id64 += 1 + (next_rand() % 97);
+  pthread_mutex_unlock(&g_sbx.lock);
+  snprintf(out, n, "%llu", v);
+}
+
+void sbx_object_put(int gw, const char *key, const char *value) {
+  sbx_object *o = calloc(1, sizeof *o);
+  if (!o) return;
+  o->gw = gw;
+  o->key = strdup(key);
+  o->value = strdup(value);
+  if (!o->key || !o->value) { free(o->key); free(o->value); free(o); return; }
+  pthread_mutex_lock(&g_sbx.lock);
+  size_t b = hash(gw, key) % g_sbx.nbuckets;
+  o->next = g_sbx.objects[b];
+  g_sbx.objects[b] = o;
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
+int sbx_object_get(int gw, const char *key, char *out, size_t n) {
+  int found = 0;
+  pthread_mutex_lock(&g_sbx.lock);
+  for (sbx_object *o = g_sbx.objects[hash(gw, key) % g_sbx.nbuckets]; o; o = o->next) {
+    if (o->gw == gw && strcmp(o->key, key) == 0) {
+      snprintf(out, n, "%s", o->value);
+      found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&g_sbx.lock);
+  return found;
 }
 
 static sbx_task *find(int gw, const char *id) {
@@ -64,10 +111,12 @@ sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *
   snprintf(t->prompt_head, sizeof t->prompt_head, "%s", prompt ? prompt : "");
   t->created = sbx_now();
   t->seconds = g_sbx.task_seconds;
+  t->nvideos = 1;
   outcome_from_prompt(t, prompt ? prompt : "");
-  size_t alen = strlen(alphabet);
+  size_t alen = alphabet ? strlen(alphabet) : 0;
+  if (!alphabet) sbx_id64(t->id, sizeof t->id);   /* numeric 64-bit ids */
   pthread_mutex_lock(&g_sbx.lock);
-  do {
+  if (alphabet) do {
     size_t o = (size_t)snprintf(t->id, sizeof t->id, "%s", prefix);
     for (size_t i = 0; i < nrand && o + 1 < sizeof t->id; i++)
       t->id[o++] = alphabet[next_rand() % alen];
@@ -80,6 +129,29 @@ sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *
   g_sbx.stats[gw].tasks++;
   pthread_mutex_unlock(&g_sbx.lock);
   return t;
+}
+
+int sbx_task_cancel(int gw, const char *id) {
+  int r = -1;
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) {
+    r = sbx_task_phase(t, sbx_now()).phase == 0 && !t->canceled;
+    if (r) t->canceled = 1;
+  }
+  pthread_mutex_unlock(&g_sbx.lock);
+  return r;
+}
+
+void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int stuck) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) {
+    if (model) snprintf(t->model, sizeof t->model, "%s", model);
+    if (nvideos > 0) t->nvideos = nvideos;
+    if (stuck) t->stuck = 1;
+  }
+  pthread_mutex_unlock(&g_sbx.lock);
 }
 
 int sbx_task_get(int gw, const char *id, sbx_task *out) {
@@ -121,6 +193,13 @@ void sbx_reset(void) {
       g_sbx.buckets[b] = t->next;
       free(t);
     }
+    while (g_sbx.objects[b]) {
+      sbx_object *o = g_sbx.objects[b];
+      g_sbx.objects[b] = o->next;
+      free(o->key);
+      free(o->value);
+      free(o);
+    }
   }
   g_sbx.ntasks = 0;
   pthread_mutex_unlock(&g_sbx.lock);
@@ -130,7 +209,8 @@ sbx_phase sbx_task_phase(const sbx_task *t, double now) {
   sbx_phase p = { 0, 0, 0 };
   double el = now - t->created;
   double total = t->seconds > 0 ? t->seconds : 0;
-  if (t->outcome == SBX_NEVER) total = 1e12;
+  if (t->outcome == SBX_NEVER || t->stuck) total = 1e12;
+  if (t->canceled) { p.phase = 2; p.pct = 0; return p; }
   p.left = total - el > 0 ? total - el : 0;
   if (el >= total) { p.phase = 2; p.pct = 100; return p; }
   /* the first 15% of the time is spent queued */
@@ -145,6 +225,14 @@ sbx_phase sbx_task_phase(const sbx_task *t, double now) {
 int sbx_is_http_url(const char *s) {
   return s && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) &&
          strlen(s) > 8;
+}
+
+int sbx_is_image(const sbx_field *f) {
+  const unsigned char *h = f->head;
+  if (!f->is_file || f->size < 12) return 0;
+  return (h[0] == 0x89 && h[1] == 'P' && h[2] == 'N' && h[3] == 'G') ||
+         (h[0] == 0xFF && h[1] == 0xD8) || memcmp(h, "GIF8", 4) == 0 ||
+         (memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WEBP", 4) == 0);
 }
 
 size_t sbx_utf8_len(const char *s) {

@@ -1,0 +1,219 @@
+/* dashscope.c: the sandbox's emulation of DashScope's PixVerse reference-to-video API and its
+ * temporary-file upload (a policy here, the object store under /dashscope-oss), from
+ * ../shared/providers.md section 5 and seed 001. Shares no code with the adapter. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox.h"
+
+#define GW SBX_GW_DASHSCOPE
+
+static enum MHD_Result fail(const sbx_req *r, unsigned http, const char *code, const char *msg) {
+  char rid[40];
+  sbx_id64(rid, sizeof rid);
+  return sbx_reply_json(r->conn, GW, http, json_pack("{s:s,s:s,s:s}", "request_id", rid, "code", code,
+                                                     "message", msg), http == 429 ? "1" : NULL);
+}
+
+static int refuse(const sbx_req *r, const char **key, enum MHD_Result *ret) {
+  const char *k = sbx_bearer(r->conn);
+  if (!k || strcmp(k, "invalid") == 0) { *ret = fail(r, 401, "InvalidApiKey", "Invalid API-key provided."); return 1; }
+  if (strcmp(k, "noquota") == 0) { *ret = fail(r, 403, "Arrearage", "Access denied, please make sure your account is in good standing."); return 1; }
+  if (strcmp(k, "ratelimit") == 0) { *ret = fail(r, 429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."); return 1; }
+  *key = k;
+  return 0;
+}
+
+/* 1280*720 is documented; the rest are the sizes pixflow derives (unverified, providers 5.1). */
+static const char *const SIZES[] = {
+  "640*360", "360*640", "960*540", "540*960", "1280*720", "720*1280", "1920*1080", "1080*1920",
+  "480*360", "360*480", "360*360", "720*540", "540*720", "540*540", "960*720", "720*960", "720*720",
+  "1440*1080", "1080*1440", "1080*1080", "540*360", "360*540", "810*540", "540*810", "1080*720",
+  "720*1080", "1620*1080", "1080*1620", "840*360", "1260*540", "1680*720", "2520*1080", NULL,
+};
+
+static int one_of(const char *s, const char *const *l) {
+  for (int i = 0; s && l[i]; i++) if (strcmp(s, l[i]) == 0) return 1;
+  return 0;
+}
+
+static enum MHD_Result submit(const sbx_req *r) {
+  enum MHD_Result ret;
+  const char *key;
+  SBX_COUNT(GW, submits);
+  if (refuse(r, &key, &ret)) return ret;
+  const char *async = sbx_header(r->conn, "X-DashScope-Async");
+  /* the status of this refusal is not documented, only its text [INFERENCE: 403] */
+  if (!async || strcmp(async, "enable") != 0)
+    return fail(r, 403, "AccessDenied", "current user api does not support synchronous calls");
+  json_t *b = json_loadb(r->body, r->body_len, 0, NULL);
+  enum MHD_Result out;
+#define FAIL(msg) do { out = fail(r, 400, "InvalidParameter", msg); goto done; } while (0)
+  if (!json_is_object(b)) FAIL("the body is not JSON");
+  const char *model = json_string_value(json_object_get(b, "model"));
+  json_t *input = json_object_get(b, "input"), *params = json_object_get(b, "parameters");
+  const char *prompt = json_string_value(json_object_get(input, "prompt"));
+  json_t *media = json_object_get(input, "media");
+  int c1 = model && strcmp(model, "pixverse/pixverse-c1-r2v") == 0;
+  if (!model || (!c1 && strcmp(model, "pixverse/pixverse-v5.6-r2v") != 0)) {
+    out = fail(r, 404, "ModelNotFound", "Model not exist.");
+    goto done;
+  }
+  if (!prompt || !prompt[0]) FAIL("input.prompt is required");
+  size_t n = json_is_array(media) ? json_array_size(media) : 0;
+  if (n < 1 || n > 7) FAIL("input.media must hold 1 to 7 items");
+  const char *resolve = sbx_header(r->conn, "X-DashScope-OssResourceResolve");
+  size_t i;
+  json_t *m;
+  json_array_foreach(media, i, m) {
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *url = json_string_value(json_object_get(m, "url"));
+    if (!type || strcmp(type, "image_url") != 0) FAIL("input.media[].type must be image_url");
+    if (url && strncmp(url, "oss://", 6) == 0) {
+      char bound[128];
+      if (!resolve || strcmp(resolve, "enable") != 0)
+        FAIL("an oss:// url needs the header X-DashScope-OssResourceResolve: enable");
+      if (!sbx_object_get(GW, url + 6, bound, sizeof bound) || strcmp(bound, model) != 0)
+        FAIL("the oss:// file was not uploaded for this model");
+    } else if (!sbx_is_http_url(url)) {
+      FAIL("input.media[].url must be a public URL or an oss:// temporary file");
+    }
+  }
+  const char *size = json_string_value(json_object_get(params, "size"));
+  json_t *dur = json_object_get(params, "duration");
+  if (json_object_get(params, "size") && !one_of(size, SIZES)) FAIL("parameters.size is not supported");
+  if (dur) {
+    json_int_t d = json_is_integer(dur) ? json_integer_value(dur) : -1;
+    if (c1 ? (d < 1 || d > 15) : (d != 5 && d != 8 && d != 10)) FAIL("parameters.duration is not supported");
+  }
+  sbx_task *t = sbx_task_new(GW, key, prompt, "fusion", "", "0123456789abcdef", 32);
+  if (!t) FAIL("out of memory");
+  /* a UUID-shaped task id, as DashScope's */
+  char id[64];
+  snprintf(id, sizeof id, "%.8s-%.4s-%.4s-%.4s-%.12s", t->id, t->id + 8, t->id + 12, t->id + 16, t->id + 20);
+  char rid[40];
+  sbx_id64(rid, sizeof rid);
+  sbx_object_put(GW, id, t->id);            /* the public id -> the stored task */
+  out = sbx_reply_json(r->conn, GW, 200, json_pack("{s:s,s:{s:s,s:s}}", "request_id", rid, "output",
+                                                   "task_id", id, "task_status", "PENDING"), NULL);
+done:
+#undef FAIL
+  json_decref(b);
+  return out;
+}
+
+static int lookup(const char *id, const char *key, sbx_task *t) {
+  char inner[64];
+  return sbx_object_get(GW, id, inner, sizeof inner) && sbx_task_get(GW, inner, t) &&
+         strcmp(t->key, key) == 0;
+}
+
+static enum MHD_Result query(const sbx_req *r, const char *id) {
+  enum MHD_Result ret;
+  const char *key;
+  SBX_COUNT(GW, polls);
+  if (refuse(r, &key, &ret)) return ret;
+  char rid[40];
+  sbx_id64(rid, sizeof rid);
+  sbx_task t;
+  if (!lookup(id, key, &t))
+    return sbx_reply_json(r->conn, GW, 200, json_pack("{s:s,s:{s:s,s:s}}", "request_id", rid, "output",
+                                                      "task_id", id, "task_status", "UNKNOWN"), NULL);
+  sbx_phase p = sbx_task_phase(&t, sbx_now());
+  json_t *o = json_pack("{s:s,s:s}", "task_id", id, "submit_time", "2026-01-01 10:00:00.123");
+  json_t *usage = NULL;
+  if (p.phase == 0) json_object_set_new(o, "task_status", json_string(t.canceled ? "CANCELED" : "PENDING"));
+  else if (p.phase == 1) json_object_set_new(o, "task_status", json_string("RUNNING"));
+  else if (t.canceled) json_object_set_new(o, "task_status", json_string("CANCELED"));
+  else if (t.outcome == SBX_FAIL || t.outcome == SBX_MODERATE) {
+    json_object_set_new(o, "task_status", json_string("FAILED"));
+    json_object_set_new(o, "code", json_string(t.outcome == SBX_MODERATE ? "DataInspectionFailed" : "InternalError"));
+    json_object_set_new(o, "message", json_string(t.outcome == SBX_MODERATE
+      ? "Output data may contain inappropriate content." : "The task failed."));
+  } else {
+    char url[256];
+    sbx_result_url(GW, t.id, url, sizeof url);
+    json_object_set_new(o, "task_status", json_string("SUCCEEDED"));
+    if (t.outcome != SBX_NO_VIDEO) json_object_set_new(o, "video_url", json_string(url));
+    usage = json_pack("{s:i,s:i,s:i}", "video_duration", 5, "video_count", 1, "SR", 720);
+  }
+  json_t *reply = json_pack("{s:s,s:o}", "request_id", rid, "output", o);
+  if (usage) json_object_set_new(reply, "usage", usage);
+  return sbx_reply_json(r->conn, GW, 200, reply, NULL);
+}
+
+static enum MHD_Result cancel(const sbx_req *r, const char *id) {
+  enum MHD_Result ret;
+  const char *key;
+  if (refuse(r, &key, &ret)) return ret;
+  sbx_task t;
+  if (!lookup(id, key, &t)) return fail(r, 404, "NotFound", "the task does not exist");
+  /* only a PENDING task can be canceled; the refusal's exact body is not documented */
+  if (sbx_task_cancel(GW, t.id) != 1)
+    return fail(r, 400, "UnsupportedOperation", "Failed to cancel the task, please confirm that the task status is PENDING.");
+  char rid[40];
+  sbx_id64(rid, sizeof rid);
+  return sbx_reply_json(r->conn, GW, 200, json_pack("{s:s}", "request_id", rid), NULL);
+}
+
+static enum MHD_Result policy(const sbx_req *r) {
+  enum MHD_Result ret;
+  const char *key;
+  if (refuse(r, &key, &ret)) return ret;
+  const char *action = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "action");
+  const char *model = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "model");
+  if (!action || strcmp(action, "getPolicy") != 0 || !model || !model[0])
+    return fail(r, 400, "InvalidParameter", "action=getPolicy and model are required");
+  char dir[128], host[128], rid[40], id[32];
+  sbx_id64(id, sizeof id);
+  snprintf(dir, sizeof dir, "dashscope-instant/%s/2026-01-01/%s", "sandbox", id);
+  snprintf(host, sizeof host, "http://127.0.0.1:%u/dashscope-oss", g_sbx.port);
+  sbx_object_put(GW, dir, model);           /* the policy: its directory, bound to the model */
+  sbx_id64(rid, sizeof rid);
+  return sbx_reply_json(r->conn, GW, 200, json_pack(
+    "{s:s,s:{s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:s}}", "request_id", rid, "data",
+    "policy", "eyJzYW5kYm94Ijp0cnVlfQ==", "signature", "c2FuZGJveA==", "upload_dir", dir,
+    "upload_host", host, "expire_in_seconds", 300, "max_file_size_mb", 100,
+    "oss_access_key_id", "LTAIsandbox", "x_oss_object_acl", "private",
+    "x_oss_forbid_overwrite", "true"), NULL);
+}
+
+/* The object store's form upload: HTTP 200 with an empty body is success. */
+enum MHD_Result sbx_dashscope_oss(const sbx_req *r) {
+  const sbx_field *k = sbx_form(r, "key"), *f = sbx_form(r, "file"), *p = sbx_form(r, "policy");
+  const sbx_field *sig = sbx_form(r, "Signature"), *ak = sbx_form(r, "OSSAccessKeyId");
+  static const char denied[] = "<Error><Code>AccessDenied</Code></Error>";
+  if (strcmp(r->method, "POST") != 0 || !k || !f || !f->is_file || !p || !sig || !ak)
+    return sbx_reply(r->conn, GW, 400, "application/xml", denied, sizeof denied - 1, NULL);
+  /* the key must sit in a directory a policy handed out, and the file must be last */
+  char dir[sizeof k->value], model[128];
+  memcpy(dir, k->value, sizeof dir);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  if (!slash || !sbx_object_get(GW, dir, model, sizeof model) || &r->fields[r->nfields - 1] != f ||
+      !sbx_is_image(f))
+    return sbx_reply(r->conn, GW, 403, "application/xml", denied, sizeof denied - 1, NULL);
+  SBX_COUNT(GW, uploads);
+  sbx_object_put(GW, k->value, model);
+  return sbx_reply(r->conn, GW, 200, "text/plain", "", 0, NULL);
+}
+
+enum MHD_Result sbx_dashscope(const sbx_req *r) {
+  static const char tasks[] = "/api/v1/tasks/";
+  if (strcmp(r->method, "POST") == 0 &&
+      strcmp(r->path, "/api/v1/services/aigc/video-generation/video-synthesis") == 0)
+    return submit(r);
+  if (strcmp(r->method, "GET") == 0 && strcmp(r->path, "/api/v1/uploads") == 0) return policy(r);
+  if (strncmp(r->path, tasks, sizeof tasks - 1) == 0) {
+    char id[64];
+    snprintf(id, sizeof id, "%s", r->path + sizeof tasks - 1);
+    char *slash = strchr(id, '/');
+    if (slash && strcmp(slash, "/cancel") == 0 && strcmp(r->method, "POST") == 0) {
+      *slash = '\0';
+      return cancel(r, id);
+    }
+    if (!slash && strcmp(r->method, "GET") == 0) return query(r, id);
+  }
+  return fail(r, 404, "NotFound", "no such endpoint");
+}
