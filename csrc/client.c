@@ -32,34 +32,52 @@ pf_ctx pf_client_ctx(const pf_client *c, char trace[37]) {
   return ctx;
 }
 
-const char *pf_cache_get(pf_client *c, const char *key) {
-  double now = pf_walltime();
+static pf_cache_entry *cache_find(pf_client *c, const char *key) {
   for (size_t i = 0; i < c->ncache; i++)
-    if (strcmp(c->cache[i].key, key) == 0) return c->cache[i].expires > now ? c->cache[i].value : NULL;
+    if (strcmp(c->cache[i].key, key) == 0) return &c->cache[i];
   return NULL;
+}
+
+const char *pf_cache_get(pf_client *c, const char *key) {
+  pf_cache_entry *e = cache_find(c, key);
+  return e && e->value && e->expires > pf_walltime() ? e->value : NULL;
+}
+
+/* Set key's value (NULL: a claim) and expiry; a failed allocation only costs a later miss. */
+static void cache_set(pf_client *c, const char *key, char *value, double expires) {
+  pf_cache_entry *e = cache_find(c, key);
+  if (!e) {
+    pf_cache_entry *nc = realloc(c->cache, (c->ncache + 1) * sizeof *nc);
+    if (!nc) { free(value); return; }
+    c->cache = nc;
+    e = &nc[c->ncache++];
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->value = NULL;
+  }
+  free(e->value);
+  e->value = value;
+  e->expires = expires;
 }
 
 void pf_cache_put(pf_client *c, const char *key, const char *value, double ttl) {
   /* unknown lifetimes are taken as 12 h [INFERENCE]; a tenth is kept in hand so a reference
    * never expires between the submit and the gateway reading it */
-  double expires = pf_walltime() + 0.9 * (ttl > 0 ? ttl : 12 * 3600);
   char *v = pf_strdup(value);
-  if (!v) return;                           /* a cache miss later is harmless */
-  for (size_t i = 0; i < c->ncache; i++) {
-    if (strcmp(c->cache[i].key, key) == 0) {
-      free(c->cache[i].value);
-      c->cache[i].value = v;
-      c->cache[i].expires = expires;
-      return;
-    }
-  }
-  pf_cache_entry *nc = realloc(c->cache, (c->ncache + 1) * sizeof *nc);
-  if (!nc) { free(v); return; }
-  c->cache = nc;
-  snprintf(nc[c->ncache].key, sizeof nc[0].key, "%s", key);
-  nc[c->ncache].value = v;
-  nc[c->ncache].expires = expires;
-  c->ncache++;
+  if (v) cache_set(c, key, v, pf_walltime() + 0.9 * (ttl > 0 ? ttl : 12 * 3600));
+}
+
+int pf_cache_claim(pf_client *c, const char *key) {
+  pf_cache_entry *e = cache_find(c, key);
+  double now = pf_walltime();
+  /* a claim older than ten minutes belongs to an upload that can no longer be running */
+  if (e && !e->value && e->expires > now) return 1;
+  cache_set(c, key, NULL, now + 600);
+  return 0;
+}
+
+void pf_cache_release(pf_client *c, const char *key) {
+  pf_cache_entry *e = cache_find(c, key);
+  if (e && !e->value) e->expires = 0;
 }
 
 static pf_client *check_client(lua_State *L, int idx) {
@@ -140,7 +158,7 @@ static void free_client(pf_client *c) {
   free(c->base_url); c->base_url = NULL;
   free(c->o.ca_file); c->o.ca_file = NULL;
   free(c->auth); c->auth = NULL;
-  for (size_t i = 0; i < c->ncache; i++) free(c->cache[i].value);
+  for (size_t i = 0; i < c->ncache; i++) free(c->cache[i].value);   /* claims are NULL */
   free(c->cache);
   c->cache = NULL;
   c->ncache = 0;

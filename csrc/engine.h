@@ -58,7 +58,7 @@ struct pf_task;
  * gateway binds uploads to one), value what the gateway gave back. */
 typedef struct pf_cache_entry {
   char key[160];
-  char *value;
+  char *value;               /* NULL while a task uploads it (a claim) */
   double expires;            /* wall clock */
 } pf_cache_entry;
 
@@ -107,6 +107,7 @@ typedef struct pf_upsrc {
   char *path, *url;          /* source: a local file, or a URL to import */
   char *filename;
   const char *mime;
+  int claimed;               /* this task holds the cache claim for key */
   pf_upload up;
 } pf_upsrc;
 
@@ -221,6 +222,9 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err);
 /* Look up and store upload results (client.c). */
 const char *pf_cache_get(pf_client *c, const char *key);
 void pf_cache_put(pf_client *c, const char *key, const char *value, double ttl);
+/* Single flight: claim key for an upload (0), or learn that another task holds it (1). */
+int pf_cache_claim(pf_client *c, const char *key);
+void pf_cache_release(pf_client *c, const char *key);
 /* The adapter context for one request of c (a fresh trace id in trace). */
 pf_ctx pf_client_ctx(const pf_client *c, char trace[37]);
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action);

@@ -330,6 +330,13 @@ static int fill_slots(pf_task *t, size_t src, const char *value) {
   return 0;
 }
 
+static void release_claims(pf_client *c, pf_task *t) {
+  for (size_t i = 0; i < t->nups; i++) {
+    if (t->ups[i].claimed) pf_cache_release(c, t->ups[i].key);
+    t->ups[i].claimed = 0;
+  }
+}
+
 static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
   pf_upsrc *u = &t->ups[t->upi];
   if (e->retryable && ++t->up_attempts < 3) {
@@ -337,6 +344,7 @@ static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
     u->up.step = 0;
     if (pf_task_schedule(c, t, d, PF_AT_UPLOAD) == 0) return;
   }
+  release_claims(c, t);
   pf_err_append(e, " (uploading %s; nothing was submitted, so nothing was charged)",
                 u->path ? u->path : u->url);
   t->state = PF_ST_FAILED;
@@ -371,6 +379,7 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   }
   c->uploads++;
   pf_cache_put(c, u->key, u->up.result, u->up.ttl);
+  u->claimed = 0;                           /* the claim became the cached value */
   if (fill_slots(t, t->upi, u->up.result) != 0) {
     pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
     upload_failed(c, t, &e);
@@ -474,6 +483,34 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
   pf_task_sync_anchor(L, cidx, 0, c, t);
 }
 
+/* The next upload, or the submit once every image has its gateway reference. An image another
+ * task of this client is uploading right now is waited for, not uploaded twice. */
+static int next_upload(pf_client *c, pf_task *t, pf_err *e) {
+  while (t->upi < t->nups) {
+    pf_upsrc *u = &t->ups[t->upi];
+    const char *hit = u->claimed ? NULL : pf_cache_get(c, u->key);
+    if (hit) {
+      if (fill_slots(t, t->upi, hit) != 0) {
+        pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+        return -1;
+      }
+      t->upi++;
+      continue;
+    }
+    if (!u->claimed && pf_cache_claim(c, u->key)) {
+      double d = c->o.poll_interval / 10;
+      if (pf_task_schedule(c, t, d < 0.05 ? d : 0.05, PF_AT_UPLOAD) != 0) {
+        pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+        return -1;
+      }
+      return 0;
+    }
+    u->claimed = 1;
+    return start_upload(c, t, e);
+  }
+  return pf_task_submit_start(c, t, e);
+}
+
 void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
   pf_err e;
   pf_err_clear(&e);
@@ -486,8 +523,8 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       }
       break;
     case PF_AT_UPLOAD:
-      /* the next upload, or the submit once every image has its gateway reference */
-      if ((t->upi < t->nups ? start_upload(c, t, &e) : pf_task_submit_start(c, t, &e)) != 0) {
+      if (next_upload(c, t, &e) != 0) {
+        release_claims(c, t);
         t->state = PF_ST_FAILED;
         set_error(t, &e);
         pf_client_changed(L, cidx, c, t);
@@ -518,6 +555,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
 void pf_task_detach(pf_task *t) {
   pf_client *c = t->client;
   if (!c) return;
+  release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
   int downloading = t->x.kind == PF_X_DOWNLOAD;
   pf_xfer_abort(c, t);

@@ -196,6 +196,8 @@ void pf_status_no_video(pf_status *st, const char *provider);
 int pf_status_add_video(pf_status *st, const char *url, double expires_at);
 /* Does the text mention moderation (any language the gateways use)? */
 int pf_text_says_moderated(const char *s);
+/* Does the text say the balance or quota ran out? */
+int pf_text_says_quota(const char *s);
 
 /* Prompt references: '@' at the start or after a character that is not a name character,
  * followed by a name of [A-Za-z0-9_-] or UTF-8 bytes. lua/pixflow/validate.lua uses the same rule. */

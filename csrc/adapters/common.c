@@ -240,9 +240,7 @@ int pf_json_number(const json_t *obj, const char *key, double *out) {
   return -1;
 }
 
-int pf_text_says_moderated(const char *s) {
-  static const char *const words[] = { "moderat", "inappropriate", "sensitive", "审核", "敏感",
-                                       "违规", "does not pass the review", NULL };
+static int mentions(const char *s, const char *const *words) {
   if (!s) return 0;
   char low[512];
   size_t i;
@@ -251,6 +249,17 @@ int pf_text_says_moderated(const char *s) {
   for (int w = 0; words[w]; w++)
     if (strstr(low, words[w])) return 1;
   return 0;
+}
+
+int pf_text_says_moderated(const char *s) {
+  static const char *const words[] = { "moderat", "inappropriate", "sensitive", "审核", "敏感",
+                                       "违规", "does not pass the review", NULL };
+  return mentions(s, words);
+}
+
+int pf_text_says_quota(const char *s) {
+  static const char *const words[] = { "quota", "balance", "余额", "额度", "arrear", NULL };
+  return mentions(s, words);
 }
 
 int pf_name_byte(unsigned char c) {

@@ -159,6 +159,7 @@ static const json_t *envelope(long http, const json_t *root, pf_err *err) {
   char cbuf[32];
   pf_error_fields(root, &m, &cstr, cbuf, sizeof cbuf);
   pf_errkind k = http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL;
+  if (pf_text_says_quota(cstr) || pf_text_says_quota(m)) k = PF_EK_QUOTA;
   if (pf_text_says_moderated(m)) k = PF_EK_MODERATED;
   pf_err_set(err, k, http, cstr ? cstr : "bad_shape", "%s",
              m ? m : "the reply has neither ErrCode nor an error member");
