@@ -90,6 +90,23 @@ describe("make demo", function()
   end)
 end)
 
+describe("examples/every_gateway.lua", function()
+  it("makes an MP4 from local images on each of the six gateways", function()
+    local sbx = sandbox.start{ task_seconds = 0.5 }
+    local dir = util.tmpdir()
+    finally(function() sbx.stop(); os.execute("rm -rf " .. dir) end)
+    local status, text = util.run(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
+      .. "lua5.4 examples/every_gateway.lua %s %s"):format(sbx.url, dir))
+    assert.equal(0, status, text)
+    local stats = sbx.stats()
+    for _, p in ipairs({ "pixverse", "quickrouter", "apimart", "dashscope", "jiekou", "baicai" }) do
+      assert.equal("ftyp", util.read(dir .. "/" .. p .. ".mp4"):sub(5, 8), p)
+      assert.equal(1, stats[p].tasks, p)
+      assert.equal(p == "jiekou" and 0 or 3, stats[p].uploads, p)
+    end
+  end)
+end)
+
 describe("luarocks make", function()
   it("builds offline into a tree from which require 'pixflow' works", function()
     local tmp = util.tmpdir()
