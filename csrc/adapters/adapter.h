@@ -206,6 +206,13 @@ int pf_name_byte(unsigned char c);
 int pf_auth_header(const pf_ctx *ctx, struct curl_slist **h);
 /* The path with the task id escaped into it at the one %s (fmt). NULL on failure. */
 char *pf_url_with_id(const char *base, const char *fmt, const char *id);
+/* A GET of base + fmt (one %s: the escaped id) with the auth header: the usual status call.
+ * Returns 0, or -1 with a nomem error. */
+int pf_get_by_id(const pf_ctx *ctx, const char *fmt, const char *id, pf_http_req *out, pf_err *err);
+/* *id = the id in v (a JSON string or integer); consumes root. Without one: -1 and a protocol
+ * error saying the gateway accepted but its reply lacks `where` (the outcome is then unknown). */
+int pf_reply_id(json_t *root, const json_t *v, long http, const char *provider, const char *where,
+                char **id, pf_err *err);
 /* A JSON error envelope's fields in the usual places: error.{message,type,code}, message, code. */
 void pf_error_fields(const json_t *root, const char **message, const char **code_str,
                      char *code_buf, size_t code_cap);

@@ -117,25 +117,12 @@ static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t l
    * an object in place of the one-element array is accepted too */
   const json_t *data = json_object_get(root, "data");
   const json_t *item = json_is_array(data) ? json_array_get(data, 0) : data;
-  const char *id = pf_json_string(item, "task_id");
-  if (!id || !id[0]) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "no_task_id",
-               "apimart accepted the request but its reply has no data[0].task_id; the task "
-               "may exist at the gateway");
-    json_decref(root);
-    return -1;
-  }
-  *task_id = pf_strdup(id);
-  json_decref(root);
-  if (!*task_id) { pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory"); return -1; }
-  return 0;
+  return pf_reply_id(root, json_object_get(item, "task_id"), http, ctx->provider,
+                     "data[0].task_id", task_id, err);
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  out->method = "GET";
-  out->url = pf_url_with_id(ctx->base_url, "/v1/tasks/%s", task_id);
-  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
-  return 0;
+  return pf_get_by_id(ctx, "/v1/tasks/%s", task_id, out, err);
 }
 
 /* url is documented as an array of strings; a bare string is accepted too. */

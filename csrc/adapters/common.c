@@ -99,6 +99,26 @@ char *pf_url_with_id(const char *base, const char *fmt, const char *id) {
   return url;
 }
 
+int pf_get_by_id(const pf_ctx *ctx, const char *fmt, const char *id, pf_http_req *out, pf_err *err) {
+  out->method = "GET";
+  out->url = pf_url_with_id(ctx->base_url, fmt, id);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the %s request", ctx->provider);
+    return -1;
+  }
+  return 0;
+}
+
+int pf_reply_id(json_t *root, const json_t *v, long http, const char *provider, const char *where,
+                char **id, pf_err *err) {
+  *id = pf_json_id(v);
+  json_decref(root);
+  if (*id) return 0;
+  pf_err_set(err, PF_EK_PROTOCOL, http, "no_task_id",
+             "%s accepted the request but its reply has no %s", provider, where);
+  return -1;
+}
+
 void pf_error_fields(const json_t *root, const char **message, const char **code_str,
                      char *code_buf, size_t code_cap) {
   const json_t *e = json_object_get(root, "error");

@@ -124,24 +124,14 @@ static json_t *success_reply(long http, const char *body, size_t len, pf_err *er
 
 static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
                         char **task_id, pf_err *err) {
-  (void)ctx;
   json_t *root = success_reply(http, body, len, err);
   if (!root) return -1;
-  *task_id = pf_json_id(json_object_get(json_object_get(root, "output"), "task_id"));
-  json_decref(root);
-  if (!*task_id) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "no_task_id",
-               "DashScope accepted the request but its reply has no output.task_id");
-    return -1;
-  }
-  return 0;
+  return pf_reply_id(root, json_object_get(json_object_get(root, "output"), "task_id"), http,
+                     ctx->provider, "output.task_id", task_id, err);
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  out->method = "GET";
-  out->url = pf_url_with_id(ctx->base_url, "/api/v1/tasks/%s", task_id);
-  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
-  return 0;
+  return pf_get_by_id(ctx, "/api/v1/tasks/%s", task_id, out, err);
 }
 
 static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t len,
@@ -243,17 +233,21 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
   out->method = "POST";
   out->url = pf_strdup(host);
   out->no_auth = 1;                          /* the object store gets the policy, never the key */
-  const char *acl = pf_json_string(d, "x_oss_object_acl");
-  const char *forbid = pf_json_string(d, "x_oss_forbid_overwrite");
-  int bad = !out->url ||
-    pf_http_add_part(out, "OSSAccessKeyId", pf_json_string(d, "oss_access_key_id") ? pf_json_string(d, "oss_access_key_id") : "", NULL, NULL, NULL) ||
-    pf_http_add_part(out, "Signature", pf_json_string(d, "signature") ? pf_json_string(d, "signature") : "", NULL, NULL, NULL) ||
-    pf_http_add_part(out, "policy", pf_json_string(d, "policy") ? pf_json_string(d, "policy") : "", NULL, NULL, NULL) ||
-    pf_http_add_part(out, "key", key, NULL, NULL, NULL) ||
-    pf_http_add_part(out, "x-oss-object-acl", acl ? acl : "private", NULL, NULL, NULL) ||
-    pf_http_add_part(out, "x-oss-forbid-overwrite", forbid ? forbid : "true", NULL, NULL, NULL) ||
-    pf_http_add_part(out, "success_action_status", "200", NULL, NULL, NULL) ||
-    pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime);   /* the file goes last */
+  /* the form fields the SDK sends, in its order; the file goes last */
+  static const char *const fields[][3] = {
+    { "OSSAccessKeyId", "oss_access_key_id", "" }, { "Signature", "signature", "" },
+    { "policy", "policy", "" }, { "key", NULL, NULL },
+    { "x-oss-object-acl", "x_oss_object_acl", "private" },
+    { "x-oss-forbid-overwrite", "x_oss_forbid_overwrite", "true" },
+    { "success_action_status", NULL, "200" },
+  };
+  int bad = !out->url;
+  for (size_t i = 0; !bad && i < sizeof fields / sizeof fields[0]; i++) {
+    const char *v = fields[i][1] ? pf_json_string(d, fields[i][1]) : NULL;
+    if (!v) v = fields[i][2] ? fields[i][2] : key;
+    bad = pf_http_add_part(out, fields[i][0], v, NULL, NULL, NULL);
+  }
+  bad = bad || pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime);
   free(key);
   return bad ? nomem(err) : 0;
 }

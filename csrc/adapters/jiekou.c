@@ -72,23 +72,13 @@ static json_t *success_reply(long http, const char *body, size_t len, pf_err *er
 
 static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
                         char **task_id, pf_err *err) {
-  (void)ctx;
   json_t *root = success_reply(http, body, len, err);
   if (!root) return -1;
-  *task_id = pf_json_id(json_object_get(root, "task_id"));
-  json_decref(root);
-  if (!*task_id) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "no_task_id", "jiekou accepted the request but its reply has no task_id");
-    return -1;
-  }
-  return 0;
+  return pf_reply_id(root, json_object_get(root, "task_id"), http, ctx->provider, "task_id", task_id, err);
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  out->method = "GET";
-  out->url = pf_url_with_id(ctx->base_url, "/v3/async/task-result?task_id=%s", task_id);
-  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
-  return 0;
+  return pf_get_by_id(ctx, "/v3/async/task-result?task_id=%s", task_id, out, err);
 }
 
 static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t len,

@@ -169,21 +169,14 @@ static const json_t *envelope(long http, const json_t *root, pf_err *err) {
 
 static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
                         char **task_id, pf_err *err) {
-  (void)ctx;
   json_t *root = pf_json_parse_object(body, len, http, err);
   if (!root) return -1;
   const json_t *resp = envelope(http, root, err);
   if (!resp) { json_decref(root); return -1; }
   /* the fusion page documents only {}; every other generation endpoint returns Resp.video_id,
    * and so do clients of fusion [INFERENCE] */
-  *task_id = pf_json_id(json_object_get(resp, "video_id"));
-  json_decref(root);
-  if (!*task_id) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "no_video_id",
-               "PixVerse accepted the request but its reply has no Resp.video_id");
-    return -1;
-  }
-  return 0;
+  return pf_reply_id(root, json_object_get(resp, "video_id"), http, ctx->provider, "Resp.video_id",
+                     task_id, err);
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
