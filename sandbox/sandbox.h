@@ -43,6 +43,7 @@ typedef struct sbx_task {
   int nvideos;               /* results (baicai's number_of_videos) */
   int canceled;
   int stuck;                 /* never finishes (PixVerse: a reused Ai-trace-id) */
+  size_t pad;                /* #bigreply=N: status replies carry N bytes of padding */
 } sbx_task;
 
 typedef struct sbx {

@@ -204,6 +204,17 @@ describe("apimart end to end", function()
     client:close()
   end)
 
+  it("max_body_bytes caps an API reply: a huge status is an error, not memory", function()
+    local client = new_client(nil, { max_body_bytes = 64 * 1024 })
+    local task = assert(client:submit{ prompt = "x #bigreply=5000000" })
+    local ok, err = task:wait{ timeout = 10 }
+    assert.is_nil(ok)
+    assert.equal("too_large", err.code)
+    assert.matches("larger than 65536 bytes", err.message)
+    assert.is_true(task.halted)
+    client:close()
+  end)
+
   it("a download into a missing directory is an io error", function()
     local client = new_client()
     local task = assert(client:submit{ prompt = "x" })

@@ -22,13 +22,16 @@ M.request = request
 -- url, port, base(gateway), stats(), reset(), stop().
 function M.start(opts)
   opts = opts or {}
-  local cmd = ("exec %s --port 0 --exit-with-parent --task-seconds %s%s"):format(
-    M.BINARY, tostring(opts.task_seconds or 0.4), opts.seed and (" --seed " .. opts.seed) or "")
+  -- the server's own log (libmicrohttpd notices, e.g. a client that hung up on a huge reply)
+  -- goes to a file, not into the test output
+  local log = os.tmpname()
+  local cmd = ("exec %s --port 0 --exit-with-parent --task-seconds %s%s 2>%s"):format(
+    M.BINARY, tostring(opts.task_seconds or 0.4), opts.seed and (" --seed " .. opts.seed) or "", log)
   local proc = assert(io.popen(cmd, "r"))
   local line = proc:read("l")
   local url = line and line:match("listening on (http://127%.0%.0%.1:%d+)")
   assert(url, "the sandbox did not start: " .. tostring(line))
-  local s = { url = url, port = tonumber(url:match(":(%d+)$")), proc = proc }
+  local s = { url = url, port = tonumber(url:match(":(%d+)$")), proc = proc, log = log }
   function s.base(gateway) return url .. "/" .. gateway end
   function s.stats()
     local code, body = request("GET", url .. "/_sandbox/stats")
@@ -41,6 +44,7 @@ function M.start(opts)
       request("POST", url .. "/_sandbox/shutdown", "")
       s.proc:close()
       s.proc = nil
+      os.remove(s.log)
     end
   end
   return s
