@@ -357,5 +357,6 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_setfield(L, -2, "time");
   push_adapters(L);
   lua_setfield(L, -2, "_adapters");
+  pf_journal_open(L);
   return 1;
 }

@@ -173,6 +173,8 @@ typedef struct pf_task {
   pf_dlstate dl;
   char *dl_path, *dl_part;
   int dl_attempts;
+  int dl_refreshed;          /* the result URL was read again once after a 403/410 */
+  int dl_after_poll;         /* a status poll for a fresh URL runs; the download follows it */
   pf_err dl_err;
 } pf_task;
 
@@ -193,6 +195,8 @@ void pf_read_request(lua_State *L, int idx, pf_request *rq);
 int pf_read_request_p(lua_State *L);
 /* Register pixflow.Client and push core.new_client. */
 void pf_client_open(lua_State *L);
+/* Register pixflow.Journal; set open_journal and uuid in the table on top of the stack. */
+void pf_journal_open(lua_State *L);
 
 /* http.c: the transport */
 /* Take ownership of req and start (or queue) it for t. On failure req is freed. */

@@ -51,6 +51,11 @@ static void halt(pf_client *c, pf_task *t, const pf_err *e) {
   set_error(t, e);
   t->halted = 1;
   pf_heap_remove(&c->heap, &t->timer);
+  if (t->dl == PF_DL_RUNNING) {       /* a download waiting for a fresh URL cannot get one */
+    t->dl = PF_DL_FAILED;
+    t->dl_err = *e;
+    t->dl_after_poll = 0;
+  }
 }
 
 int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
@@ -235,6 +240,14 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
   if (st->state == PF_ST_SUCCEEDED) {
     t->progress = 100;
     t->eta = 0;
+    if (t->dl_after_poll) {                 /* the fresh URL is in: download again */
+      t->dl_after_poll = 0;
+      pf_err e;
+      if (pf_task_schedule(c, t, 0, PF_AT_DOWNLOAD) != 0) {
+        pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+        halt(c, t, &e);
+      }
+    }
   } else if (pf_state_terminal(st->state)) {
     set_error(t, &st->err);
   } else {
@@ -440,6 +453,16 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
                (long long)c->o.max_download);
   } else if (rc == CURLE_HTTP_RETURNED_ERROR) {
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &http);
+    /* signed result URLs expire (about 24 h on apimart and DashScope): read the task's status
+     * once more for a fresh URL before giving up */
+    if ((http == 403 || http == 410) && t->id && !t->dl_refreshed) {
+      t->dl_refreshed = 1;
+      remove(t->dl_part);
+      if (pf_task_schedule(c, t, 0, PF_AT_POLL) == 0) {
+        t->dl_after_poll = 1;
+        return;
+      }
+    }
     pf_errkind k = pf_kind_for_http(http);
     pf_err_set(&e, k, http, "http_error", "downloading the result failed with HTTP %ld%s", http,
                (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
@@ -755,6 +778,7 @@ static int task_download_start(lua_State *L) {
   if (!t->dl_path || !t->dl_part) return luaL_error(L, "out of memory");
   snprintf(t->dl_part, n, "%s.part", path);
   t->dl_attempts = 0;
+  t->dl_refreshed = t->dl_after_poll = 0;
   pf_err_clear(&t->dl_err);
   if (start_download_attempt(c, t, &e) != 0) {
     t->dl = PF_DL_FAILED;

@@ -231,7 +231,7 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
                      "task_failed", "message", msg, "type", "task_failed");
   } else {
     char url[256];
-    sbx_result_url(GW, t.id, url, sizeof url);
+    sbx_result_url(GW, &t, url, sizeof url);
     json_int_t done_at = (json_int_t)(t.created + t.seconds);
     json_t *urls = t.outcome == SBX_NO_VIDEO ? json_array() : json_pack("[s]", url);
     data = json_pack("{s:s,s:s,s:i,s:f,s:i,s:I,s:I,s:I,s:I,s:{s:[{s:o,s:I}]}}", "id", t.id,

@@ -120,7 +120,8 @@ static enum MHD_Result task_call(const sbx_req *r, const char *id, int want_resu
   json_t *urls = json_array();
   for (int k = 0; t.outcome != SBX_NO_VIDEO && k < t.nvideos; k++) {
     char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/baicai/files/%s-%d.mp4", g_sbx.port, t.id, k);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/baicai/files/%s-%d.mp4?expires=%.3f", g_sbx.port,
+             t.id, k, sbx_now() + t.url_ttl);
     json_array_append_new(urls, json_string(url));
   }
   return reply(r, 200, 0, "success", json_pack("{s:o}", "urls", urls));

@@ -133,7 +133,7 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
       ? "Output data may contain inappropriate content." : "The task failed."));
   } else {
     char url[256];
-    sbx_result_url(GW, t.id, url, sizeof url);
+    sbx_result_url(GW, &t, url, sizeof url);
     json_object_set_new(o, "task_status", json_string("SUCCEEDED"));
     if (t.outcome != SBX_NO_VIDEO) json_object_set_new(o, "video_url", json_string(url));
     usage = json_pack("{s:i,s:i,s:i}", "video_duration", 5, "video_count", 1, "SR", 720);

@@ -92,8 +92,9 @@ enum MHD_Result sbx_reply_json(struct MHD_Connection *c, int gw, unsigned status
   return ret;
 }
 
-void sbx_result_url(int gw, const char *id, char *out, size_t n) {
-  snprintf(out, n, "http://127.0.0.1:%u/%s/files/%s.mp4", g_sbx.port, sbx_gw_names[gw], id);
+void sbx_result_url(int gw, const sbx_task *t, char *out, size_t n) {
+  snprintf(out, n, "http://127.0.0.1:%u/%s/files/%s.mp4?expires=%.3f", g_sbx.port,
+           sbx_gw_names[gw], t->id, sbx_now() + t->url_ttl);
 }
 
 /* A result of a requested size: the real clip followed by a top-level 'free' box of filler,
@@ -140,6 +141,12 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *
   }
   if (sbx_task_phase(&t, sbx_now()).phase < 2 || t.canceled)
     return sbx_reply(c, gw, 404, "text/plain", "no such file\n", 13, NULL);
+  /* a signed URL past its time, as an object store answers it */
+  const char *exp = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "expires");
+  if (exp && strtod(exp, NULL) < sbx_now()) {
+    static const char expired[] = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+    return sbx_reply(c, gw, 403, "application/xml", expired, sizeof expired - 1, NULL);
+  }
   SBX_COUNT(gw, downloads);
   if (t.outcome == SBX_NOT_MP4) {
     static const char page[] = "<html><body>Access denied</body></html>\n";

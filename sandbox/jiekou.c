@@ -102,7 +102,7 @@ static enum MHD_Result result(const sbx_req *r) {
   json_t *videos = json_array();
   if (p.phase == 2 && strcmp(status, "TASK_STATUS_SUCCEED") == 0 && t.outcome != SBX_NO_VIDEO) {
     char url[256];
-    sbx_result_url(GW, t.id, url, sizeof url);
+    sbx_result_url(GW, &t, url, sizeof url);
     /* numbers as strings, as novita sends its TTLs */
     json_array_append_new(videos, json_pack("{s:s,s:s,s:s}", "video_url", url, "video_url_ttl", "3600",
                                             "video_type", "mp4"));

@@ -218,7 +218,7 @@ static enum MHD_Result result(const sbx_req *r, const char *id) {
     else if (t.outcome == SBX_FAIL) status = 8;
     else {
       status = 1;
-      if (t.outcome != SBX_NO_VIDEO) sbx_result_url(r->gw, t.id, url, sizeof url);
+      if (t.outcome != SBX_NO_VIDEO) sbx_result_url(r->gw, &t, url, sizeof url);
     }
   }
   json_t *resp = json_pack("{s:I,s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:I,s:s}",

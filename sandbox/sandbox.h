@@ -44,6 +44,7 @@ typedef struct sbx_task {
   int canceled;
   int stuck;                 /* never finishes (PixVerse: a reused Ai-trace-id) */
   size_t pad;                /* #bigreply=N: status replies carry N bytes of padding */
+  double url_ttl;            /* #urlttl=S: result URLs expire S seconds after they are issued */
 } sbx_task;
 
 typedef struct sbx {
@@ -97,8 +98,8 @@ enum MHD_Result sbx_reply(struct MHD_Connection *c, int gw, unsigned status, con
 /* Reply with obj (stolen) as JSON. */
 enum MHD_Result sbx_reply_json(struct MHD_Connection *c, int gw, unsigned status, json_t *obj,
                                const char *retry_after);
-/* The result file URL of a task (base URL of this server + gateway files path). */
-void sbx_result_url(int gw, const char *id, char *out, size_t n);
+/* The result file URL of a task, signed to expire like the gateways' (#urlttl=S; 24 h). */
+void sbx_result_url(int gw, const sbx_task *t, char *out, size_t n);
 const char *sbx_header(struct MHD_Connection *c, const char *name);
 /* The bearer token, or NULL. */
 const char *sbx_bearer(struct MHD_Connection *c);

@@ -194,6 +194,23 @@ describe("apimart end to end", function()
     client:close()
   end)
 
+  it("an expired result URL is refreshed from the task's status, once, then downloaded", function()
+    local client = new_client()
+    local task = assert(client:submit{ prompt = "x #urlttl=0.2" })
+    assert(task:wait{ timeout = 10 })
+    local deadline = pixflow.now() + 0.5
+    while pixflow.now() < deadline do client:poll(0.05) end   -- the URL it holds expires
+    local polls = sbx.stats().apimart.polls
+    local out = dir .. "/refreshed.mp4"
+    assert.equal(out, assert(task:download(out, { timeout = 10 })))
+    assert.is_true(is_mp4(out))
+    local st = sbx.stats().apimart
+    assert.equal(polls + 1, st.polls)         -- one status read for a fresh URL
+    assert.equal(1, st.downloads)
+    assert.equal(1, st.errors)                -- the one 403 of the expired URL
+    client:close()
+  end)
+
   it("max_download_bytes holds", function()
     local client = new_client(nil, { max_download_bytes = 100000 })
     local task = assert(client:submit{ prompt = "big #size=300000" })

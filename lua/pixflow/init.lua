@@ -15,6 +15,7 @@ local options = require "pixflow.options"
 local providers = require "pixflow.providers"
 local capabilities = require "pixflow.capabilities"
 local validate = require "pixflow.validate"
+local journal = require "pixflow.journal"
 
 local M = {
   _VERSION = core._VERSION,
@@ -38,7 +39,7 @@ local NEW = {
   poll = "table", timeouts = "table", max_per_host = "number", max_body_bytes = "number",
   max_download_bytes = "number", download_attempts = "number", ca_file = "string",
   user_agent = "string", task_timeout = "number", region = "string", workspace = "string",
-  ref_names = "boolean", uploader = "function",
+  ref_names = "boolean", uploader = "function", journal = "string",
 }
 
 local function merge(into, from)
@@ -114,6 +115,11 @@ function M.new(opts)
     ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names,
   }
   if not c then return nil, err end
+  local j
+  if opts.journal then
+    j, err = journal.open(opts.journal)
+    if not j then c:close() return nil, err end
+  end
   return setmetatable({
     _core = c,
     provider = name,
@@ -121,6 +127,10 @@ function M.new(opts)
     model = model,
     task_timeout = opts.task_timeout or preset.task_timeout,
     uploader = opts.uploader,
+    journal = j and j.path,
+    _journal = j,
+    _keys = setmetatable({}, { __mode = "k" }),     -- task -> its journal key
+    _written = setmetatable({}, { __mode = "k" }),  -- task -> what the journal has of it
     _listeners = {},
   }, client_mt)
 end
@@ -128,7 +138,10 @@ end
 --- Submit a generation. Never blocks: the request is validated, then queued; the pump sends it.
 -- syntax: task, err = client:submit(request)
 -- Returns: Task, or nil and an "invalid" error naming every problem (before any network I/O).
-function Client:submit(req)
+local SUBMIT_OPTS = { output = "string", label = "string" }
+
+function Client:submit(req, opts)
+  if opts ~= nil then options.check("submit", 2, opts, SUBMIT_OPTS) end
   local norm, err = validate.request("submit", req, self.provider, function(m)
     return capabilities.get(self.provider, m)
   end, self.model, 2, { uploader = self.uploader ~= nil })
@@ -137,7 +150,24 @@ function Client:submit(req)
     local ok, uerr = self:_run_uploader(norm)
     if not ok then return nil, uerr end
   end
-  return self._core:submit(norm, self)
+  -- the intent is on disk before anything is sent: a crash from here on leaves a trace
+  local key
+  if self._journal then
+    key = core.uuid()
+    local ok, jerr = self._journal:record("intent", key, {
+      provider = self.provider, base_url = self.base_url, model = norm.unified_model,
+      request = norm, output = opts and opts.output, label = opts and opts.label })
+    if not ok then return nil, jerr end
+  end
+  local task, serr = self._core:submit(norm, self)
+  if key then
+    if task then
+      self._keys[task] = key
+    else
+      self._journal:record("status", key, { status = "failed", error = journal.error_fields(serr) })
+    end
+  end
+  return task, serr
 end
 
 local function is_url(s) return s:find("^https?://") ~= nil end
@@ -175,11 +205,49 @@ end
 
 --- Re-attach to a task the gateway already accepted (by its id), to wait for it or download it.
 -- syntax: task = client:task(id)
-function Client:task(id)
+function Client:task(id, opts)
   if type(id) ~= "string" or id == "" then
     options.fail("task", 1, 2, "task id (non-empty string) expected, got %s", type(id))
   end
-  return self._core:attach(id, self)
+  if opts ~= nil then options.check("task", 2, opts, { key = "string" }) end
+  local t = self._core:attach(id, self)
+  if opts and opts.key and self._journal then
+    self._keys[t] = opts.key
+    self._written[t] = { accepted = true }
+  end
+  return t
+end
+
+-- What the journal learns from a task that changed: its id, its end, its file.
+function Client:_journal_change(t)
+  local key = self._keys[t]
+  if not key then return end
+  local w = self._written[t]
+  if not w then w = {}; self._written[t] = w end
+  local j = self._journal
+  if t.id and not w.accepted then
+    w.accepted = true
+    j:record("accepted", key, { id = t.id })
+  end
+  local status = t.status
+  if t.done and w.status ~= status then
+    w.status = status
+    j:record("status", key, { status = status, error = journal.error_fields(t.error) })
+  end
+  if t.path and not w.downloaded then
+    w.downloaded = true
+    j:record("downloaded", key, { path = t.path })
+  end
+end
+
+-- Start t's download to path (through the journal, which records where it goes first).
+function Client:_start_download(t, path)
+  local key = self._keys[t]
+  if key then
+    local ok, err = self._journal:record("download", key, { path = path })
+    if not ok then return nil, err end
+  end
+  return t:_download(path)
 end
 
 --- Pump the engine: start due polls, finish transfers, update tasks. Never blocks longer than
@@ -192,6 +260,9 @@ function Client:poll(timeout)
   local n = self._core:poll(timeout)
   local changed = self._core:_changed()
   if #changed > 0 then
+    if self._journal then
+      for _, task in ipairs(changed) do self:_journal_change(task) end
+    end
     for _, fn in ipairs(self._listeners) do
       for _, task in ipairs(changed) do fn(task) end
     end
@@ -214,9 +285,130 @@ end
 --- Stop every transfer and release the client. Tasks keep their last known state.
 function Client:close()
   self._core:close()
+  if self._journal then self._journal:close() end
 end
 client_mt.__close = Client.close
 client_mt.__tostring = function(self) return tostring(self._core) end
+
+-- ------------------------------------------------------------------ resume
+
+local RESUME = { journal = "string", keys = "table", timeout = "number", download = "boolean",
+                 poll = "table", on_event = "function", timeouts = "table", client = "table" }
+
+--- Re-attach to every task of a journal that is not finished, with the gateway, base URL and
+-- model recorded when it was submitted; poll them and download what succeeded (to the path the
+-- journal recorded). Never submits anything.
+-- syntax: report, err = pixflow.resume{ journal = path, keys = { dashscope = "..." }, timeout = 1800 }
+-- Returns a report { tasks = { {key, provider, id, status, path, error, state, action} },
+-- warnings = {...} }, or nil and an io error when the journal cannot be read.
+function M.resume(opts)
+  opts = opts or {}
+  options.check("resume", 1, opts, RESUME)
+  local path = opts.journal or journal.default_path()
+  local entries, werr = journal.read(path)
+  if not entries then return nil, werr end
+  local report = { tasks = {}, warnings = werr, journal = path }
+  local clients, pending = {}, {}
+  local own = opts.client          -- a client of the caller's, used for its provider and base URL
+  if own then clients[own.provider .. "|" .. own.base_url] = own end
+  local function emit(ev) if opts.on_event then opts.on_event(ev) end end
+  for _, w in ipairs(report.warnings) do emit{ event = "warning", message = w } end
+  for _, e in ipairs(entries) do
+    local row = { key = e.key, provider = e.provider, id = e.id, status = e.status or "unknown",
+                  path = e.downloaded or e.output, state = e.state, label = e.label }
+    report.tasks[#report.tasks + 1] = row
+    if e.state == "unconfirmed" then
+      row.status = "unconfirmed"
+      row.action = ("the submit to %s was sent but its answer was never recorded: it may exist and be "
+        .. "billed. Look for it in the gateway's task list (submitted near %s) before submitting "
+        .. "again; with its id, `pixflow download ID --provider %s` fetches it"):format(
+        tostring(e.provider), os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(e.t or 0)), tostring(e.provider))
+      emit{ event = "unconfirmed", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "open" then
+      local ck = e.provider .. "|" .. e.base_url
+      local c, cerr = clients[ck], nil
+      if not c then
+        c, cerr = M.new{ provider = e.provider, base_url = e.base_url,
+                         api_key = opts.keys and opts.keys[e.provider] or nil,
+                         journal = path, poll = opts.poll, timeouts = opts.timeouts }
+        clients[ck] = c
+      end
+      if not c then
+        row.error = cerr
+        row.action = tostring(cerr)
+        emit{ event = "error", key = e.key, provider = e.provider, message = tostring(cerr) }
+      else
+        local t = c:task(e.id, { key = e.key })
+        pending[#pending + 1] = { row = row, task = t, client = c, output = e.output }
+        emit{ event = "attached", key = e.key, provider = e.provider, id = e.id }
+      end
+    end
+  end
+  local deadline = core.now() + (opts.timeout or 1800)
+  local want_download = opts.download ~= false
+  while true do
+    local busy = false
+    for _, p in ipairs(pending) do
+      local t, row = p.task, p.row
+      if not p.finished then
+        if t.status == "succeeded" and want_download and p.output and not p.started then
+          p.started = true
+          local ok, derr = p.client:_start_download(t, p.output)
+          if not ok then p.finished, row.error = true, derr end
+        end
+        local dstate, derr = p.started and t:_download_state()
+        if dstate == "done" then
+          p.finished, row.status, row.path = true, "downloaded", t.path
+        elseif dstate == "failed" then
+          p.finished, row.status, row.error = true, t.status, derr
+        elseif t.done and not (p.started or (t.status == "succeeded" and want_download and p.output)) then
+          p.finished, row.status, row.error = true, t.status, t.error
+        elseif t.halted then
+          p.finished, row.status, row.error = true, t.status, t.error
+        end
+        if p.finished then
+          row.id = t.id
+          emit{ event = "finished", key = row.key, provider = row.provider, id = t.id, status = row.status,
+                path = row.path, error = row.error and tostring(row.error) }
+        else
+          busy = true
+        end
+      end
+    end
+    if not busy then break end
+    local left = deadline - core.now()
+    if left <= 0 then
+      for _, p in ipairs(pending) do
+        if not p.finished then
+          p.row.status = p.task.status
+          p.row.action = "still running at the gateway: run resume again later"
+        end
+      end
+      break
+    end
+    for _, c in pairs(clients) do c:poll(0) end
+    local _, any = next(clients)
+    if any then any:poll(math.min(left, 0.25)) end
+  end
+  for _, c in pairs(clients) do
+    if c ~= own then c:close() end
+  end
+  return report
+end
+
+--- Resume the unfinished tasks of this client's journal (see pixflow.resume). This client serves
+-- the tasks of its own provider and base URL; others get clients keyed from the environment or
+-- opts.keys.
+function Client:resume(opts)
+  if not self.journal then
+    options.fail("resume", 1, 2, "this client has no journal (pixflow.new{ journal = path })")
+  end
+  opts = opts or {}
+  options.check("resume", 1, opts, { keys = "table", timeout = "number", download = "boolean",
+                                      on_event = "function" })
+  return M.resume{ journal = self.journal, keys = opts.keys, timeout = opts.timeout,
+                   download = opts.download, on_event = opts.on_event, client = self }
+end
 
 -- ------------------------------------------------------------------ tasks
 
@@ -305,7 +497,7 @@ function task:download(path, opts)
     local ok, err = self:wait{ timeout = timeout, on_progress = opts.on_progress }
     if not ok then return nil, err end
   end
-  local ok, err = self:_download(path)
+  local ok, err = c:_start_download(self, path)
   if not ok then return nil, err end
   while true do
     local state, derr = self:_download_state()

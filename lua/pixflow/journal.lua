@@ -1,0 +1,116 @@
+--- pixflow.journal: the append-only record of every task, so that nothing paid for is lost.
+-- One JSON object per line, each made durable (fsync) before the call that wrote it returns:
+--   intent     before the submit is sent: provider, base_url, model, the request, the output path
+--   accepted   the gateway's task id, as soon as pixflow learns it
+--   status     each terminal status (with the error)
+--   download   a download started (to which path)
+--   downloaded the file is complete at path
+-- Records of one task share a `key` (a UUID made at submit). The journal holds no API key.
+local core = require "pixflow.core"
+local cjson = require "cjson"
+local errors = require "pixflow.errors"
+
+local M = {}
+local Journal = {}
+Journal.__index = Journal
+M.VERSION = 1
+
+--- The command-line tool's default journal: $XDG_STATE_HOME/pixflow/journal.jsonl.
+function M.default_path()
+  local state = os.getenv("XDG_STATE_HOME")
+  if not state or state == "" then
+    local home = os.getenv("HOME")
+    state = (home and home ~= "" and home or ".") .. "/.local/state"
+  end
+  return state .. "/pixflow/journal.jsonl"
+end
+
+--- Open (create) a journal for appending. Returns a Journal, or nil and an io error.
+function M.open(path)
+  local fh, err = core.open_journal(path)
+  if not fh then return nil, err end
+  return setmetatable({ path = path, fh = fh }, Journal)
+end
+
+--- Append one record; it is on disk when this returns true.
+function Journal:record(ev, key, fields)
+  local rec = { v = M.VERSION, ev = ev, key = key, t = core.time() }
+  for k, v in pairs(fields or {}) do rec[k] = v end
+  local ok, line = pcall(cjson.encode, rec)
+  if not ok then
+    return nil, errors.new("io", ("cannot encode a journal record: %s"):format(line), { code = "journal" })
+  end
+  return self.fh:append(line)
+end
+
+function Journal:close()
+  self.fh:close()
+end
+
+-- The error fields worth keeping.
+function M.error_fields(err)
+  if not err then return nil end
+  return { kind = err.kind, message = err.message, code = err.code, status = err.status }
+end
+
+local TERMINAL = { succeeded = true, failed = true, moderated = true, canceled = true }
+
+--- Read a journal into its tasks, in the order they were first written. A damaged line (the
+-- process died while writing it) is skipped and reported in warnings.
+-- Returns tasks (a list of { key, provider, base_url, model, request, output, id, status, error,
+-- path, downloaded, t }), warnings; or nil and an io error when the file cannot be read.
+function M.read(path)
+  local f, oerr = io.open(path, "rb")
+  if not f then
+    if oerr and oerr:find("No such file") then return {}, {} end
+    return nil, errors.new("io", ("cannot read the journal %s: %s"):format(path, oerr), { code = "journal" })
+  end
+  local tasks, by_key, warnings = {}, {}, {}
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    local ok, rec = pcall(cjson.decode, line)
+    if not ok or type(rec) ~= "table" or type(rec.key) ~= "string" or type(rec.ev) ~= "string" then
+      if line ~= "" then
+        warnings[#warnings + 1] = ("%s:%d is damaged (the process may have died while writing it); "
+          .. "skipped"):format(path, n)
+      end
+    else
+      local t = by_key[rec.key]
+      if not t then
+        t = { key = rec.key }
+        by_key[rec.key] = t
+        tasks[#tasks + 1] = t
+      end
+      if rec.ev == "intent" then
+        t.provider, t.base_url, t.model, t.request, t.output, t.t, t.label =
+          rec.provider, rec.base_url, rec.model, rec.request, rec.output, rec.t, rec.label
+      elseif rec.ev == "accepted" then
+        t.id = rec.id
+      elseif rec.ev == "status" then
+        t.status, t.error = rec.status, rec.error
+      elseif rec.ev == "download" then
+        t.output = rec.path
+      elseif rec.ev == "downloaded" then
+        t.downloaded = rec.path
+      end
+    end
+  end
+  f:close()
+  for _, t in ipairs(tasks) do
+    -- what is left to do: nothing, poll (and download), or ask the user (no id)
+    if t.downloaded or (t.status and TERMINAL[t.status] and t.status ~= "succeeded")
+       or (t.status == "succeeded" and not t.output) then
+      t.state = "done"
+    elseif t.status == "unconfirmed" or (not t.id and t.provider) then
+      t.state = "unconfirmed"
+    elseif t.id then
+      t.state = "open"
+    else
+      t.state = "damaged"
+    end
+  end
+  return tasks, warnings
+end
+
+return M

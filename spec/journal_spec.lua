@@ -1,0 +1,155 @@
+-- The journal: what it records and when, that it never holds a key, that a damaged line is
+-- skipped, and that resume re-attaches to what a dead process left without submitting again.
+local pixflow = require "pixflow"
+local journal = require "pixflow.journal"
+local cjson = require "cjson"
+local sandbox = require "spec.support.sandbox"
+local util = require "spec.support.util"
+
+local KEY = "sk-journal-SECRET-42"
+local sbx, dir
+
+local function lines(path)
+  local out = {}
+  for l in (util.read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(l) end
+  return out
+end
+
+-- Run a Lua script in its own process (with the key in its environment), arguments in arg[].
+local function lua(script, ...)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write(script)
+  f:close()
+  local args = {}
+  for i, a in ipairs({ ... }) do args[i] = ("'%s'"):format(a) end
+  local status, out = util.run(("APIMART_API_KEY=%s LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+    .. "LUA_CPATH='build/?.so;;' lua5.4 %s %s"):format(KEY, file, table.concat(args, " ")))
+  os.remove(file)
+  return status, out
+end
+
+describe("journal", function()
+  setup(function()
+    sbx = sandbox.start{ task_seconds = 0.4 }
+    dir = util.tmpdir()
+  end)
+  teardown(function()
+    sbx.stop()
+    os.execute("rm -rf " .. dir)
+  end)
+  before_each(function() sbx.reset() end)
+
+  it("records intent, acceptance, the end and the file, in that order, without the key", function()
+    local path = dir .. "/a/b/journal.jsonl"       -- directories are made
+    local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = sbx.base("apimart"),
+                                  journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local t = assert(c:submit({ prompt = "@hero x", references = { { name = "hero", image = "https://e.com/h.png" } } },
+                              { output = dir .. "/j.mp4", label = "shot 1" }))
+    local recs = lines(path)
+    assert.equal(1, #recs)                          -- the intent is on disk before the pump runs
+    assert.equal("intent", recs[1].ev)
+    assert.equal(0, sbx.stats().apimart.submits)
+    assert(t:download(dir .. "/j.mp4", { timeout = 10 }))
+    recs = lines(path)
+    local evs = {}
+    for i, r in ipairs(recs) do evs[i] = r.ev end
+    assert.same({ "intent", "accepted", "status", "download", "downloaded" }, evs)
+    assert.equal(t.id, recs[2].id)
+    assert.equal("succeeded", recs[3].status)
+    assert.equal(dir .. "/j.mp4", recs[5].path)
+    for _, r in ipairs(recs) do assert.equal(recs[1].key, r.key) end
+    assert.equal("apimart", recs[1].provider)
+    assert.equal(sbx.base("apimart"), recs[1].base_url)
+    assert.equal("shot 1", recs[1].label)
+    assert.is_nil(util.read(path):find(KEY, 1, true))
+    c:close()
+  end)
+
+  it("a failure is recorded with its error", function()
+    local path = dir .. "/fail.jsonl"
+    local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = sbx.base("apimart"),
+                                  journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local t = assert(c:submit{ prompt = "#moderate" })
+    t:wait{ timeout = 10 }
+    local recs = lines(path)
+    assert.equal("moderated", recs[3].status)
+    assert.equal("moderated", recs[3].error.kind)
+    c:close()
+  end)
+
+  it("skips a damaged line with a warning", function()
+    local path = dir .. "/damaged.jsonl"
+    local f = assert(io.open(path, "w"))
+    f:write('{"v":1,"ev":"intent","key":"k1","provider":"apimart","base_url":"http://x","t":1}\n')
+    f:write('{"v":1,"ev":"accepted","key":"k1","id":"task_1"}\n')
+    f:write('{"v":1,"ev":"accep')                   -- the process died mid-write
+    f:close()
+    local tasks, warnings = journal.read(path)
+    assert.equal(1, #tasks)
+    assert.equal("task_1", tasks[1].id)
+    assert.equal("open", tasks[1].state)
+    assert.equal(1, #warnings)
+    assert.matches("damaged.jsonl:3 is damaged", warnings[1])
+  end)
+
+  it("resume re-attaches to what a dead process left, and downloads it, without submitting again", function()
+    local path, out = dir .. "/crash.jsonl", dir .. "/crash.mp4"
+    local status = lua([[
+      local pixflow = require "pixflow"
+      local c = assert(pixflow.new{ provider = "apimart", base_url = arg[1], journal = arg[2],
+                                    poll = { initial = 0.05, interval = 0.1 } })
+      local t = assert(c:submit({ prompt = "slow #seconds=1" }, { output = arg[3] }))
+      while not t.id do c:poll(0.05) end
+      os.exit(3, false)                               -- dies before the task ends
+    ]], sbx.base("apimart"), path, out)
+    assert.equal(3, status)
+    assert.is_false(util.exists(out))
+    local events = {}
+    local report = assert(pixflow.resume{ journal = path, keys = { apimart = KEY },
+      poll = { initial = 0.05, interval = 0.1 }, on_event = function(e) events[#events + 1] = e.event end })
+    assert.equal(1, #report.tasks)
+    assert.equal("downloaded", report.tasks[1].status)
+    assert.equal(out, report.tasks[1].path)
+    assert.equal("ftyp", util.read(out):sub(5, 8))
+    assert.same({ "attached", "finished" }, events)
+    local st = sbx.stats().apimart
+    assert.equal(1, st.submits)
+    assert.equal(1, st.downloads)
+    -- resuming again finds nothing to do
+    report = assert(pixflow.resume{ journal = path, keys = { apimart = KEY } })
+    assert.equal("done", report.tasks[1].state)
+    assert.equal(1, sbx.stats().apimart.downloads)
+  end)
+
+  it("an intent without an answer is unconfirmed, with what to do, and is never resubmitted", function()
+    local path = dir .. "/unconfirmed.jsonl"
+    local f = assert(io.open(path, "w"))
+    f:write(cjson.encode{ v = 1, ev = "intent", key = "k9", provider = "apimart", base_url = sbx.base("apimart"),
+                          model = "v6", request = { prompt = "x" }, t = 1795000000 }, "\n")
+    f:close()
+    local report = assert(pixflow.resume{ journal = path, keys = { apimart = KEY } })
+    assert.equal("unconfirmed", report.tasks[1].status)
+    assert.matches("may exist and be billed", report.tasks[1].action)
+    assert.matches("task list", report.tasks[1].action)
+    assert.equal(0, sbx.stats().apimart.submits)
+  end)
+
+  it("client:resume uses the client itself for its own gateway", function()
+    local path = dir .. "/own.jsonl"
+    local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = sbx.base("apimart"),
+                                  journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local t = assert(c:submit({ prompt = "x" }, { output = dir .. "/own.mp4" }))
+    while not t.id do c:poll(0.05) end
+    local report = assert(c:resume{ timeout = 10 })
+    assert.equal("downloaded", report.tasks[1].status)
+    assert.equal(1, sbx.stats().apimart.submits)
+    c:close()
+  end)
+
+  it("a journal that cannot be opened is an io error from new", function()
+    local c, err = pixflow.new{ provider = "apimart", api_key = KEY, journal = "/proc/pixflow/journal.jsonl" }
+    assert.is_nil(c)
+    assert.equal("io", err.kind)
+  end)
+end)
