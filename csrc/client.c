@@ -447,8 +447,8 @@ static int plan_uploads(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-/* client:submit(request, owner) -> task | nil, err. Never blocks: the request is queued and
- * the pump sends it. The request's strings are copied, so later changes to it do not count.
+/* client:submit(request, owner [, hold]) -> task | nil, err. Never blocks: the request is queued
+ * and the pump sends it; with hold, it waits for task:_release(extend_from_id). The request's strings are copied, so later changes to it do not count.
  * A protected reader turns any error while copying (bad fields, memory) into a Lua error
  * without leaking the half-read record. */
 int pf_read_request_p(lua_State *L) {
@@ -459,7 +459,8 @@ int pf_read_request_p(lua_State *L) {
 static int client_submit(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (lua_isnone(L, 3)) lua_pushnil(L);
+  int hold = lua_toboolean(L, 4);
+  lua_settop(L, 3);
   pf_request rq;
   memset(&rq, 0, sizeof rq);
   lua_pushcfunction(L, pf_read_request_p);
@@ -477,6 +478,10 @@ static int client_submit(lua_State *L) {
   pf_err e;
   pf_err_clear(&e);
   int rc = !t->model ? -1 : plan_uploads(c, t, &e);
+  if (rc == 0 && hold) {
+    t->held = 1;                            /* kept alive by the Lua chain that will release it */
+    return 1;
+  }
   if (rc == 0) {
     /* uploads first (the pump starts them), else the submit at once */
     rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);

@@ -156,6 +156,7 @@ typedef struct pf_task {
   pf_err err;                /* why it failed, or why polling halted */
   int has_err;
   int halted;                /* polling stopped on an error; task:_resume() restarts it */
+  int held;                  /* waits for the task it extends: task:_release(id) sends it */
   pf_timer timer;
   pf_timer_action timer_action;
   int npolls, poll_failures;

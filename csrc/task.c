@@ -711,6 +711,7 @@ static int task_index(lua_State *L) {
     if (strcmp(k, "phase") == 0) {
       const char *ph = "waiting";
       if (t->dl == PF_DL_RUNNING) ph = "downloading";
+      else if (t->held) ph = "held";
       else if (t->state == PF_ST_SUBMITTING) ph = t->upi < t->nups ? "uploading" : "submitting";
       else if (pf_state_terminal(t->state)) ph = "done";
       lua_pushstring(L, ph);
@@ -817,6 +818,46 @@ static int task_download_abort(lua_State *L) {
 }
 
 /* task:_owner() -> the Lua client object that pumps this task (raises if closed). */
+/* task:_release(extend_from_id): send a held task, now that the task it extends succeeded. */
+static int task_release(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  const char *id = luaL_checkstring(L, 2);
+  pf_client *c = task_client(L, 1, t);
+  if (!t->held) return luaL_error(L, "the task is not held");
+  t->held = 0;
+  free(t->rq.extend_from);
+  t->rq.extend_from = pf_strdup(id);
+  pf_err e;
+  pf_err_clear(&e);
+  int rc = !t->rq.extend_from ? -1
+         : t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);
+  if (rc != 0) {
+    if (e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    t->state = PF_ST_FAILED;
+    set_error(t, &e);
+    lua_pushnil(L);
+    push_err(L, t, &e);
+    return 2;
+  }
+  pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* task:_abandon(message): a held task that will never be sent (the task it extends failed). */
+static int task_abandon(lua_State *L) {
+  pf_task *t = check_open_task(L, 1);
+  const char *msg = luaL_checkstring(L, 2);
+  if (!t->held) return luaL_error(L, "the task is not held");
+  t->held = 0;
+  t->state = PF_ST_CANCELED;
+  pf_err e;
+  pf_err_set(&e, PF_EK_CANCELED, 0, "source_failed", "%s; this task was never sent, so nothing was "
+             "charged", msg);
+  set_error(t, &e);
+  return 0;
+}
+
 /* task:_cancel() -> true | nil, err: ask the gateway to cancel (sent as soon as the task's
  * current request ends). */
 static int task_cancel(lua_State *L) {
@@ -872,6 +913,8 @@ static const luaL_Reg task_methods[] = {
   { "_download_state", task_download_state },
   { "_download_abort", task_download_abort },
   { "_cancel", task_cancel },
+  { "_release", task_release },
+  { "_abandon", task_abandon },
   { "_cancel_state", task_cancel_state },
   { "_owner", task_owner },
   { NULL, NULL },

@@ -16,14 +16,20 @@ local providers = require "pixflow.providers"
 local capabilities = require "pixflow.capabilities"
 local validate = require "pixflow.validate"
 local journal = require "pixflow.journal"
+local workflow = require "pixflow.workflow"
+local fallback = require "pixflow.fallback"
 
 local M = {
   _VERSION = core._VERSION,
   is_error = errors.is,
   new_error = errors.new,
   capabilities = capabilities.get,
-  providers = providers.names,
+  providers = function() providers.config() return providers.names() end,
   now = core.now,
+  run = workflow.run,
+  new_flow = workflow.new_flow,
+  all = workflow.all,
+  race = workflow.race,
 }
 
 local Client = {}
@@ -53,6 +59,15 @@ end
 -- Returns: Client, or nil and an error (kind "auth" when no key is found).
 function M.new(opts)
   options.check("new", 1, opts, NEW)
+  -- the user's config file: its presets, and its defaults under what opts say
+  local defaults = providers.config().defaults
+  if next(defaults) then
+    options.check("new", 1, defaults, NEW, 2)
+    local merged = {}
+    for k, v in pairs(defaults) do merged[k] = v end
+    for k, v in pairs(opts) do merged[k] = v end
+    opts = merged
+  end
   if opts.poll then options.check("new", 1, opts.poll, POLL, 2, "poll.") end
   if opts.timeouts then options.check("new", 1, opts.timeouts, TIMEOUTS, 2, "timeouts.") end
   local name = opts.provider
@@ -132,7 +147,23 @@ function M.new(opts)
     _keys = setmetatable({}, { __mode = "k" }),     -- task -> its journal key
     _written = setmetatable({}, { __mode = "k" }),  -- task -> what the journal has of it
     _listeners = {},
+    _flows = setmetatable({}, { __mode = "k" }),      -- flows waiting on this client's tasks
+    _chains = {},                                     -- task -> tasks held until it succeeds
   }, client_mt)
+end
+
+--- Define a preset on an existing wire protocol (another relay of the PixVerse API, say).
+-- syntax: pixflow.define_provider("myrelay", { based_on = "quickrouter", base_url = "https://...",
+--                                             key_env = "MYRELAY_API_KEY" })
+function M.define_provider(name, spec)
+  providers.define(name, spec, 2)
+  return M
+end
+
+--- The same request on one gateway after another (see pixflow/fallback.lua).
+-- syntax: fb = pixflow.fallback({ {provider = "apimart"}, {provider = "dashscope"} }, { on_moderated = "stop" })
+function M.fallback(list, opts)
+  return fallback.new(M.new, list, opts)
 end
 
 --- Submit a generation. Never blocks: the request is validated, then queued; the pump sends it.
@@ -146,19 +177,22 @@ function Client:submit(req, opts)
     return capabilities.get(self.provider, m)
   end, self.model, 2, { uploader = self.uploader ~= nil })
   if not norm then return nil, err end
+  local source = err          -- validate's second result: a task to extend that has not succeeded
   if self.uploader and not capabilities.get(self.provider, norm.unified_model).uploads then
     local ok, uerr = self:_run_uploader(norm)
     if not ok then return nil, uerr end
   end
-  -- the intent is on disk before anything is sent: a crash from here on leaves a trace
-  local key
-  if self._journal then
-    key = core.uuid()
-    local ok, jerr = self._journal:record("intent", key, {
-      provider = self.provider, base_url = self.base_url, model = norm.unified_model,
-      request = norm, output = opts and opts.output, label = opts and opts.label })
-    if not ok then return nil, jerr end
+  if source and not norm.extend_from then
+    -- a chain: held (files checked and hashed already) until the source succeeds
+    local task, serr = self._core:submit(norm, self, true)
+    if not task then return nil, serr end
+    local chains = source:_owner()._chains
+    chains[source] = chains[source] or {}
+    table.insert(chains[source], { client = self, task = task, norm = norm, opts = opts })
+    return task
   end
+  local key, jerr = self:_journal_intent(norm, opts)
+  if jerr then return nil, jerr end
   local task, serr = self._core:submit(norm, self)
   if key then
     if task then
@@ -168,6 +202,34 @@ function Client:submit(req, opts)
     end
   end
   return task, serr
+end
+
+-- The intent is on disk before anything is sent: a crash from then on leaves a trace.
+function Client:_journal_intent(norm, opts)
+  if not self._journal then return nil end
+  local key = core.uuid()
+  local ok, err = self._journal:record("intent", key, {
+    provider = self.provider, base_url = self.base_url, model = norm.unified_model,
+    request = norm, output = opts and opts.output, label = opts and opts.label })
+  if not ok then return nil, err end
+  return key
+end
+
+-- A task that others extend has ended: send them (with its id), or give them up.
+function Client:_settle_chain(source)
+  local deps = self._chains[source]
+  if not deps or not (source.done or source.halted) then return end
+  self._chains[source] = nil
+  for _, d in ipairs(deps) do
+    if source.status == "succeeded" then
+      d.norm.extend_from = source.id
+      local key = d.client:_journal_intent(d.norm, d.opts)
+      if key then d.client._keys[d.task] = key end
+      d.task:_release(source.id)
+    else
+      d.task:_abandon(("the task it extends (%s) ended %s"):format(tostring(source.id), source.status))
+    end
+  end
 end
 
 local function is_url(s) return s:find("^https?://") ~= nil end
@@ -257,9 +319,24 @@ function Client:poll(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
     options.fail("poll", 1, 2, "timeout must be a number >= 0, got %s", tostring(timeout))
   end
+  local n = self:_pump(timeout)
+  -- workflows waiting on this client's tasks go on where they can
+  if next(self._flows) then
+    local flows = {}
+    for f in pairs(self._flows) do flows[#flows + 1] = f end
+    for _, f in ipairs(flows) do f:_advance() end
+  end
+  return n
+end
+
+-- The pump and the change dispatch, without stepping workflows (Flow:step calls this).
+function Client:_pump(timeout)
   local n = self._core:poll(timeout)
   local changed = self._core:_changed()
   if #changed > 0 then
+    if next(self._chains) then
+      for _, task in ipairs(changed) do self:_settle_chain(task) end
+    end
     if self._journal then
       for _, task in ipairs(changed) do self:_journal_change(task) end
     end
@@ -420,6 +497,8 @@ local DOWNLOAD = { timeout = "number", on_progress = "function" }
 local function owner(t)
   return t:_owner()
 end
+
+task.await = workflow.await
 
 local function timeout_error(t, seconds, what)
   return errors.new("timeout", ("gave up %s after %g s; task %s is %s at %s and may still finish "

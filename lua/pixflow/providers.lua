@@ -5,7 +5,8 @@ local options = require "pixflow.options"
 
 local M = {}
 
-local TIMEOUTS = { connect = 10, request = 60, download = 3600, low_speed_bytes = 1, low_speed_time = 30 }
+local TIMEOUTS
+TIMEOUTS = { connect = 10, request = 60, download = 3600, low_speed_bytes = 1, low_speed_time = 30 }
 local function poll(initial, interval, max)
   return { initial = initial, interval = interval, max = max, backoff = 1.5, jitter = 0.2,
            max_failures = 8 }
@@ -62,6 +63,108 @@ local function copy(t)
   local out = {}
   for k, v in pairs(t) do out[k] = type(v) == "table" and copy(v) or v end
   return out
+end
+
+local PRESET_KEYS = {
+  based_on = "string", adapter = "string", auth = "string", base_url = "string", key_env = "string",
+  default_model = "string", models = "table", poll = "table", timeouts = "table",
+  max_per_host = "number", task_timeout = "number", ref_names = "boolean", regions = "table",
+}
+local ADAPTERS = { apimart = true, pixverse = true, dashscope = true, jiekou = true, baicai = true }
+
+--- Define (or redefine) a preset: another relay of a wire protocol pixflow speaks. based_on copies
+-- an existing preset and its capabilities; models renames gateway models ({ ["v5.6"] = "name" }).
+-- Misuse (unknown keys, unknown adapter) raises at level.
+function M.define(name, spec, level)
+  level = (level or 2) + 1
+  if type(name) ~= "string" or not name:find("^[%w_-]+$") then
+    options.fail("define_provider", 1, level, "a provider name of letters, digits, '_' or '-' expected, got %s", tostring(name))
+  end
+  options.check("define_provider", 2, spec, PRESET_KEYS, level)
+  local caps = require "pixflow.capabilities"
+  local base
+  if spec.based_on then
+    base = PRESETS[spec.based_on]
+    if not base then
+      local hint = options.suggest(spec.based_on, M.names())
+      options.fail("define_provider", 2, level, "based_on: no preset '%s'%s", spec.based_on,
+                   hint and ("; did you mean '" .. hint .. "'?") or "")
+    end
+  elseif not spec.adapter then
+    options.fail("define_provider", 2, level, "give based_on (an existing preset) or adapter")
+  end
+  local p = copy(base or {})
+  for k, v in pairs(spec) do
+    if k ~= "based_on" and k ~= "models" then p[k] = type(v) == "table" and copy(v) or v end
+  end
+  if not ADAPTERS[p.adapter] then
+    options.fail("define_provider", 2, level, "adapter: no wire protocol '%s' (known: %s)", tostring(p.adapter),
+                 table.concat(options.sorted_keys(ADAPTERS), ", "))
+  end
+  for _, k in ipairs({ "base_url", "key_env" }) do
+    if type(p[k]) ~= "string" then options.fail("define_provider", 2, level, "%s is required", k) end
+  end
+  p.auth = p.auth or "bearer"
+  p.poll = p.poll or poll(5, 5, 30)
+  p.timeouts = p.timeouts or copy(TIMEOUTS)
+  p.max_per_host = p.max_per_host or 8
+  p.task_timeout = p.task_timeout or 1800
+  -- capabilities: the based_on preset's, or those of the first preset on the same adapter
+  local from = spec.based_on
+  if not from then
+    for _, n in ipairs(M.names()) do
+      if PRESETS[n].adapter == p.adapter then from = n break end
+    end
+  end
+  local models = copy(caps.data[from] or {})
+  for unified, gateway_name in pairs(spec.models or {}) do
+    if not models[unified] then
+      options.fail("define_provider", 2, level, "models: %s has no model '%s' to rename", from, tostring(unified))
+    end
+    models[unified].gateway_model = gateway_name
+  end
+  p.default_model = p.default_model or (base and base.default_model) or next(models)
+  PRESETS[name] = p
+  caps.data[name] = models
+  return M
+end
+
+--- Load the user's configuration file, once: PIXFLOW_CONFIG, else
+-- $XDG_CONFIG_HOME/pixflow/config.lua (~/.config/pixflow/config.lua). It is a Lua file that
+-- returns { providers = { name = { based_on =, base_url =, ... } }, defaults = { ... } }, run
+-- with no access to globals. A missing file is fine; a broken one raises, naming the file.
+local loaded_config
+function M.config()
+  if loaded_config then return loaded_config end
+  loaded_config = { defaults = {} }
+  local path = os.getenv("PIXFLOW_CONFIG")
+  if not path or path == "" then
+    local base = os.getenv("XDG_CONFIG_HOME")
+    if not base or base == "" then base = (os.getenv("HOME") or ".") .. "/.config" end
+    path = base .. "/pixflow/config.lua"
+  end
+  local f = io.open(path, "r")
+  if not f then return loaded_config end
+  local src = f:read("a")
+  f:close()
+  local chunk, err = load(src, "@" .. path, "t", {})
+  if not chunk then error(("pixflow: cannot load %s: %s"):format(path, err), 0) end
+  local ok, cfg = pcall(chunk)
+  if not ok then error(("pixflow: %s failed: %s"):format(path, tostring(cfg)), 0) end
+  if type(cfg) ~= "table" then error(("pixflow: %s must return a table, got %s"):format(path, type(cfg)), 0) end
+  for k in pairs(cfg) do
+    if k ~= "providers" and k ~= "defaults" then
+      local hint = options.suggest(tostring(k), { "providers", "defaults" })
+      error(("pixflow: %s: unknown key '%s'%s"):format(path, tostring(k), hint and ("; did you mean '" .. hint .. "'?") or
+        " (known: providers, defaults)"), 0)
+    end
+  end
+  for name, spec in pairs(cfg.providers or {}) do
+    local ok2, derr = pcall(M.define, name, spec, 1)
+    if not ok2 then error(("pixflow: %s: providers.%s: %s"):format(path, tostring(name), tostring(derr)), 0) end
+  end
+  loaded_config = { path = path, defaults = cfg.defaults or {} }
+  return loaded_config
 end
 
 --- A copy of the named preset, or nil.

@@ -297,16 +297,19 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
     if req[f] ~= nil then check_image(f, req[f]) end
   end
 
-  -- extend_from: a task id, or a task that has one
-  local extend_from = req.extend_from
+  -- extend_from: a task id, or a task (which the submit then waits for, if it has not succeeded)
+  local extend_from, extend_task = req.extend_from, nil
   if extend_from ~= nil and type(extend_from) ~= "string" then
-    local ok, id = pcall(function() return extend_from.id end)
-    if not ok or type(id) ~= "string" then
-      problem("extend_from", nil, nil, "the task has no id yet: wait for it to be accepted "
-              .. "(and to succeed) before extending it")
+    local ok, status = pcall(function() return extend_from.status end)
+    if not ok or type(status) ~= "string" then
+      problem("extend_from", nil, nil, "must be a task id or a pixflow task")
+      extend_from = nil
+    elseif status ~= "succeeded" and (extend_from.done or status == "closed") then
+      problem("extend_from", status, "succeeded", "the task to extend ended %s: it cannot be extended", status)
       extend_from = nil
     else
-      extend_from = id
+      extend_task = extend_from
+      extend_from = status == "succeeded" and extend_from.id or nil
     end
   elseif extend_from == "" then
     problem("extend_from", extend_from, nil, "the task id is empty")
@@ -388,6 +391,7 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
   end
 
   if #problems > 0 then return nil, M.error(provider, model, problems) end
+  -- the second result: a task to wait for before sending (extend_from a task not finished yet)
   return {
     mode = mode, model = caps.gateway_model, unified_model = model, prompt = prompt,
     negative_prompt = np, references = req.references and refs or nil,
@@ -395,7 +399,7 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
     extend_from = extend_from, duration = duration, resolution = req.resolution,
     aspect_ratio = req.aspect_ratio, seed = seed, audio = req.audio, watermark = req.watermark,
     count = count, expand_prompt = req.expand_prompt,
-  }
+  }, extend_task
 end
 
 --- One "invalid" error for all problems.
