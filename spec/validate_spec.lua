@@ -147,12 +147,19 @@ describe("validation", function()
       end)
     end
 
-    it("extending a task that has no id yet", function()
+    it("extending a task that has no id yet holds the new task (a chain), sending nothing", function()
       local src = assert(client:submit{ prompt = "x" })
-      local t, err = client:submit{ prompt = "y", extend_from = src }
-      assert.is_nil(t)
-      assert.matches("the task has no id yet", tostring(err))
+      local t = assert(client:submit{ prompt = "y", extend_from = src })
+      assert.equal("held", t.phase)
+      assert.equal("extend", t.mode)
+      t:close()
       src:close()
+    end)
+
+    it("extend_from must be a task id or a task", function()
+      local t, err = client:submit{ prompt = "y", extend_from = {} }
+      assert.is_nil(t)
+      assert.matches("must be a task id or a pixflow task", tostring(err))
     end)
   end)
 
