@@ -708,6 +708,10 @@ static int task_index(lua_State *L) {
     if (strcmp(k, "model") == 0) { if (t->model) lua_pushstring(L, t->model); else lua_pushnil(L); return 1; }
     if (strcmp(k, "done") == 0) { lua_pushboolean(L, pf_state_terminal(t->state)); return 1; }
     if (strcmp(k, "halted") == 0) { lua_pushboolean(L, t->halted); return 1; }
+    if (strcmp(k, "bytes") == 0) {          /* of the download under way */
+      lua_pushinteger(L, t->x.kind == PF_X_DOWNLOAD ? (lua_Integer)t->x.written : 0);
+      return 1;
+    }
     if (strcmp(k, "phase") == 0) {
       const char *ph = "waiting";
       if (t->dl == PF_DL_RUNNING) ph = "downloading";

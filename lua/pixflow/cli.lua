@@ -1,57 +1,95 @@
---- pixflow.cli: the `pixflow` command: generate, status, download, providers, sandbox.
--- Exit codes: 0 success, 1 usage, 2 invalid request, 3 auth or quota, 4 generation failed or
--- moderated, 5 timeout, 6 other runtime failure (network, gateway, disk), 130 interrupted.
+--- pixflow.cli: the `pixflow` command. `pixflow help` lists the commands, `pixflow CMD --help`
+-- each one's options. Tasks go through the journal ($XDG_STATE_HOME/pixflow/journal.jsonl) so
+-- that an interrupted run can be finished with `pixflow resume`.
 local M = {}
+
+local EXIT = { ok = 0, usage = 1, invalid = 2, auth = 3, quota = 3, failed = 4, moderated = 4,
+               canceled = 4, timeout = 5, unconfirmed = 7, other = 6, interrupted = 130 }
+M.EXIT = EXIT
 
 local USAGE = [[
 usage: pixflow <command> [options]
 
 commands:
-  generate   submit a generation, wait for it and download the MP4
+  generate   submit a generation, follow it, and download the MP4
   status     show a task's status by id
   download   download a finished task's MP4 by id
-  providers  list the gateways and what each model accepts
-  sandbox    run the local gateway emulator (pixflow sandbox --help)
+  cancel     ask the gateway to cancel a task (DashScope, while queued)
+  list       the journal's tasks and where each one stands
+  resume     finish what an interrupted run left: poll and download, never resubmit
+  batch      run many generations from a JSON or CSV manifest
+  providers  the gateways and what each model accepts
+  sandbox    run the local gateway emulator
   version    print the version
-  help       this text; `pixflow <command> --help` for a command's options
 
-The API key comes from the provider's variable (APIMART_API_KEY, ...).]]
+common options:
+  --provider NAME      gateway preset (default apimart)
+  --base-url URL       the gateway's base URL
+  --sandbox URL        use a running sandbox: the base URL becomes URL/<provider>
+  --journal PATH       journal file (default $XDG_STATE_HOME/pixflow/journal.jsonl)
+  --no-journal         keep no journal
+  --poll SECONDS       status poll interval (default: the gateway's; 0.5 with --sandbox)
+  --json               print one JSON object per event per line (the default when stdout is
+                       not a terminal is plain lines)
 
-local GENERATE_USAGE = [[
+The API key comes from the provider's variable: PIXVERSE_API_KEY, QUICKROUTER_API_KEY,
+APIMART_API_KEY, DASHSCOPE_API_KEY, JIEKOU_API_KEY, BAICAI_API_KEY. NO_COLOR is honoured.
+
+exit codes: 0 success, 1 usage, 2 invalid request, 3 auth or quota, 4 generation failed,
+moderated or canceled, 5 timeout (the task may still finish: pixflow resume), 6 network,
+gateway or disk failure, 7 unconfirmed submit, 130 interrupted (the task is in the journal).]]
+
+local HELP = {
+  generate = [[
 usage: pixflow generate --prompt TEXT [options]
-  --provider NAME     gateway preset (default apimart)
-  --base-url URL      gateway base URL (e.g. the sandbox's http://127.0.0.1:PORT/apimart)
-  --model NAME        unified model (v6, ...)
-  --prompt TEXT       the prompt; refer to references as @name
-  --ref NAME=URL[:TYPE]   a reference image (repeatable); TYPE is subject or background
-  --image URL         image mode: the first frame
-  --first-frame URL --last-frame URL   transition mode
-  --extend TASK_ID    extend mode
-  --duration N  --resolution R  --aspect A  --seed N  --negative TEXT  --audio  --watermark
-  -o, --output PATH   where to write the MP4 (default out.mp4)
-  --timeout SECONDS   give up waiting after this long (default 1800)]]
-
-local EXIT = { ok = 0, usage = 1, invalid = 2, auth = 3, quota = 3, failed = 4, moderated = 4,
-               canceled = 4, timeout = 5, other = 6 }
-
-local function exit_code(err)
-  return EXIT[err and err.kind] or EXIT.other
-end
+  --prompt TEXT            the prompt; refer to references as @name
+  --ref NAME=IMAGE[:TYPE]  a reference image, a public URL or a local file (repeatable);
+                           TYPE is subject or background
+  --model NAME             unified model (v4.5, v5, v5.5, v5.6, v6, c1)
+  --image IMAGE            image mode: the first frame
+  --first-frame IMAGE --last-frame IMAGE   transition mode
+  --extend TASK_ID         extend mode
+  --duration N  --resolution R  --aspect A  --seed N  --negative TEXT  --count N
+  --audio  --watermark  --expand-prompt
+  -o, --output PATH        where to write the MP4 (default out.mp4)
+  --timeout SECONDS        stop waiting after this long (default 1800); the task goes on
+  plus the common options (pixflow help)]],
+  status = "usage: pixflow status TASK_ID [--provider NAME] [--base-url URL]",
+  download = "usage: pixflow download TASK_ID [-o PATH] [--provider NAME] [--base-url URL] [--timeout S]",
+  cancel = "usage: pixflow cancel TASK_ID [--provider NAME] [--base-url URL]",
+  list = "usage: pixflow list [--journal PATH] [--json]",
+  resume = "usage: pixflow resume [--journal PATH] [--timeout SECONDS] [--json] [--sandbox URL]",
+  batch = [[
+usage: pixflow batch MANIFEST [--concurrency N] [--provider NAME] [--sandbox URL] [--journal PATH]
+  MANIFEST is JSON (a list of requests, each with "output" and optionally "provider", or
+  {"defaults": {...}, "items": [...]}) or CSV (a header row: output, provider, model, prompt,
+  references as "name=image[:type];...", duration, resolution, aspect_ratio, seed, ...).
+  Running it again skips what is done and never resubmits a task that may be billed.]],
+  providers = "usage: pixflow providers",
+  sandbox = "usage: pixflow sandbox [--port N] [--task-seconds S] [--seed N] [--exit-with-parent]",
+}
 
 local function eprint(...)
   io.stderr:write(table.concat({ ... }, " "), "\n")
 end
 
--- Parse "--flag value" / "--flag=value" / boolean flags into a table; positional into list.
-local function parse(args, booleans)
+local function exit_code(err)
+  if not err then return EXIT.other end
+  return EXIT[err.kind] or EXIT.other
+end
+
+-- "--flag value", "--flag=value", boolean flags, -o; positional arguments apart.
+local BOOLEANS = { audio = true, watermark = true, ["expand-prompt"] = true, help = true, json = true,
+                   ["no-journal"] = true }
+local function parse(args)
   local out, pos = { refs = {} }, {}
   local i = 1
   while i <= #args do
     local a = args[i]
     local k, v = a:match("^%-%-([%w-]+)=(.*)$")
-    if not k then k = a:match("^%-%-([%w-]+)$") or (a == "-o" and "output") end
+    if not k then k = a:match("^%-%-([%w-]+)$") or (a == "-o" and "output") or (a == "-h" and "help") end
     if k then
-      if booleans[k] then
+      if BOOLEANS[k] then
         out[k] = true
       else
         if v == nil then
@@ -69,97 +107,262 @@ local function parse(args, booleans)
   return out, pos
 end
 
--- A whole-number flag: its value, or nil and a usage message.
 local function whole(s, name)
   local n = s and math.tointeger(tonumber(s))
   if s ~= nil and not n then return nil, ("--%s: %q is not a whole number"):format(name, s) end
   return n
 end
 
-local function client_for(o)
-  local pixflow = require "pixflow"
-  return pixflow.new{ provider = o.provider or "apimart", base_url = o["base-url"], model = o.model }
-end
+-- ------------------------------------------------------------ output: terminal or JSON lines
 
-local function progress_printer()
+local function make_ui(o)
+  local cjson = require "cjson"
+  local json = o.json or os.execute("test -t 1") ~= true
   local tty = os.execute("test -t 2") == true
-  local t0 = require("pixflow").now()
-  return function(t)
-    local line = ("%s %s  %-10s %3s%%  %5.1f s"):format(t.provider, t.id or "(submitting)", t.status,
-      t.progress and tostring(t.progress) or "--", require("pixflow").now() - t0)
-    if tty then io.stderr:write("\r", line, "   ") else io.stderr:write(line, "\n") end
+  local color = tty and not os.getenv("NO_COLOR")
+  local ui = { json = json and o.json, tty = tty }
+  local function paint(code, s) return color and ("\27[" .. code .. "m" .. s .. "\27[0m") or s end
+  local COLORS = { succeeded = "32", downloaded = "32", failed = "31", moderated = "31", canceled = "33",
+                   unconfirmed = "33" }
+  function ui.event(ev)
+    if o.json then
+      io.stdout:write(cjson.encode(ev), "\n")
+      io.stdout:flush()
+    elseif not tty and ev.event ~= "progress" then
+      local parts = { ev.event }
+      for _, k in ipairs({ "provider", "id", "status", "progress", "output", "path", "message", "error" }) do
+        if ev[k] ~= nil then parts[#parts + 1] = ("%s=%s"):format(k, tostring(ev[k])) end
+      end
+      io.stderr:write(table.concat(parts, " "), "\n")
+    end
+  end
+  -- one live line per task on a terminal: phase, bar, percent, elapsed, bytes
+  function ui.progress(t, started)
+    local now = require("pixflow").now()
+    local pct = t.progress or 0
+    if ui.json then
+      ui.event{ event = "progress", provider = t.provider, id = t.id, status = t.status, phase = t.phase,
+                progress = t.progress, elapsed = math.floor((now - started) * 10) / 10, bytes = t.bytes }
+      return
+    end
+    if not tty then
+      if t.status ~= ui.last_status then
+        ui.last_status = t.status
+        io.stderr:write(("%s %s %s\n"):format(t.provider, t.id or "-", t.status))
+      end
+      return
+    end
+    local width = 24
+    local fill = math.floor(pct * width / 100)
+    local bar = ("#"):rep(fill) .. ("-"):rep(width - fill)
+    local bytes = t.bytes > 0 and ("  %.1f MB"):format(t.bytes / 1048576) or ""
+    io.stderr:write(("\r\27[K%s %s %-11s [%s] %3d%%  %5.1f s%s"):format(t.provider, t.id or "(submitting)",
+      paint(COLORS[t.status] or "36", t.phase == "downloading" and "downloading" or t.status), bar, pct,
+      now - started, bytes))
     io.stderr:flush()
   end
+  function ui.finish_line() if tty and not o.json then io.stderr:write("\n") end end
+  function ui.status_word(s) return paint(COLORS[s] or "0", s) end
+  return ui
 end
 
-local function generate(args)
-  local o, err = parse(args, { audio = true, watermark = true, help = true })
-  if not o then eprint("pixflow generate: " .. err) return EXIT.usage end
-  if o.help then print(GENERATE_USAGE) return EXIT.ok end
-  if not o.prompt then eprint("pixflow generate: --prompt is required\n" .. GENERATE_USAGE) return EXIT.usage end
+-- ------------------------------------------------------------ clients
+
+local function journal_path(o)
+  if o["no-journal"] then return nil end
+  return o.journal or require("pixflow.journal").default_path()
+end
+
+-- Poll cadence: --poll SECONDS; against a local sandbox a quick one by default.
+local function poll_opts(o)
+  local p = tonumber(o.poll) or (o.sandbox and 0.5)
+  return p and { initial = p, interval = p } or nil
+end
+
+local function client_for(o, provider)
+  local pixflow = require "pixflow"
+  provider = provider or o.provider or "apimart"
+  local base = o["base-url"] or (o.sandbox and (o.sandbox:gsub("/+$", "") .. "/" .. provider))
+  return pixflow.new{ provider = provider, base_url = base, model = o.model, journal = journal_path(o),
+                      poll = poll_opts(o) }
+end
+
+local function interrupted_hint(o, task)
+  local j = journal_path(o)
+  if task and task.id then
+    return ("interrupted: task %s keeps running at %s%s. `pixflow resume` follows it and downloads "
+      .. "the result; nothing was canceled."):format(task.id, task.provider,
+      j and (" and is in the journal (" .. j .. ")") or "")
+  end
+  return "interrupted" .. (j and ("; `pixflow resume` finishes what the journal holds (" .. j .. ")") or "")
+end
+
+-- ------------------------------------------------------------ commands
+
+local function generate(o, pos)
+  if not o.prompt then eprint("pixflow generate: --prompt is required\n" .. HELP.generate) return EXIT.usage end
   local req = { prompt = o.prompt, image = o.image, first_frame = o["first-frame"],
                 last_frame = o["last-frame"], extend_from = o.extend, resolution = o.resolution,
-                aspect_ratio = o.aspect, negative_prompt = o.negative,
-                audio = o.audio or nil, watermark = o.watermark or nil }
+                aspect_ratio = o.aspect, negative_prompt = o.negative, model = o.model,
+                audio = o.audio or nil, watermark = o.watermark or nil, expand_prompt = o["expand-prompt"] or nil }
   local werr
   req.duration, werr = whole(o.duration, "duration")
   if not werr then req.seed, werr = whole(o.seed, "seed") end
+  if not werr then req.count, werr = whole(o.count, "count") end
   if werr then eprint("pixflow generate: " .. werr) return EXIT.usage end
   if #o.refs > 0 then
     req.references = {}
     for _, r in ipairs(o.refs) do
       local name, rest = r:match("^([^=]+)=(.+)$")
-      if not name then eprint(("pixflow generate: --ref %q is not NAME=URL[:TYPE]"):format(r)) return EXIT.usage end
+      if not name then eprint(("pixflow generate: --ref %q is not NAME=IMAGE[:TYPE]"):format(r)) return EXIT.usage end
       local url, typ = rest:match("^(.-):(subject)$")
       if not url then url, typ = rest:match("^(.-):(background)$") end
       req.references[#req.references + 1] = { name = name, image = url or rest, type = typ }
     end
   end
+  local ui = make_ui(o)
   local client, cerr = client_for(o)
   if not client then eprint("pixflow: " .. tostring(cerr)) return exit_code(cerr) end
-  local task, serr = client:submit(req)
+  local output = o.output or "out.mp4"
+  local task, serr = client:submit(req, { output = output })
   if not task then eprint("pixflow: " .. tostring(serr)) return exit_code(serr) end
-  local timeout = tonumber(o.timeout) or 1800
-  local path, derr = task:download(o.output or "out.mp4", { timeout = timeout, on_progress = progress_printer() })
-  io.stderr:write("\n")
+  M.current_task = task
+  local started = require("pixflow").now()
+  ui.event{ event = "submitted", provider = task.provider, mode = task.mode, output = output }
+  local path, derr = task:download(output, { timeout = tonumber(o.timeout) or 1800,
+                                             on_progress = function(t) ui.progress(t, started) end })
+  ui.progress(task, started)
+  ui.finish_line()
   if not path then
-    eprint("pixflow: " .. tostring(derr))
-    if task.id then eprint(("pixflow: task id %s (pixflow status %s --provider %s)"):format(task.id, task.id, task.provider)) end
+    ui.event{ event = "error", provider = task.provider, id = task.id, status = task.status,
+              kind = derr.kind, message = tostring(derr) }
+    if not ui.json then eprint("pixflow: " .. tostring(derr)) end
     return exit_code(derr)
   end
-  print(path)
+  ui.event{ event = "done", provider = task.provider, id = task.id, path = path, cost = task.cost }
+  if not ui.json then print(path) end
+  client:close()
   return EXIT.ok
 end
 
-local function by_id(cmd, args)
-  local o, pos = parse(args, { help = true })
-  if not o then eprint("pixflow " .. cmd .. ": " .. pos) return EXIT.usage end
-  if o.help or not pos[1] then
-    print(("usage: pixflow %s TASK_ID [--provider NAME] [--base-url URL]%s"):format(cmd,
-      cmd == "download" and " [-o PATH]" or ""))
-    return o.help and EXIT.ok or EXIT.usage
-  end
+local function by_id(cmd, o, pos)
+  if not pos[1] then eprint(HELP[cmd]) return EXIT.usage end
+  local ui = make_ui(o)
   local client, cerr = client_for(o)
   if not client then eprint("pixflow: " .. tostring(cerr)) return exit_code(cerr) end
   local task = client:task(pos[1])
+  M.current_task = task
+  if cmd == "cancel" then
+    local ok, err = task:cancel{ timeout = tonumber(o.timeout) or 60 }
+    if not ok then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
+    ui.event{ event = "canceled", provider = task.provider, id = task.id }
+    if not ui.json then print(("%s %s: the gateway accepted the cancel"):format(task.provider, task.id)) end
+    return EXIT.ok
+  end
   if cmd == "status" then
-    -- one status read: pump until the first poll answered
     local deadline = require("pixflow").now() + (tonumber(o.timeout) or 60)
     while task.status == "queued" and task.progress == nil and not task.halted
           and require("pixflow").now() < deadline do
       client:poll(0.5)
     end
     if task.halted then eprint("pixflow: " .. tostring(task.error)) return exit_code(task.error) end
-    print(("%s %s %s%s%s"):format(task.provider, task.id, task.status,
-      task.progress and ("  " .. task.progress .. "%") or "",
-      task.video_url and ("  " .. task.video_url) or ""))
-    if task.error then print(tostring(task.error)) end
+    ui.event{ event = "status", provider = task.provider, id = task.id, status = task.status,
+              progress = task.progress, video_url = task.video_url, error = task.error and tostring(task.error) }
+    if not ui.json then
+      print(("%s %s %s%s%s"):format(task.provider, task.id, ui.status_word(task.status),
+        task.progress and ("  " .. task.progress .. "%") or "", task.video_url and ("  " .. task.video_url) or ""))
+      if task.error then print(tostring(task.error)) end
+    end
     return EXIT.ok
   end
-  local path, err = task:download(o.output or (pos[1] .. ".mp4"), { timeout = tonumber(o.timeout) })
+  local started = require("pixflow").now()
+  local path, err = task:download(o.output or (pos[1] .. ".mp4"), { timeout = tonumber(o.timeout),
+    on_progress = function(t) ui.progress(t, started) end })
+  ui.finish_line()
   if not path then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
-  print(path)
+  ui.event{ event = "done", provider = task.provider, id = task.id, path = path }
+  if not ui.json then print(path) end
   return EXIT.ok
+end
+
+local function list(o)
+  local journal = require "pixflow.journal"
+  local path = journal_path(o) or journal.default_path()
+  local tasks, warnings = journal.read(path)
+  if not tasks then eprint("pixflow: " .. tostring(warnings)) return EXIT.other end
+  local ui = make_ui(o)
+  for _, w in ipairs(warnings) do eprint("pixflow: warning: " .. w) end
+  for _, t in ipairs(tasks) do
+    local status = t.downloaded and "downloaded" or t.status or (t.id and "running") or "unconfirmed"
+    if ui.json then
+      ui.event{ event = "task", key = t.key, provider = t.provider, id = t.id, status = status,
+                output = t.output, path = t.downloaded, label = t.label, submitted = t.t }
+    else
+      print(("%-20s %-12s %-40s %-12s %s"):format(os.date("%Y-%m-%d %H:%M:%S", math.floor(t.t or 0)),
+        t.provider or "?", t.id or "-", ui.status_word(status), t.downloaded or t.output or ""))
+    end
+  end
+  if not ui.json and #tasks == 0 then print("(no tasks in " .. path .. ")") end
+  return EXIT.ok
+end
+
+local function resume(o)
+  local pixflow = require "pixflow"
+  local ui = make_ui(o)
+  local report, err = pixflow.resume{ journal = journal_path(o) or require("pixflow.journal").default_path(),
+    timeout = tonumber(o.timeout), poll = poll_opts(o), on_event = function(ev) ui.event(ev) end }
+  if not report then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
+  local worst = EXIT.ok
+  for _, r in ipairs(report.tasks) do
+    if r.state ~= "done" then
+      if not ui.json then
+        print(("%-12s %-40s %-12s %s"):format(r.provider or "?", r.id or "-", ui.status_word(r.status),
+          r.path or ""))
+        if r.error then print("    " .. tostring(r.error)) end
+        if r.action then print("    " .. r.action) end
+      end
+      if r.status == "unconfirmed" then worst = math.max(worst, EXIT.unconfirmed)
+      elseif r.error then worst = math.max(worst, exit_code(r.error)) end
+    end
+  end
+  if not ui.json then
+    local open = 0
+    for _, r in ipairs(report.tasks) do if r.state ~= "done" then open = open + 1 end end
+    print(("%d task%s in %s needed attention"):format(open, open == 1 and "" or "s", report.journal))
+  end
+  return worst
+end
+
+local function batch(o, pos)
+  if not pos[1] then eprint(HELP.batch) return EXIT.usage end
+  local pixflow = require "pixflow"
+  local b = require "pixflow.batch"
+  local ui = make_ui(o)
+  local items, err = b.load(pos[1])
+  if not items then eprint("pixflow: " .. tostring(err)) return EXIT.invalid end
+  local base_urls
+  if o.sandbox then
+    base_urls = {}
+    for _, p in ipairs(pixflow.providers()) do base_urls[p] = o.sandbox:gsub("/+$", "") .. "/" .. p end
+  end
+  local summary, berr = b.run(items, { provider = o.provider, base_urls = base_urls, poll = poll_opts(o),
+    concurrency = tonumber(o.concurrency), journal = journal_path(o), timeout = tonumber(o.timeout),
+    on_event = function(ev) ui.event(ev) end })
+  if not summary then eprint("pixflow: " .. tostring(berr)) return exit_code(berr) end
+  local worst = EXIT.ok
+  for _, r in ipairs(summary) do
+    if r.status == "unconfirmed" then worst = math.max(worst, EXIT.unconfirmed)
+    elseif r.status ~= "done" and r.status ~= "downloaded" then worst = math.max(worst, exit_code(r.error)) end
+  end
+  if ui.json then
+    for _, r in ipairs(summary) do
+      ui.event{ event = "result", output = r.output, provider = r.provider, id = r.id, status = r.status,
+                seconds = r.seconds, error = r.error and tostring(r.error) }
+    end
+  else
+    for _, line in ipairs(b.format(summary)) do print(line) end
+  end
+  return worst
 end
 
 -- The capability registry as a table: one row per gateway and model, then what is unverified.
@@ -226,7 +429,23 @@ local function sandbox(args, env)
     return EXIT.other
   end
   if ok then return EXIT.ok end
-  return how == "signal" and 130 or code
+  return how == "signal" and EXIT.interrupted or code
+end
+
+local COMMANDS = { "generate", "status", "download", "cancel", "list", "resume", "batch", "providers",
+                   "sandbox", "version", "help" }
+
+local function dispatch(cmd, rest, env)
+  if cmd == "sandbox" then return sandbox(rest, env) end
+  local o, pos = parse(rest)
+  if not o then eprint(("pixflow %s: %s"):format(cmd, pos)) return EXIT.usage end
+  if o.help then print(HELP[cmd] or USAGE) return EXIT.ok end
+  if cmd == "generate" then return generate(o, pos) end
+  if cmd == "status" or cmd == "download" or cmd == "cancel" then return by_id(cmd, o, pos) end
+  if cmd == "list" then return list(o) end
+  if cmd == "resume" then return resume(o) end
+  if cmd == "batch" then return batch(o, pos) end
+  if cmd == "providers" then return providers() end
 end
 
 function M.main(args, env)
@@ -239,14 +458,26 @@ function M.main(args, env)
   elseif cmd == "version" or cmd == "--version" then
     print("pixflow " .. require("pixflow")._VERSION)
     return EXIT.ok
-  elseif cmd == "generate" then return generate(rest)
-  elseif cmd == "status" or cmd == "download" then return by_id(cmd, rest)
-  elseif cmd == "providers" then return providers()
-  elseif cmd == "sandbox" then return sandbox(rest, env)
   end
-  local hint = require("pixflow.options").suggest(cmd, { "generate", "status", "download", "providers", "sandbox", "version", "help" })
-  eprint(("pixflow: unknown command '%s'%s"):format(cmd, hint and ("; did you mean '" .. hint .. "'?") or ""))
-  return EXIT.usage
+  local known = false
+  for _, c in ipairs(COMMANDS) do if c == cmd then known = true end end
+  if not known then
+    local hint = require("pixflow.options").suggest(cmd, COMMANDS)
+    eprint(("pixflow: unknown command '%s'%s"):format(cmd, hint and ("; did you mean '" .. hint .. "'?") or ""))
+    return EXIT.usage
+  end
+  -- Ctrl-C (lua turns SIGINT into an error): the task stays at the gateway and in the journal
+  local ok, code = pcall(dispatch, cmd, rest, env)
+  if ok then return code end
+  local msg = tostring(code)
+  if msg:find("interrupted!", 1, true) then
+    io.stderr:write("\n")
+    local o = parse(rest) or {}
+    eprint("pixflow: " .. interrupted_hint(o, M.current_task))
+    return EXIT.interrupted
+  end
+  eprint("pixflow: " .. msg)
+  return EXIT.other
 end
 
 return M

@@ -152,6 +152,20 @@ function M.new(opts)
   }, client_mt)
 end
 
+--- Run many requests from a manifest (see pixflow/batch.lua).
+-- syntax: summary, err = pixflow.batch("shots.json", { concurrency = 4, journal = path })
+function M.batch(manifest, opts)
+  local b = require "pixflow.batch"
+  local items, err = manifest
+  if type(manifest) == "string" then
+    items, err = b.load(manifest)
+    if not items then return nil, err end
+  elseif type(manifest) ~= "table" then
+    options.fail("batch", 1, 2, "a manifest path or a list of items expected, got %s", type(manifest))
+  end
+  return b.run(items, opts)
+end
+
 --- Define a preset on an existing wire protocol (another relay of the PixVerse API, say).
 -- syntax: pixflow.define_provider("myrelay", { based_on = "quickrouter", base_url = "https://...",
 --                                             key_env = "MYRELAY_API_KEY" })

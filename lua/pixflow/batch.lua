@@ -1,0 +1,311 @@
+--- pixflow.batch: many generations from a manifest (JSON or CSV), with a concurrency limit per
+-- gateway, each result downloaded to its own file, and a summary. Running it again skips what is
+-- done (the file is there), re-attaches to what the journal knows is running, and never submits
+-- again what may already be billed (an unconfirmed submit).
+local core = require "pixflow.core"
+local cjson = require "cjson"
+local errors = require "pixflow.errors"
+local journal = require "pixflow.journal"
+local options = require "pixflow.options"
+
+local M = {}
+
+local ITEM_EXTRA = { output = "string", provider = "string", label = "string" }
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function resolve(base, p)
+  if p:find("^/") or p:find("^https?://") or p:find("^oss://") or base == "." then return p end
+  return base .. "/" .. p
+end
+
+-- "hero=img/h.png;city=img/c.jpg:background" -> references
+local function parse_refs(s, base)
+  local refs = {}
+  for part in s:gmatch("[^;]+") do
+    local name, rest = part:match("^%s*([^=]+)=(.-)%s*$")
+    if not name then return nil, ("references: %q is not NAME=IMAGE[:TYPE]"):format(part) end
+    local img, typ = rest:match("^(.-):(subject)$")
+    if not img then img, typ = rest:match("^(.-):(background)$") end
+    refs[#refs + 1] = { name = name, image = resolve(base, img or rest), type = typ }
+  end
+  return refs
+end
+
+-- A CSV line into fields (RFC 4180 quoting).
+local function csv_fields(line)
+  local out, i, n = {}, 1, #line
+  while i <= n + 1 do
+    if line:sub(i, i) == '"' then
+      local buf, j = {}, i + 1
+      while j <= n do
+        local ch = line:sub(j, j)
+        if ch == '"' then
+          if line:sub(j + 1, j + 1) == '"' then buf[#buf + 1] = '"'; j = j + 2
+          else j = j + 1 break end
+        else buf[#buf + 1] = ch; j = j + 1 end
+      end
+      out[#out + 1] = table.concat(buf)
+      i = j + 1
+    else
+      local j = line:find(",", i, true) or n + 1
+      out[#out + 1] = line:sub(i, j - 1)
+      i = j + 1
+    end
+  end
+  return out
+end
+
+local NUMERIC = { duration = true, seed = true, count = true }
+local BOOLEAN = { audio = true, watermark = true, expand_prompt = true }
+
+--- Read a manifest. JSON: a list of items, or { defaults = {...}, items = [...] }; CSV: a header
+-- row (output, provider, model, prompt, references, duration, resolution, aspect_ratio, seed,
+-- audio, negative_prompt, ...) then one row per item; references as "name=image[:type];...".
+-- Relative paths (outputs, images) are taken from the manifest's directory.
+-- Returns items, or nil and an invalid error naming the line or item.
+function M.load(path)
+  local f, oerr = io.open(path, "rb")
+  if not f then return nil, errors.new("io", ("cannot read the manifest %s: %s"):format(path, oerr)) end
+  local text = f:read("a")
+  f:close()
+  local base = dirname(path)
+  local items = {}
+  if path:lower():find("%.csv$") then
+    local header
+    local n = 0
+    for line in text:gmatch("[^\r\n]+") do
+      n = n + 1
+      local fields = csv_fields(line)
+      if not header then
+        header = fields
+      else
+        local item = {}
+        for i, name in ipairs(header) do
+          local v = fields[i]
+          if v and v ~= "" then
+            if NUMERIC[name] then
+              v = math.tointeger(tonumber(v))
+              if not v then return nil, errors.new("invalid", ("%s:%d: %s must be a whole number"):format(path, n, name)) end
+            elseif BOOLEAN[name] then
+              v = (v == "true" or v == "1" or v == "yes")
+            elseif name == "references" then
+              local refs, rerr = parse_refs(v, base)
+              if not refs then return nil, errors.new("invalid", ("%s:%d: %s"):format(path, n, rerr)) end
+              v = refs
+            end
+            item[name] = v
+          end
+        end
+        items[#items + 1] = item
+      end
+    end
+  else
+    local ok, doc = pcall(cjson.decode, text)
+    if not ok then return nil, errors.new("invalid", ("%s is not valid JSON: %s"):format(path, doc)) end
+    local list, defaults = doc, {}
+    if type(doc) == "table" and doc.items then list, defaults = doc.items, doc.defaults or {} end
+    if type(list) ~= "table" then return nil, errors.new("invalid", ("%s: expected a list of items"):format(path)) end
+    for i, raw in ipairs(list) do
+      if type(raw) ~= "table" then return nil, errors.new("invalid", ("%s: item %d is not an object"):format(path, i)) end
+      local item = {}
+      for k, v in pairs(defaults) do item[k] = v end
+      for k, v in pairs(raw) do item[k] = v end
+      for k, v in pairs(item) do
+        if NUMERIC[k] and type(v) == "number" then item[k] = math.tointeger(v) or v end
+      end
+      if type(item.references) == "table" then
+        for _, r in ipairs(item.references) do
+          if type(r.image) == "string" then r.image = resolve(base, r.image) end
+        end
+      end
+      items[#items + 1] = item
+    end
+  end
+  for i, item in ipairs(items) do
+    if type(item.output) ~= "string" or item.output == "" then
+      return nil, errors.new("invalid", ("%s: item %d has no output file"):format(path, i))
+    end
+    item.output = resolve(base, item.output)
+    for k, v in pairs(item) do
+      if type(v) == "string" and (k == "image" or k == "first_frame" or k == "last_frame") then
+        item[k] = resolve(base, v)
+      end
+    end
+  end
+  return items
+end
+
+local function is_mp4(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(8)
+  f:close()
+  return head ~= nil and #head == 8 and head:sub(5, 8) == "ftyp"
+end
+
+local RUN = { provider = "string", base_urls = "table", keys = "table", concurrency = "number",
+              journal = "string", on_event = "function", poll = "table", timeout = "number",
+              new_client = "function" }
+
+--- Run items (from M.load, or a list of unified requests with output and provider). Returns a
+-- summary: a list of { output, provider, id, status, seconds, error, action }.
+function M.run(items, opts)
+  opts = opts or {}
+  options.check("batch", 2, opts, RUN, 2)
+  local new_client = opts.new_client or require("pixflow").new
+  local limit = opts.concurrency or 4
+  local emit = opts.on_event or function() end
+  local summary, rows, queue = {}, {}, {}
+  -- what the journal already knows, by output file
+  local known = {}
+  if opts.journal then
+    local entries, warnings = journal.read(opts.journal)
+    if not entries then return nil, warnings end
+    for _, w in ipairs(warnings) do emit{ event = "warning", message = w } end
+    for _, e in ipairs(entries) do if e.output then known[e.output] = e end end
+  end
+  local clients = {}
+  local function client_for(provider, base_url)
+    local k = provider .. "|" .. (base_url or "")
+    if clients[k] == nil then
+      local c, err = new_client{ provider = provider, journal = opts.journal, poll = opts.poll,
+        base_url = base_url or (opts.base_urls and opts.base_urls[provider]),
+        api_key = opts.keys and opts.keys[provider] or nil }
+      clients[k] = c or false
+      if not c then return nil, err end
+    end
+    return clients[k] or nil
+  end
+  for i, item in ipairs(items) do
+    local provider = item.provider or opts.provider or "apimart"
+    local row = { output = item.output, provider = provider, label = item.label, status = "pending" }
+    rows[i] = row
+    summary[i] = row
+    local e = known[item.output]
+    if is_mp4(item.output) then
+      row.status, row.id = "done", e and e.id
+      emit{ event = "skipped", output = item.output, reason = "the file is there" }
+    elseif e and e.state == "unconfirmed" then
+      row.status = "unconfirmed"
+      row.action = "its submit was sent but never answered: look for it at the gateway before running it again"
+      emit{ event = "unconfirmed", output = item.output, provider = e.provider }
+    elseif e and (e.state == "open" or (e.state == "done" and e.status == "succeeded")) and e.id then
+      local c, cerr = client_for(e.provider, e.base_url)
+      if not c then row.status, row.error = "failed", cerr
+      else
+        row.task, row.client, row.id, row.started = c:task(e.id, { key = e.key }), c, e.id, core.now()
+        row.status = "attached"
+        emit{ event = "attached", output = item.output, provider = e.provider, id = e.id }
+      end
+    else
+      local req = {}
+      for k, v in pairs(item) do if not ITEM_EXTRA[k] then req[k] = v end end
+      queue[#queue + 1] = { row = row, req = req, provider = provider }
+    end
+  end
+  local running = {}
+  local function count_running(provider)
+    local n = 0
+    for _, r in ipairs(rows) do
+      if r.task and r.provider == provider and not r.finished then n = n + 1 end
+    end
+    return n
+  end
+  local deadline = opts.timeout and core.now() + opts.timeout
+  while true do
+    -- start what the per-gateway limit allows
+    local i = 1
+    while i <= #queue do
+      local q = queue[i]
+      if count_running(q.provider) < limit then
+        table.remove(queue, i)
+        local c, cerr = client_for(q.provider)
+        local t, serr
+        if c then t, serr = c:submit(q.req, { output = q.row.output, label = q.row.label }) end
+        if not t then
+          q.row.status, q.row.error, q.row.finished = "failed", serr or cerr, true
+          emit{ event = "failed", output = q.row.output, error = tostring(serr or cerr) }
+        else
+          q.row.task, q.row.client, q.row.started, q.row.status = t, c, core.now(), "submitted"
+          emit{ event = "submitted", output = q.row.output, provider = q.provider }
+        end
+      else
+        i = i + 1
+      end
+    end
+    -- follow each task: download on success
+    local busy = #queue > 0
+    for _, r in ipairs(rows) do
+      local t = r.task
+      if t and not r.finished then
+        r.id = t.id
+        if t.status == "succeeded" and not r.downloading then
+          r.downloading = true
+          local ok, derr = r.client:_start_download(t, r.output)
+          if not ok then r.finished, r.status, r.error = true, "failed", derr end
+        end
+        local dstate, derr = r.downloading and t:_download_state()
+        if dstate == "done" then
+          r.finished, r.status = true, "downloaded"
+        elseif dstate == "failed" then
+          r.finished, r.status, r.error = true, "failed", derr
+        elseif not r.downloading and (t.done or t.halted) then
+          r.finished, r.status, r.error = true, t.status, t.error
+        end
+        if r.finished then
+          r.seconds = core.now() - r.started
+          emit{ event = "finished", output = r.output, provider = r.provider, id = t.id, status = r.status,
+                error = r.error and tostring(r.error) }
+        else
+          busy = true
+          if r.status ~= t.status and not r.downloading then
+            r.status = t.status
+            emit{ event = "progress", output = r.output, id = t.id, status = t.status, progress = t.progress }
+          end
+        end
+      end
+    end
+    if not busy then break end
+    if deadline and core.now() >= deadline then
+      for _, r in ipairs(rows) do
+        if r.task and not r.finished then
+          r.action = "still running: run the batch (or pixflow resume) again later"
+        end
+      end
+      break
+    end
+    local first
+    for _, c in pairs(clients) do
+      if c then
+        first = first or c
+        c:poll(0)
+      end
+    end
+    if first then first:poll(0.2) end
+  end
+  for _, r in ipairs(rows) do r.task, r.client = nil, nil end
+  for _, c in pairs(clients) do if c then c:close() end end
+  return summary
+end
+
+--- The summary as printable lines (a table).
+function M.format(summary)
+  local lines = { ("%-32s %-12s %-40s %-12s %s"):format("output", "provider", "task", "status", "seconds") }
+  local counts = {}
+  for _, r in ipairs(summary) do
+    counts[r.status] = (counts[r.status] or 0) + 1
+    lines[#lines + 1] = ("%-32s %-12s %-40s %-12s %s"):format(r.output, r.provider, r.id or "-", r.status,
+      r.seconds and ("%.1f"):format(r.seconds) or "-")
+    if r.error then lines[#lines + 1] = "    " .. tostring(r.error) end
+    if r.action then lines[#lines + 1] = "    " .. r.action end
+  end
+  local parts = {}
+  for _, k in ipairs(options.sorted_keys(counts)) do parts[#parts + 1] = ("%d %s"):format(counts[k], k) end
+  lines[#lines + 1] = ("%d items: %s"):format(#summary, table.concat(parts, ", "))
+  return lines
+end
+
+return M
