@@ -23,7 +23,7 @@ CLIP      := spec/fixtures/clip.mp4
 BUSTED    ?= busted
 SPECS     ?= spec
 
-.PHONY: all deps test test-live demo clean
+.PHONY: all deps test test-live demo examples clean
 
 all: build/pixflow/core.so build/pixflow-sandbox
 
@@ -43,8 +43,15 @@ build/pixflow-sandbox: $(SBX_SRCS) $(SBX_HDRS) build/gen/clip.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(STD) -Isandbox -Ibuild/gen $(MHD_CFLAGS) -o $@ $(SBX_SRCS) $(MHD_LIBS)
 
+# examples/embed/host.c: a C program embedding Lua 5.4 and pixflow (links liblua5.4)
+examples: build/examples/host
+
+build/examples/host: examples/embed/host.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(STD) $(LUA_CFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs $(LUA_PC)) -lm -ldl
+
 # The README's test command: installs what is missing, builds, runs every spec.
-test: deps all
+test: deps all examples
 	$(BUSTED) --lua=$(LUA) -o spec/support/summary.lua $(SPECS)
 
 # Opt-in: one real generation per gateway whose key is set (spends credits).

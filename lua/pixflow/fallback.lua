@@ -76,7 +76,7 @@ function Attempt:_next()
       local t, err = c:submit(self.req, self.opts)
       if t then
         self.attempts[#self.attempts + 1] = t
-        self.task = t
+        self.task, self.client = t, c
         return true
       end
       last = err

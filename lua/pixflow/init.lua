@@ -574,6 +574,25 @@ function task:cancel(opts)
   end
 end
 
+--- Start downloading the result to path without waiting (for loops that must not block):
+-- poll the client, then read task.path (set when the file is complete) or task:download_state().
+-- syntax: ok, err = task:start_download(path)
+function task:start_download(path)
+  if type(path) ~= "string" or path == "" then
+    options.fail("start_download", 1, 2, "path (non-empty string) expected, got %s", type(path))
+  end
+  if self.status ~= "succeeded" then
+    return nil, errors.new("invalid", ("task %s has no result yet (status %s)"):format(tostring(self.id), self.status),
+                           { provider = self.provider, task_id = self.id, code = "not_ready" })
+  end
+  return owner(self):_start_download(self, path)
+end
+
+--- "none", "running", "done" or "failed" (with the error).
+function task:download_state()
+  return self:_download_state()
+end
+
 --- Download the result to path (through path .. ".part", renamed when complete and checked to
 -- be an MP4). Waits for the task first if it has not finished.
 -- syntax: path, err = task:download(path, { timeout = 600 })
@@ -592,6 +611,18 @@ function task:download(path, opts)
   end
   local ok, err = c:_start_download(self, path)
   if not ok then return nil, err end
+  if workflow.current() then
+    -- inside a workflow the download runs while the flow yields
+    local t = self
+    local dl_ok, dl_err = coroutine.yield{ tasks = { t },
+      ready = function() local s = t:_download_state() return s ~= "running" end,
+      result = function()
+        local s, e = t:_download_state()
+        if s == "done" then return path end
+        return nil, e
+      end }
+    return dl_ok, dl_err
+  end
   while true do
     local state, derr = self:_download_state()
     if state == "done" then return path end
