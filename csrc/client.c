@@ -586,6 +586,61 @@ static int client_changed(lua_State *L) {
   return 1;
 }
 
+/* client:_list(model, from, to) -> { {id=, status=, created=}, ... } | nil, err: the account's
+ * tasks created in [from, to] (Unix seconds), all pages; blocks (resume and batch use it to find
+ * an unconfirmed submit). nil, err with code "unsupported" where the gateway has no list. */
+static int client_list(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  const char *model = luaL_checkstring(L, 2);
+  double from = luaL_checknumber(L, 3), to = luaL_checknumber(L, 4);
+  pf_err e;
+  pf_err_clear(&e);
+  if (!c->adapter->build_list) {
+    pf_err_set(&e, PF_EK_INVALID, 0, "unsupported", "%s has no task list", c->provider);
+    lua_pushnil(L);
+    pf_err_push(L, &e, c->provider);
+    return 2;
+  }
+  lua_newtable(L);
+  int out = lua_gettop(L), n = 0;
+  for (int page = 1; page <= 20; page++) {
+    char trace[37];
+    pf_ctx ctx = pf_client_ctx(c, trace);
+    pf_http_req req;
+    memset(&req, 0, sizeof req);
+    pf_buf body;
+    pf_buf_init(&body, 0);
+    long http = 0;
+    json_t *items = NULL;
+    int more = 0;
+    if (c->adapter->build_list(&ctx, model, from, to, page, &req, &e) != 0 ||
+        pf_http_perform(c, &req, &http, &body, &e) != 0 ||
+        c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &e) != 0) {
+      pf_http_req_free(&req);
+      pf_buf_free(&body);
+      lua_pushnil(L);
+      pf_err_push(L, &e, c->provider);
+      return 2;
+    }
+    pf_buf_free(&body);
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+      lua_createtable(L, 0, 3);
+      lua_pushstring(L, json_string_value(json_object_get(it, "id")));
+      lua_setfield(L, -2, "id");
+      lua_pushstring(L, json_string_value(json_object_get(it, "status")));
+      lua_setfield(L, -2, "status");
+      lua_pushnumber(L, json_real_value(json_object_get(it, "created")));
+      lua_setfield(L, -2, "created");
+      lua_rawseti(L, out, ++n);
+    }
+    json_decref(items);
+    if (!more) break;
+  }
+  return 1;
+}
+
 /* client:_uploads() -> uploads performed, results cached */
 static int client_uploads(lua_State *L) {
   pf_client *c = check_client(L, 1);
@@ -640,6 +695,7 @@ static const luaL_Reg client_methods[] = {
   { "_changed", client_changed },
   { "_transfers", client_transfers },
   { "_uploads", client_uploads },
+  { "_list", client_list },
   { "_advance_clock", client_advance_clock },
   { "_next_due", client_next_due },
   { NULL, NULL },

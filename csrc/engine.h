@@ -204,6 +204,8 @@ void pf_journal_open(lua_State *L);
 int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err);
 /* Stop t's transfer wherever it is (running or queued) and free it. */
 void pf_xfer_abort(pf_client *c, pf_task *t);
+/* Run one request to its end, blocking (not a task's: resume's lookups). */
+int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf_err *err);
 /* Free what a finished transfer holds (after its handler read it). */
 void pf_xfer_release(pf_xfer *x);
 /* Detach a finished transfer from the multi handle and its host slot. */

@@ -203,6 +203,50 @@ fail:
   return -1;
 }
 
+/* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
+ * cap). Only for calls that are not a task's and whose callers block anyway (resume's lookups).
+ * req is consumed. Returns 0 with *http and the body in resp, or -1 with err filled. */
+int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf_err *err) {
+  pf_xfer x;
+  memset(&x, 0, sizeof x);
+  x.req = *req;
+  memset(req, 0, sizeof *req);
+  x.retry_after = -1;
+  pf_buf_init(&x.resp, c->o.max_body);
+  int rc = -1;
+  CURL *e = x.easy = curl_easy_init();
+  CURLcode cc = e ? CURLE_OK : CURLE_OUT_OF_MEMORY;
+#define SET(opt, val) if (cc == CURLE_OK) cc = curl_easy_setopt(e, opt, val)
+  SET(CURLOPT_URL, x.req.url);
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_ERRORBUFFER, x.errbuf);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_SSL_VERIFYPEER, 1L);
+  SET(CURLOPT_SSL_VERIFYHOST, 2L);
+  if (c->o.ca_file) SET(CURLOPT_CAINFO, c->o.ca_file);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_ms);
+  SET(CURLOPT_TIMEOUT_MS, c->o.request_ms);
+  SET(CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
+  SET(CURLOPT_LOW_SPEED_TIME, c->o.low_speed_secs);
+  SET(CURLOPT_USERAGENT, c->o.user_agent);
+  if (x.req.headers) SET(CURLOPT_HTTPHEADER, x.req.headers);
+  SET(CURLOPT_WRITEFUNCTION, write_api);
+  SET(CURLOPT_WRITEDATA, (void *)&x);
+#undef SET
+  if (cc == CURLE_OK) cc = curl_easy_perform(e);
+  if (cc != CURLE_OK) {
+    if (x.too_big) pf_err_set(err, PF_EK_PROTOCOL, 0, "too_large", "the reply was larger than %zu bytes", c->o.max_body);
+    else pf_err_from_curl(err, cc, x.errbuf);
+  } else {
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, http);
+    *resp = x.resp;
+    pf_buf_init(&x.resp, 0);
+    rc = 0;
+  }
+  pf_xfer_release(&x);
+  return rc;
+}
+
 void pf_xfer_release(pf_xfer *x) {
   if (x->easy) curl_easy_cleanup(x->easy);
   x->easy = NULL;

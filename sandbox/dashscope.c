@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sandbox.h"
 
@@ -95,6 +96,8 @@ static enum MHD_Result submit(const sbx_req *r) {
   char rid[40];
   sbx_id64(rid, sizeof rid);
   sbx_object_put(GW, id, t->id);            /* the public id -> the stored task */
+  sbx_task_set_pub(GW, t->id, id);
+  sbx_task_set(GW, t->id, model, 0, 0);
   out = sbx_reply_json(r->conn, GW, 200, json_pack("{s:s,s:{s:s,s:s}}", "request_id", rid, "output",
                                                    "task_id", id, "task_status", "PENDING"), NULL);
 done:
@@ -199,7 +202,63 @@ enum MHD_Result sbx_dashscope_oss(const sbx_req *r) {
   return sbx_reply(r->conn, GW, 200, "text/plain", "", 0, NULL);
 }
 
+/* YYYYMMDDhhmmss, read as UTC [INFERENCE: the zone is not documented]; -1 if malformed. */
+static double parse_stamp(const char *s) {
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  if (!s || strlen(s) != 14 || sscanf(s, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (double)timegm(&tm);
+}
+
+/* GET /api/v1/tasks: the account's tasks in a time window, by model, a page at a time. The
+ * parameters are the SDK's; the reply's shape is NOT FOUND [INFERENCE]:
+ * {"request_id", "data": [{"task_id", "status", "gmt_create" (ms), "model_name"}], "total",
+ *  "page_no", "page_size"} */
+static enum MHD_Result list(const sbx_req *r) {
+  enum MHD_Result ret;
+  const char *key;
+  if (refuse(r, &key, &ret)) return ret;
+  const char *qs = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "start_time");
+  const char *qe = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "end_time");
+  const char *model = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "model_name");
+  const char *pn = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "page_no");
+  const char *ps = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "page_size");
+  double from = parse_stamp(qs), to = parse_stamp(qe);
+  long page = pn ? strtol(pn, NULL, 10) : 1, size = ps ? strtol(ps, NULL, 10) : 10;
+  if (from < 0 || to < 0 || page < 1 || size < 1 || size > 100)
+    return fail(r, 400, "InvalidParameter", "start_time and end_time (YYYYMMDDhhmmss), page_no >= 1, page_size 1-100");
+  static sbx_task found[4096];
+  static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER;   /* found[] is shared by the pool */
+  pthread_mutex_lock(&one);
+  size_t n = sbx_task_list(GW, key, from, to + 1, found, sizeof found / sizeof found[0]);
+  json_t *data = json_array();
+  long total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (model && model[0] && strcmp(found[i].model, model) != 0) continue;
+    total++;
+    if (total <= (page - 1) * size || total > page * size) continue;
+    sbx_phase p = sbx_task_phase(&found[i], sbx_now());
+    const char *st = p.phase == 0 ? "PENDING" : p.phase == 1 ? "RUNNING"
+                   : found[i].canceled ? "CANCELED"
+                   : (found[i].outcome == SBX_FAIL || found[i].outcome == SBX_MODERATE) ? "FAILED" : "SUCCEEDED";
+    json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s}", "task_id", found[i].pub_id, "status", st,
+                                          "gmt_create", (json_int_t)(found[i].created * 1000),
+                                          "model_name", found[i].model));
+  }
+  pthread_mutex_unlock(&one);
+  char rid[40];
+  sbx_id64(rid, sizeof rid);
+  return sbx_reply_json(r->conn, GW, 200, json_pack("{s:s,s:o,s:I,s:I,s:I}", "request_id", rid, "data", data,
+                                                    "total", (json_int_t)total, "page_no", (json_int_t)page,
+                                                    "page_size", (json_int_t)size), NULL);
+}
+
 enum MHD_Result sbx_dashscope(const sbx_req *r) {
+  if (strcmp(r->method, "GET") == 0 && strcmp(r->path, "/api/v1/tasks") == 0) return list(r);
   static const char tasks[] = "/api/v1/tasks/";
   if (strcmp(r->method, "POST") == 0 &&
       strcmp(r->path, "/api/v1/services/aigc/video-generation/video-synthesis") == 0)

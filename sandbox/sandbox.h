@@ -45,6 +45,7 @@ typedef struct sbx_task {
   int stuck;                 /* never finishes (PixVerse: a reused Ai-trace-id) */
   size_t pad;                /* #bigreply=N: status replies carry N bytes of padding */
   double url_ttl;            /* #urlttl=S: result URLs expire S seconds after they are issued */
+  char pub_id[64];           /* the id the gateway shows, where it differs from id (DashScope) */
 } sbx_task;
 
 typedef struct sbx {
@@ -75,6 +76,9 @@ sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *
 void sbx_id64(char *out, size_t n);
 /* Mark a task canceled if it is still queued; returns 1 if it was, 0 if too late, -1 unknown. */
 int sbx_task_cancel(int gw, const char *id);
+/* Copies of up to max tasks of gw made with key, created in [from, to]; returns how many. */
+size_t sbx_task_list(int gw, const char *key, double from, double to, sbx_task *out, size_t max);
+void sbx_task_set_pub(int gw, const char *id, const char *pub_id);
 /* Set a field of a stored task (after creation). */
 void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int stuck);
 /* Objects: uploads and policies, key -> value, per gateway. */

@@ -147,6 +147,24 @@ int sbx_task_cancel(int gw, const char *id) {
   return r;
 }
 
+size_t sbx_task_list(int gw, const char *key, double from, double to, sbx_task *out, size_t max) {
+  size_t n = 0;
+  pthread_mutex_lock(&g_sbx.lock);
+  for (size_t b = 0; b < g_sbx.nbuckets && n < max; b++)
+    for (sbx_task *t = g_sbx.buckets[b]; t && n < max; t = t->next)
+      if (t->gw == gw && strcmp(t->key, key) == 0 && t->created >= from && t->created <= to)
+        out[n++] = *t;
+  pthread_mutex_unlock(&g_sbx.lock);
+  return n;
+}
+
+void sbx_task_set_pub(int gw, const char *id, const char *pub_id) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) snprintf(t->pub_id, sizeof t->pub_id, "%s", pub_id);
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
 void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int stuck) {
   pthread_mutex_lock(&g_sbx.lock);
   sbx_task *t = find(gw, id);

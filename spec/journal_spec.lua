@@ -153,3 +153,85 @@ describe("journal", function()
     assert.equal("io", err.kind)
   end)
 end)
+
+describe("journal reconciliation through a gateway's task list (DashScope)", function()
+  local sbx, dir
+  setup(function()
+    sbx = sandbox.start{ task_seconds = 0.4 }
+    dir = util.tmpdir()
+  end)
+  teardown(function()
+    sbx.stop()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  local function intent(f, key, t, prompt)
+    f:write(cjson.encode{ v = 1, ev = "intent", key = key, provider = "dashscope", base_url = sbx.base("dashscope"),
+                          model = "c1", request = { prompt = prompt }, output = dir .. "/" .. key .. ".mp4", t = t }, "\n")
+  end
+
+  it("finds a submit whose answer was lost, and finishes it; settles one that never reached the gateway", function()
+    sbx.reset()
+    local core = require "pixflow.core"
+    local path = dir .. "/ds.jsonl"
+    local HERO = { { name = "hero", image = "https://e.com/h.png" } }
+    local bare = assert(pixflow.new{ provider = "dashscope", api_key = "k", base_url = sbx.base("dashscope"),
+                                     poll = { initial = 0.05, interval = 0.1 } })
+    local journaled = assert(pixflow.new{ provider = "dashscope", api_key = "k", base_url = sbx.base("dashscope"),
+                                          journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local function settle(t, c) while not t.id do c:poll(0.05) end end
+    -- lost: its intent is written, its submit reaches the gateway, its answer is never recorded
+    local f = assert(io.open(path, "a"))
+    intent(f, "lost", core.time(), "@hero one")
+    f:close()
+    local t1 = assert(bare:submit{ prompt = "@hero one", references = HERO })
+    settle(t1, bare)
+    -- then the next submit, recorded as usual
+    local t2 = assert(journaled:submit({ prompt = "@hero two", references = HERO }, { output = dir .. "/two.mp4" }))
+    settle(t2, journaled)
+    -- never sent: an intent, and nothing at the gateway before the next recorded submit
+    f = assert(io.open(path, "a"))
+    intent(f, "unsent", core.time(), "@hero three")
+    f:close()
+    local t4 = assert(journaled:submit({ prompt = "@hero four", references = HERO }, { output = dir .. "/four.mp4" }))
+    settle(t4, journaled)
+    bare:close()
+    journaled:close()
+    local report = assert(pixflow.resume{ journal = path, keys = { dashscope = "k" }, timeout = 20,
+                                          poll = { initial = 0.05, interval = 0.1 } })
+    local by = {}
+    for _, r in ipairs(report.tasks) do by[r.key] = r end
+    assert.equal("downloaded", by.lost.status)
+    assert.equal(t1.id, by.lost.id)
+    assert.equal("ftyp", util.read(dir .. "/lost.mp4"):sub(5, 8))
+    assert.equal("not_created", by.unsent.status)
+    assert.matches("never created", by.unsent.action)
+    local st = sbx.stats().dashscope
+    assert.equal(3, st.tasks)
+    assert.equal(3, st.downloads)
+  end)
+
+  it("leaves two submits with one task between them unconfirmed: it never guesses", function()
+    sbx.reset()
+    local core = require "pixflow.core"
+    local path = dir .. "/amb.jsonl"
+    local now = core.time()
+    local c = assert(pixflow.new{ provider = "dashscope", api_key = "k", base_url = sbx.base("dashscope"),
+                                  poll = { initial = 0.05, interval = 0.1 } })
+    local t = assert(c:submit{ prompt = "@hero x", references = { { name = "hero", image = "https://e.com/h.png" } } })
+    while not t.id do c:poll(0.05) end
+    c:close()
+    local f = assert(io.open(path, "w"))
+    intent(f, "a1", now - 0.2, "one")
+    intent(f, "a2", now - 0.1, "two")
+    f:close()
+    local report = assert(pixflow.resume{ journal = path, keys = { dashscope = "k" }, timeout = 5 })
+    -- two unconfirmed intents side by side: nothing tells which one made the task
+    local by = {}
+    for _, r in ipairs(report.tasks) do by[r.key] = r end
+    assert.equal("unconfirmed", by.a1.status)
+    assert.equal("unconfirmed", by.a2.status)
+    assert.matches(t.id, by.a2.action, 1, true)      -- the candidate is shown to the user
+    assert.equal(0, sbx.stats().dashscope.downloads)
+  end)
+end)

@@ -158,6 +158,13 @@ typedef struct pf_adapter {
   int (*build_result)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_result)(const pf_ctx *ctx, long http, const char *body, size_t len,
                       pf_status *st, pf_err *err);
+  /* list the account's tasks created between two Unix times (page from 1): lets an unconfirmed
+   * submit be found again */
+  int (*build_list)(const pf_ctx *ctx, const char *model, double from, double to, int page,
+                    pf_http_req *out, pf_err *err);
+  /* *items gets a JSON array of {id, status, created (Unix seconds)}; *more = another page */
+  int (*parse_list)(const pf_ctx *ctx, long http, const char *body, size_t len, json_t **items,
+                    int *more, pf_err *err);
   /* cancel: 0 when the gateway accepted the cancel */
   int (*build_cancel)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_cancel)(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapter.h"
 
@@ -185,6 +186,61 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   return 0;
 }
 
+/* GET /api/v1/tasks?start_time=&end_time=&model_name=&page_no=&page_size= (SDK-documented, to
+ * "recover a lost submit"). The times' format is YYYYMMDDhhmmss; their time zone is NOT FOUND, so
+ * the caller widens the window and filters on each task's own timestamp. */
+static int build_list(const pf_ctx *ctx, const char *model, double from, double to, int page,
+                      pf_http_req *out, pf_err *err) {
+  char a[32], b[32], path[512];
+  time_t f = (time_t)from, t = (time_t)to;
+  struct tm tf, tt;
+  gmtime_r(&f, &tf);
+  gmtime_r(&t, &tt);
+  strftime(a, sizeof a, "%Y%m%d%H%M%S", &tf);
+  strftime(b, sizeof b, "%Y%m%d%H%M%S", &tt);
+  char *m = curl_easy_escape(NULL, model ? model : "", 0);
+  if (!m) return nomem(err);
+  snprintf(path, sizeof path, "/api/v1/tasks?start_time=%s&end_time=%s&model_name=%s&page_no=%d&page_size=100",
+           a, b, m, page);
+  curl_free(m);
+  out->method = "GET";
+  out->url = pf_url_join(ctx->base_url, path);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+  return 0;
+}
+
+/* The list reply's shape is NOT FOUND in the docs: {"data": [{"task_id", "status", "gmt_create"
+ * (milliseconds)}], "page_no", "page_size", "total"} is assumed [INFERENCE]. */
+static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len, json_t **items,
+                      int *more, pf_err *err) {
+  (void)ctx;
+  json_t *root = success_reply(http, body, len, err);
+  if (!root) return -1;
+  json_t *data = json_object_get(root, "data");
+  json_t *out = json_array();
+  if (!out) { json_decref(root); return nomem(err); }
+  size_t i;
+  json_t *it;
+  json_array_foreach(data, i, it) {
+    char *id = pf_json_id(json_object_get(it, "task_id"));
+    double created = 0;
+    pf_json_number(it, "gmt_create", &created);
+    const char *st = pf_json_string(it, "status");
+    if (!st) st = pf_json_string(it, "task_status");
+    if (id) json_array_append_new(out, json_pack("{s:s,s:s,s:f}", "id", id, "status", st ? st : "",
+                                                 "created", created / 1000.0));
+    free(id);
+  }
+  double total = 0, size = 0, page = 0;
+  pf_json_number(root, "total", &total);
+  pf_json_number(root, "page_size", &size);
+  pf_json_number(root, "page_no", &page);
+  *more = size > 0 && page * size < total;
+  *items = out;
+  json_decref(root);
+  return 0;
+}
+
 /* POST /api/v1/tasks/{id}/cancel: only while the task is PENDING (SDK-documented). */
 static int build_cancel(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
   out->method = "POST";
@@ -292,4 +348,5 @@ const pf_adapter pf_adapter_dashscope = {
   .build_status = build_status, .parse_status = parse_status,
   .build_upload = build_upload, .parse_upload = parse_upload,
   .build_cancel = build_cancel, .parse_cancel = parse_cancel,
+  .build_list = build_list, .parse_list = parse_list,
 };

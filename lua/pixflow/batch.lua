@@ -138,7 +138,7 @@ function M.load(path)
   return items
 end
 
-local function is_mp4(path)
+function M.is_mp4(path)
   local f = io.open(path, "rb")
   if not f then return false end
   local head = f:read(8)
@@ -179,14 +179,29 @@ function M.run(items, opts)
     end
     return clients[k] or nil
   end
+  -- unconfirmed submits of earlier runs: ask the gateways that list their tasks
+  if opts.journal then
+    local entries = journal.read(opts.journal)
+    if entries and journal.reconcile(opts.journal, entries, function(e) return client_for(e.provider, e.base_url) end) > 0 then
+      known = {}
+      for _, e in ipairs(entries) do if e.output then known[e.output] = e end end
+    end
+  end
+  local jw                    -- a journal handle for what is learnt from the disk
   for i, item in ipairs(items) do
     local provider = item.provider or opts.provider or "apimart"
     local row = { output = item.output, provider = provider, label = item.label, status = "pending" }
     rows[i] = row
     summary[i] = row
     local e = known[item.output]
-    if is_mp4(item.output) then
+    if M.is_mp4(item.output) then
       row.status, row.id = "done", e and e.id
+      -- a file is renamed into place only when complete: if the process died before the journal
+      -- said so, the disk says it now
+      if e and e.state ~= "done" and e.key and opts.journal then
+        jw = jw or journal.open(opts.journal)
+        if jw then jw:record("downloaded", e.key, { path = item.output, found = true }) end
+      end
       emit{ event = "skipped", output = item.output, reason = "the file is there" }
     elseif e and e.state == "unconfirmed" then
       row.status = "unconfirmed"
@@ -207,12 +222,18 @@ function M.run(items, opts)
     end
   end
   local running = {}
+  -- tasks of a gateway in flight, and whether one of its submits is still unanswered: submits go
+  -- one at a time per gateway, so that an unanswered one can be found again in the gateway's
+  -- task list (journal.reconcile) without confusing it with another
   local function count_running(provider)
-    local n = 0
+    local n, unanswered = 0, false
     for _, r in ipairs(rows) do
-      if r.task and r.provider == provider and not r.finished then n = n + 1 end
+      if r.task and r.provider == provider and not r.finished then
+        n = n + 1
+        if not r.task.id and r.task.status == "submitting" then unanswered = true end
+      end
     end
-    return n
+    return n, unanswered
   end
   local deadline = opts.timeout and core.now() + opts.timeout
   while true do
@@ -220,7 +241,8 @@ function M.run(items, opts)
     local i = 1
     while i <= #queue do
       local q = queue[i]
-      if count_running(q.provider) < limit then
+      local n, unanswered = count_running(q.provider)
+      if n < limit and not unanswered then
         table.remove(queue, i)
         local c, cerr = client_for(q.provider)
         local t, serr
@@ -288,6 +310,7 @@ function M.run(items, opts)
   end
   for _, r in ipairs(rows) do r.task, r.client = nil, nil end
   for _, c in pairs(clients) do if c then c:close() end end
+  if jw then jw:close() end
   return summary
 end
 

@@ -402,29 +402,53 @@ function M.resume(opts)
   local clients, pending = {}, {}
   local own = opts.client          -- a client of the caller's, used for its provider and base URL
   if own then clients[own.provider .. "|" .. own.base_url] = own end
+  local function client_for(e)
+    local ck = e.provider .. "|" .. e.base_url
+    if clients[ck] == nil then
+      clients[ck] = M.new{ provider = e.provider, base_url = e.base_url,
+                           api_key = opts.keys and opts.keys[e.provider] or nil,
+                           journal = path, poll = opts.poll, timeouts = opts.timeouts } or false
+    end
+    return clients[ck] or nil
+  end
+  -- submits whose answer was never recorded: ask the gateways that list their tasks
+  journal.reconcile(path, entries, client_for)
   local function emit(ev) if opts.on_event then opts.on_event(ev) end end
   for _, w in ipairs(report.warnings) do emit{ event = "warning", message = w } end
   for _, e in ipairs(entries) do
     local row = { key = e.key, provider = e.provider, id = e.id, status = e.status or "unknown",
                   path = e.downloaded or e.output, state = e.state, label = e.label }
     report.tasks[#report.tasks + 1] = row
-    if e.state == "unconfirmed" then
+    if e.state == "not_created" then
+      row.status = "not_created"
+      row.action = "the gateway never created this task (its task list says so): submit it again if you still want it"
+      emit{ event = "not_created", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "unconfirmed" then
       row.status = "unconfirmed"
       row.action = ("the submit to %s was sent but its answer was never recorded: it may exist and be "
         .. "billed. Look for it in the gateway's task list (submitted near %s) before submitting "
         .. "again; with its id, `pixflow download ID --provider %s` fetches it"):format(
         tostring(e.provider), os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(e.t or 0)), tostring(e.provider))
-      emit{ event = "unconfirmed", key = e.key, provider = e.provider, message = row.action }
-    elseif e.state == "open" then
-      local ck = e.provider .. "|" .. e.base_url
-      local c, cerr = clients[ck], nil
-      if not c then
-        c, cerr = M.new{ provider = e.provider, base_url = e.base_url,
-                         api_key = opts.keys and opts.keys[e.provider] or nil,
-                         journal = path, poll = opts.poll, timeouts = opts.timeouts }
-        clients[ck] = c
+      if e.candidates then
+        local ids = {}
+        for i, x in ipairs(e.candidates) do ids[i] = x.id end
+        row.action = row.action .. ". The gateway has these unclaimed tasks from that time: " .. table.concat(ids, ", ")
       end
+      emit{ event = "unconfirmed", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "open" and e.output and require("pixflow.batch").is_mp4(e.output) then
+      -- the file was renamed into place (so it is complete) before the journal said so
+      local jw = journal.open(path)
+      if jw then
+        jw:record("downloaded", e.key, { path = e.output, found = true })
+        jw:close()
+      end
+      row.status, row.path = "downloaded", e.output
+      emit{ event = "finished", key = e.key, provider = e.provider, id = e.id, status = "downloaded", path = e.output }
+    elseif e.state == "open" then
+      local c = client_for(e)
       if not c then
+        local _, cerr = M.new{ provider = e.provider, base_url = e.base_url,
+                               api_key = opts.keys and opts.keys[e.provider] or nil }
         row.error = cerr
         row.action = tostring(cerr)
         emit{ event = "error", key = e.key, provider = e.provider, message = tostring(cerr) }
@@ -477,12 +501,14 @@ function M.resume(opts)
       end
       break
     end
-    for _, c in pairs(clients) do c:poll(0) end
-    local _, any = next(clients)
+    local any
+    for _, c in pairs(clients) do
+      if c then c:poll(0); any = c end
+    end
     if any then any:poll(math.min(left, 0.25)) end
   end
   for _, c in pairs(clients) do
-    if c ~= own then c:close() end
+    if c and c ~= own then c:close() end
   end
   return report
 end

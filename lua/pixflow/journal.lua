@@ -89,6 +89,7 @@ function M.read(path)
         t.id = rec.id
       elseif rec.ev == "status" then
         t.status, t.error = rec.status, rec.error
+        if rec.status == "not_created" then t.id = nil end
       elseif rec.ev == "download" then
         t.output = rec.path
       elseif rec.ev == "downloaded" then
@@ -99,7 +100,9 @@ function M.read(path)
   f:close()
   for _, t in ipairs(tasks) do
     -- what is left to do: nothing, poll (and download), or ask the user (no id)
-    if t.downloaded or (t.status and TERMINAL[t.status] and t.status ~= "succeeded")
+    if t.status == "not_created" then
+      t.state = "not_created"              -- settled through the gateway's task list: resubmittable
+    elseif t.downloaded or (t.status and TERMINAL[t.status] and t.status ~= "succeeded")
        or (t.status == "succeeded" and not t.output) then
       t.state = "done"
     elseif t.status == "unconfirmed" or (not t.id and t.provider) then
@@ -111,6 +114,74 @@ function M.read(path)
     end
   end
   return tasks, warnings
+end
+
+--- Find unconfirmed submits at gateways that list their tasks (DashScope). For one gateway and
+-- model, intents are ordered by time; when submits go one at a time (batch and the command make
+-- them so), intent k+1 is written only after k's answer came or its process died, so a task the
+-- gateway created after intent k and before intent k+1 can only be k's. So: an unconfirmed intent
+-- with exactly one unclaimed task in that interval gets it; one whose interval is empty is "not
+-- created" once a later intent exists (its process moved on or died) or grace seconds passed.
+-- Two unconfirmed intents next to each other are left alone (nothing separates them), and so is
+-- any interval with more than one candidate: pixflow never guesses which task is whose. The
+-- gateway's clock is assumed to agree with ours [INFERENCE]. Records what it learns; returns how
+-- many were settled. client_for(entry) gives a client for the entry's gateway (or nil).
+function M.reconcile(path, entries, client_for, opts)
+  opts = opts or {}
+  local grace = opts.grace or 15
+  local now = core.time()
+  local claimed, groups = {}, {}
+  for _, e in ipairs(entries) do
+    if e.id then claimed[e.id] = true end
+    if e.provider and e.t then
+      local g = e.provider .. "|" .. tostring(e.base_url) .. "|" .. tostring(e.model)
+      groups[g] = groups[g] or {}
+      table.insert(groups[g], e)
+    end
+  end
+  local settled, j = 0, nil
+  for _, list in pairs(groups) do
+    table.sort(list, function(a, b) return a.t < b.t end)
+    local open = {}
+    for k, e in ipairs(list) do
+      if e.state == "unconfirmed" then
+        local lonely = not (list[k - 1] and list[k - 1].state == "unconfirmed")
+                   and not (list[k + 1] and list[k + 1].state == "unconfirmed")
+        open[#open + 1] = { e = e, from = e.t, to = list[k + 1] and list[k + 1].t, lonely = lonely }
+      end
+    end
+    local c = open[1] and client_for(open[1].e)
+    local caps = c and require("pixflow.capabilities").get(open[1].e.provider, open[1].e.model)
+    -- the list's time zone is not documented: ask wide, then filter on the tasks' own times
+    local tasks = caps and c._core:_list(caps.gateway_model, open[1].from - 9 * 3600 - 60, now + 9 * 3600 + 60)
+    for _, o in ipairs(tasks and open or {}) do
+      local cands = {}
+      for _, x in ipairs(tasks) do
+        -- the list gives milliseconds, cut down: a task made within 1 ms of its intent may show
+        -- the same millisecond
+        if not claimed[x.id] and x.created > o.from - 0.001 and x.created <= (o.to or now) then
+          cands[#cands + 1] = x
+        end
+      end
+      if o.lonely then
+        j = j or M.open(path)
+        if #cands == 1 and j then
+          claimed[cands[1].id] = true
+          o.e.id, o.e.state = cands[1].id, "open"
+          j:record("accepted", o.e.key, { id = cands[1].id, found = "task list" })
+          settled = settled + 1
+        elseif #cands == 0 and (o.to or now - o.from > grace) and j then
+          o.e.state, o.e.status = "not_created", "not_created"
+          j:record("status", o.e.key, { status = "not_created", error = { kind = "unconfirmed",
+            message = "the gateway's task list has no task from this submit: it was never created, and nothing was charged" } })
+          settled = settled + 1
+        end
+      end
+      if o.e.state == "unconfirmed" and #cands > 0 then o.e.candidates = cands end
+    end
+  end
+  if j then j:close() end
+  return settled
 end
 
 return M

@@ -30,6 +30,12 @@ function M.run(cmd)
   return status, out
 end
 
+function M.abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  local pwd = os.getenv("PWD") or io.popen("pwd"):read("l")
+  return pwd .. "/" .. p
+end
+
 function M.gc()
   collectgarbage("collect")
   collectgarbage("collect")
