@@ -220,6 +220,10 @@ int pf_get_by_id(const pf_ctx *ctx, const char *fmt, const char *id, pf_http_req
  * error saying the gateway accepted but its reply lacks `where` (the outcome is then unknown). */
 int pf_reply_id(json_t *root, const json_t *v, long http, const char *provider, const char *where,
                 char **id, pf_err *err);
+/* POST obj (consumed) as JSON to base + path with the auth and Content-Type headers. */
+int pf_json_post(const pf_ctx *ctx, const char *path, json_t *obj, pf_http_req *out, pf_err *err);
+/* A reply lacking the field `what`: a retryable protocol error (the next poll may do better). */
+int pf_missing(pf_err *err, long http, const char *provider, const char *what);
 /* A JSON error envelope's fields in the usual places: error.{message,type,code}, message, code. */
 void pf_error_fields(const json_t *root, const char **message, const char **code_str,
                      char *code_buf, size_t code_cap);

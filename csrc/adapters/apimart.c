@@ -64,13 +64,7 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
       break;
   }
   if (bad) { json_decref(o); return nomem(err); }
-  out->method = "POST";
-  out->url = pf_url_join(ctx->base_url, "/v1/videos/generations");
-  if (!out->url || pf_json_body(o, out, err) != 0) return out->url ? -1 : nomem(err);
-  if (pf_auth_header(ctx, &out->headers) ||
-      pf_header_add(&out->headers, "Content-Type: application/json"))
-    return nomem(err);
-  return 0;
+  return pf_json_post(ctx, "/v1/videos/generations", o, out, err);
 }
 
 /* The error envelope {"error":{"code","message","type"}} (the 400 example omits code). */
@@ -153,11 +147,8 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   const json_t *data = json_object_get(root, "data");
   const char *status = pf_json_string(data, "status");
   if (!status) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape",
-               "apimart status reply has no data.status (HTTP %ld)", http);
-    err->retryable = 1;
     json_decref(root);
-    return -1;
+    return pf_missing(err, http, ctx->provider, "data.status");
   }
   double d;
   if (pf_json_number(data, "progress", &d) == 0 && d >= 0 && d <= 100) st->progress = (int)d;

@@ -40,13 +40,7 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   if (rq->expand_prompt >= 0)
     bad |= json_object_set_new(o, "need_expand_prompt", json_boolean(rq->expand_prompt));
   if (bad) { json_decref(o); return nomem(err); }
-  out->method = "POST";
-  out->url = pf_url_join(ctx->base_url, "/v1/videos/generations");
-  if (!out->url) { json_decref(o); return nomem(err); }
-  if (pf_json_body(o, out, err) != 0) return -1;
-  if (pf_auth_header(ctx, &out->headers) || pf_header_add(&out->headers, "Content-Type: application/json"))
-    return nomem(err);
-  return 0;
+  return pf_json_post(ctx, "/v1/videos/generations", o, out, err);
 }
 
 /* {code (0 = success), message, data, ts}; errors may also come as a bare {"message"} with a
@@ -89,10 +83,8 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   const json_t *item = json_is_array(data) ? json_array_get(data, 0) : data;
   const char *s = pf_json_string(item, "status");
   if (!s) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape", "baicai's status reply has no data[0].status");
-    err->retryable = 1;
     json_decref(root);
-    return -1;
+    return pf_missing(err, http, ctx->provider, "data[0].status");
   }
   double d;
   if (pf_json_number(item, "progress", &d) == 0 && d >= 0 && d <= 100) st->progress = (int)d;

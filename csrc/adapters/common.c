@@ -109,6 +109,28 @@ int pf_get_by_id(const pf_ctx *ctx, const char *fmt, const char *id, pf_http_req
   return 0;
 }
 
+int pf_json_post(const pf_ctx *ctx, const char *path, json_t *obj, pf_http_req *out, pf_err *err) {
+  out->method = "POST";
+  out->url = pf_url_join(ctx->base_url, path);
+  if (!out->url) {
+    json_decref(obj);
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the %s request", ctx->provider);
+    return -1;
+  }
+  if (pf_json_body(obj, out, err) != 0) return -1;
+  if (pf_auth_header(ctx, &out->headers) || pf_header_add(&out->headers, "Content-Type: application/json")) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the %s request", ctx->provider);
+    return -1;
+  }
+  return 0;
+}
+
+int pf_missing(pf_err *err, long http, const char *provider, const char *what) {
+  pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape", "%s's reply has no %s", provider, what);
+  err->retryable = 1;
+  return -1;
+}
+
 int pf_reply_id(json_t *root, const json_t *v, long http, const char *provider, const char *where,
                 char **id, pf_err *err) {
   *id = pf_json_id(v);

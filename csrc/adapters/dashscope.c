@@ -142,10 +142,8 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   const json_t *out = json_object_get(root, "output");
   const char *s = pf_json_string(out, "task_status");
   if (!s) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape", "DashScope status reply has no output.task_status");
-    err->retryable = 1;
     json_decref(root);
-    return -1;
+    return pf_missing(err, http, ctx->provider, "output.task_status");
   }
   if (strcmp(s, "PENDING") == 0 || strcmp(s, "SUSPENDED") == 0) {
     st->state = PF_ST_QUEUED;

@@ -33,14 +33,9 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   char *path = malloc(n);
   if (!path) { json_decref(o); return nomem(err); }
   snprintf(path, n, "/v3/async/%s", rq->model);
-  out->method = "POST";
-  out->url = pf_url_join(ctx->base_url, path);
+  int rc = pf_json_post(ctx, path, o, out, err);
   free(path);
-  if (!out->url) { json_decref(o); return nomem(err); }
-  if (pf_json_body(o, out, err) != 0) return -1;
-  if (pf_auth_header(ctx, &out->headers) || pf_header_add(&out->headers, "Content-Type: application/json"))
-    return nomem(err);
-  return 0;
+  return rc;
 }
 
 /* Errors: jiekou's own client handles 401, 402 and 429 and reads message and code; the
@@ -88,10 +83,8 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   const json_t *task = json_object_get(root, "task");
   const char *s = pf_json_string(task, "status");
   if (!s) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape", "jiekou's task-result reply has no task.status");
-    err->retryable = 1;
     json_decref(root);
-    return -1;
+    return pf_missing(err, http, ctx->provider, "task.status");
   }
   /* numbers may arrive as strings (novita's debug_info and TTLs do) [INFERENCE] */
   double d;

@@ -193,12 +193,8 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   const json_t *resp = envelope(http, root, err);
   const json_t *status = json_object_get(resp, "status");
   if (!resp || !json_is_integer(status)) {
-    if (resp) {
-      pf_err_set(err, PF_EK_PROTOCOL, http, "bad_shape", "PixVerse status reply has no Resp.status");
-      err->retryable = 1;
-    }
     json_decref(root);
-    return -1;
+    return resp ? pf_missing(err, http, ctx->provider, "Resp.status") : -1;
   }
   switch (json_integer_value(status)) {
     case 1: {
