@@ -85,6 +85,18 @@ static int journal_close(lua_State *L) {
   return 0;
 }
 
+/* core.make_parents(path) -> true | nil, err: create the missing directories above a file. */
+static int core_make_parents(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char *copy = pf_strdup(path);
+  if (!copy) return luaL_error(L, "out of memory");
+  int rc = make_parents(copy);
+  free(copy);
+  if (rc != 0) return push_io_error(L, "cannot create the directory of", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.uuid() -> a random UUID (the journal's task keys) */
 static int core_uuid(lua_State *L) {
   char u[37];
@@ -109,4 +121,6 @@ void pf_journal_open(lua_State *L) {
   lua_setfield(L, -2, "open_journal");
   lua_pushcfunction(L, core_uuid);
   lua_setfield(L, -2, "uuid");
+  lua_pushcfunction(L, core_make_parents);
+  lua_setfield(L, -2, "make_parents");
 }

@@ -45,7 +45,8 @@ describe("batch", function()
 
   it("keeps at most `concurrency` tasks of a gateway in flight", function()
     local items = {}
-    for i = 1, 6 do items[i] = { output = ("%s/c%d.mp4"):format(dir, i), prompt = "shot " .. i } end
+    -- outputs in directories that do not exist yet: the batch makes them
+    for i = 1, 6 do items[i] = { output = ("%s/new/sub/c%d.mp4"):format(dir, i), prompt = "shot " .. i } end
     local running, most = 0, 0
     local summary = assert(pixflow.batch(items, { base_urls = base_urls(), keys = { apimart = "k" }, concurrency = 2,
       poll = { initial = 0.05, interval = 0.1 },

@@ -148,7 +148,7 @@ end
 
 local RUN = { provider = "string", base_urls = "table", keys = "table", concurrency = "number",
               journal = "string", on_event = "function", poll = "table", timeout = "number",
-              new_client = "function" }
+              new_client = "function", on_tick = "function" }
 
 --- Run items (from M.load, or a list of unified requests with output and provider). Returns a
 -- summary: a list of { output, provider, id, status, seconds, error, action }.
@@ -266,7 +266,8 @@ function M.run(items, opts)
         r.id = t.id
         if t.status == "succeeded" and not r.downloading then
           r.downloading = true
-          local ok, derr = r.client:_start_download(t, r.output)
+          local ok, derr = core.make_parents(r.output)       -- a manifest may name new directories
+          if ok then ok, derr = r.client:_start_download(t, r.output) end
           if not ok then r.finished, r.status, r.error = true, "failed", derr end
         end
         local dstate, derr = r.downloading and t:_download_state()
@@ -290,6 +291,7 @@ function M.run(items, opts)
         end
       end
     end
+    if opts.on_tick then opts.on_tick(rows) end
     if not busy then break end
     if deadline and core.now() >= deadline then
       for _, r in ipairs(rows) do

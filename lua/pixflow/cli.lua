@@ -345,9 +345,32 @@ local function batch(o, pos)
     base_urls = {}
     for _, p in ipairs(pixflow.providers()) do base_urls[p] = o.sandbox:gsub("/+$", "") .. "/" .. p end
   end
+  -- on a terminal: a block of live lines, one per item, redrawn at most ten times a second
+  local drawn, last = 0, 0
+  local function draw(rows, final)
+    local now = pixflow.now()
+    if not final and now - last < 0.1 then return end
+    last = now
+    local out = {}
+    if drawn > 0 then out[1] = ("\27[%dA"):format(drawn) end
+    for _, r in ipairs(rows) do
+      local t = r.task
+      local pct = (t and t.progress) or ((r.status == "downloaded" or r.status == "done") and 100) or 0
+      local fill = math.floor(pct * 16 / 100)
+      local status = t and not r.finished and (t.phase == "downloading" and "downloading" or t.status) or r.status
+      out[#out + 1] = ("\r\27[K%-28s %-11s [%s] %3d%%  %s\n"):format(r.output:match("[^/]*$"),
+        r.provider, ("#"):rep(fill) .. ("-"):rep(16 - fill), pct, ui.status_word(status))
+    end
+    drawn = #rows
+    io.stderr:write(table.concat(out))
+    io.stderr:flush()
+  end
+  local live = ui.tty and not ui.json
   local summary, berr = b.run(items, { provider = o.provider, base_urls = base_urls, poll = poll_opts(o),
     concurrency = tonumber(o.concurrency), journal = journal_path(o), timeout = tonumber(o.timeout),
-    on_event = function(ev) ui.event(ev) end })
+    on_event = function(ev) if not live then ui.event(ev) end end,
+    on_tick = live and function(rows) draw(rows) end or nil })
+  if live and summary then draw(summary, true) end
   if not summary then eprint("pixflow: " .. tostring(berr)) return exit_code(berr) end
   local worst = EXIT.ok
   for _, r in ipairs(summary) do

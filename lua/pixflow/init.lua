@@ -468,7 +468,8 @@ function M.resume(opts)
       if not p.finished then
         if t.status == "succeeded" and want_download and p.output and not p.started then
           p.started = true
-          local ok, derr = p.client:_start_download(t, p.output)
+          local ok, derr = core.make_parents(p.output)
+          if ok then ok, derr = p.client:_start_download(t, p.output) end
           if not ok then p.finished, row.error = true, derr end
         end
         local dstate, derr = p.started and t:_download_state()
