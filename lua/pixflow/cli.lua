@@ -231,7 +231,7 @@ local function generate(o, pos)
   ui.event{ event = "submitted", provider = task.provider, mode = task.mode, output = output }
   local path, derr = task:download(output, { timeout = tonumber(o.timeout) or 1800,
                                              on_progress = function(t) ui.progress(t, started) end })
-  ui.progress(task, started)
+  if not ui.json then ui.progress(task, started) end   -- the last state, drawn in full
   ui.finish_line()
   if not path then
     ui.event{ event = "error", provider = task.provider, id = task.id, status = task.status,
