@@ -56,12 +56,6 @@ static int refuse_key(const sbx_req *r, const char **key, enum MHD_Result *ret) 
 static const char *const resolutions[] = { "360p", "540p", "720p", "1080p", NULL };
 static const char *const ratios[] = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3", "3:2", "21:9", NULL };
 
-static int in_list(const char *s, const char *const *list) {
-  for (int i = 0; list[i]; i++)
-    if (strcmp(s, list[i]) == 0) return 1;
-  return 0;
-}
-
 static enum MHD_Result submit(const sbx_req *r) {
   enum MHD_Result ret;
   const char *key;
@@ -94,13 +88,13 @@ static enum MHD_Result submit(const sbx_req *r) {
     goto done;
   }
   if ((v = json_object_get(b, "resolution")) &&
-      (!json_is_string(v) || !in_list(json_string_value(v), resolutions))) {
+      (!json_is_string(v) || !sbx_one_of(json_string_value(v), resolutions))) {
     out = err400(r, "invalid resolution '%s', allowed: 360p, 540p, 720p, 1080p",
                  json_is_string(v) ? json_string_value(v) : "?");
     goto done;
   }
   if ((v = json_object_get(b, "size")) &&
-      (!json_is_string(v) || !in_list(json_string_value(v), ratios))) {
+      (!json_is_string(v) || !sbx_one_of(json_string_value(v), ratios))) {
     out = err400(r, "invalid size '%s', allowed: 16:9, 4:3, 1:1, 3:4, 9:16, 2:3, 3:2, 21:9",
                  json_is_string(v) ? json_string_value(v) : "?");
     goto done;

@@ -1,7 +1,6 @@
 /* baicai.c: the sandbox's emulation of baicaiinfer cloud: the documented submit (seed 002) and
  * the status, result and upload calls a third-party client uses (../shared/providers.md
  * section 6, [INFERENCE]). Shares no code with the adapter. */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,13 +25,6 @@ static int refuse(const sbx_req *r, const char **key, enum MHD_Result *ret) {
 
 static const char *const RES[] = { "360p", "540p", "720p", "1080p", NULL };
 
-static int one_of(const char *s, const char *const *l) {
-  for (int i = 0; s && l[i]; i++) if (strcmp(s, l[i]) == 0) return 1;
-  return 0;
-}
-
-static int name_char(unsigned char c) { return isalnum(c) || c == '_' || c == '-' || c >= 0x80; }
-
 static enum MHD_Result submit(const sbx_req *r) {
   enum MHD_Result ret;
   const char *key;
@@ -52,7 +44,7 @@ static enum MHD_Result submit(const sbx_req *r) {
   if (!model || strcmp(model, "PixVerse-v4.5-MR2V") != 0) FAIL("unsupported selected_model");
   if (!type || strcmp(type, "multi_ref_img2video") != 0) FAIL("unsupported task_type");
   if (!prompt || !prompt[0]) FAIL("input.prompt is required");
-  if (!one_of(res, RES)) FAIL("input.resolution must be 360p, 540p, 720p or 1080p");
+  if (!sbx_one_of(res, RES)) FAIL("input.resolution must be 360p, 540p, 720p or 1080p");
   json_int_t d = json_is_integer(dur) ? json_integer_value(dur) : -1;
   if (d != 5 && d != 8) FAIL("input.duration must be 5 or 8");
   if (d == 8 && strcmp(res, "1080p") == 0) FAIL("1080p supports only 5 s");
@@ -77,18 +69,12 @@ static enum MHD_Result submit(const sbx_req *r) {
       if (other && strcmp(other, name) == 0) FAIL("mutil_reference[].name must be unique");
     }
   }
-  for (const char *p = prompt; (p = strchr(p, '@')); p++) {
-    if (p > prompt && name_char((unsigned char)p[-1])) continue;
-    const char *e = p + 1;
-    while (*e && name_char((unsigned char)*e)) e++;
-    if (e == p + 1) continue;
-    int found = 0;
-    json_array_foreach(refs, i, ref) {
-      const char *name = json_string_value(json_object_get(ref, "name"));
-      if (name && strlen(name) == (size_t)(e - p - 1) && strncmp(name, p + 1, (size_t)(e - p - 1)) == 0) found = 1;
-    }
-    if (!found) FAIL("the prompt names a reference that mutil_reference does not have");
-  }
+  const char *names[4] = { 0 };
+  char bad[64];
+  json_array_foreach(refs, i, ref) names[i] = json_string_value(json_object_get(ref, "name"));
+  /* the seed's own example has "@grass" at the end and "@dog paly": only the names are checked */
+  const char *why = sbx_check_names(prompt, names, n, bad, sizeof bad);
+  if (why && strstr(why, "match")) FAIL("the prompt names a reference that mutil_reference does not have");
   /* moderation is refused at submit with a bare message (seen by a third party) */
   if (strstr(prompt, "#moderate")) {
     out = sbx_reply_json(r->conn, GW, 400, json_pack("{s:s}", "message",

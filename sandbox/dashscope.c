@@ -34,10 +34,6 @@ static const char *const SIZES[] = {
   "720*1080", "1620*1080", "1080*1620", "840*360", "1260*540", "1680*720", "2520*1080", NULL,
 };
 
-static int one_of(const char *s, const char *const *l) {
-  for (int i = 0; s && l[i]; i++) if (strcmp(s, l[i]) == 0) return 1;
-  return 0;
-}
 
 static enum MHD_Result submit(const sbx_req *r) {
   enum MHD_Result ret;
@@ -83,7 +79,7 @@ static enum MHD_Result submit(const sbx_req *r) {
   }
   const char *size = json_string_value(json_object_get(params, "size"));
   json_t *dur = json_object_get(params, "duration");
-  if (json_object_get(params, "size") && !one_of(size, SIZES)) FAIL("parameters.size is not supported");
+  if (json_object_get(params, "size") && !sbx_one_of(size, SIZES)) FAIL("parameters.size is not supported");
   if (dur) {
     json_int_t d = json_is_integer(dur) ? json_integer_value(dur) : -1;
     if (c1 ? (d < 1 || d > 15) : (d != 5 && d != 8 && d != 10)) FAIL("parameters.duration is not supported");

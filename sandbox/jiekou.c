@@ -1,6 +1,5 @@
 /* jiekou.c: the sandbox's emulation of jiekou.ai's novita-style async API, from
  * ../shared/providers.md section 4 and seed 000. Shares no code with the adapter. */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,13 +26,6 @@ static int refuse(const sbx_req *r, const char **key, enum MHD_Result *ret) {
 static const char *const RES[] = { "360p", "540p", "720p", "1080p", NULL };
 static const char *const RATIOS[] = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3", "3:2", "21:9", NULL };
 
-static int one_of(const char *s, const char *const *l) {
-  for (int i = 0; s && l[i]; i++) if (strcmp(s, l[i]) == 0) return 1;
-  return 0;
-}
-
-static int name_char(unsigned char c) { return isalnum(c) || c == '_' || c == '-' || c >= 0x80; }
-
 static enum MHD_Result submit(const sbx_req *r) {
   enum MHD_Result ret;
   const char *key;
@@ -56,24 +48,15 @@ static enum MHD_Result submit(const sbx_req *r) {
     if (!sbx_is_http_url(json_string_value(json_object_get(im, "image_url")))) FAIL("images[].image_url must be a URL");
   }
   if (!prompt || !prompt[0]) FAIL("prompt is required");
-  for (const char *p = prompt; (p = strchr(p, '@')); p++) {
-    if (p > prompt && name_char((unsigned char)p[-1])) continue;
-    const char *e = p + 1;
-    while (*e && name_char((unsigned char)*e)) e++;
-    if (e == p + 1) continue;
-    int found = 0;
-    json_array_foreach(images, i, im) {
-      const char *rn = json_string_value(json_object_get(im, "ref_name"));
-      if (rn && strlen(rn) == (size_t)(e - p - 1) && strncmp(rn, p + 1, (size_t)(e - p - 1)) == 0) found = 1;
-    }
-    if (!found) FAIL("an @ref_name in the prompt matches no image");
-    if (*e && *e != ' ') FAIL("@ref_name must be followed by a space");
-  }
+  const char *names[8] = { 0 };
+  char bad[64];
+  json_array_foreach(images, i, im) names[i] = json_string_value(json_object_get(im, "ref_name"));
+  if (sbx_check_names(prompt, names, n, bad, sizeof bad)) FAIL("an @ref_name in the prompt matches no image, or is not followed by a space");
   json_t *v;
   if ((v = json_object_get(b, "duration")) && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 15))
     FAIL("duration must be 1-15");
-  if ((v = json_object_get(b, "resolution")) && !one_of(json_string_value(v), RES)) FAIL("resolution is not supported");
-  if ((v = json_object_get(b, "aspect_ratio")) && !one_of(json_string_value(v), RATIOS)) FAIL("aspect_ratio is not supported");
+  if ((v = json_object_get(b, "resolution")) && !sbx_one_of(json_string_value(v), RES)) FAIL("resolution is not supported");
+  if ((v = json_object_get(b, "aspect_ratio")) && !sbx_one_of(json_string_value(v), RATIOS)) FAIL("aspect_ratio is not supported");
   if ((v = json_object_get(b, "generate_audio_switch")) && !json_is_boolean(v)) FAIL("generate_audio_switch must be a boolean");
   sbx_task *t = sbx_task_new(GW, key, prompt, "fusion", "", "0123456789abcdef", 32);
   if (!t) FAIL("out of memory");

@@ -69,41 +69,12 @@ static const char *const RATIOS8[] = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3
 static const char *const QUALITIES[] = { "360p", "540p", "720p", "1080p", NULL };
 static const char *const MODELS[] = { "v4.5", "v5", "v5.5", "v5.6", "v6", "c1", NULL };
 
-static int one_of(const char *s, const char *const *list) {
-  for (int i = 0; s && list[i]; i++)
-    if (strcmp(s, list[i]) == 0) return 1;
-  return 0;
-}
-
 /* An id the platform issued: a JSON integer whose digits this gateway handed out. */
 static int known_id(const sbx_req *r, const json_t *v, const char *kind) {
   if (!json_is_integer(v)) return 0;
   char key[64], val[8];
   snprintf(key, sizeof key, "%s:%" JSON_INTEGER_FORMAT, kind, json_integer_value(v));
   return sbx_object_get(r->gw, key, val, sizeof val);
-}
-
-static int name_char(unsigned char c) { return isalnum(c) || c == '_' || c == '-' || c >= 0x80; }
-
-/* Every @name must be a ref_name and be followed by a space or the end (seed 004). */
-static const char *check_names(const char *prompt, const json_t *refs, char *bad, size_t n) {
-  for (const char *p = prompt; (p = strchr(p, '@')); p++) {
-    if (p > prompt && name_char((unsigned char)p[-1])) continue;
-    const char *e = p + 1;
-    while (*e && name_char((unsigned char)*e)) e++;
-    if (e == p + 1) continue;
-    snprintf(bad, n, "%.*s", (int)(e - p - 1), p + 1);
-    int found = 0;
-    size_t i;
-    json_t *ref;
-    json_array_foreach(refs, i, ref) {
-      const char *rn = json_string_value(json_object_get(ref, "ref_name"));
-      if (rn && strcmp(rn, bad) == 0) found = 1;
-    }
-    if (!found) return "does not match any ref_name";
-    if (*e && *e != ' ') return "must be followed by a space";
-  }
-  return NULL;
 }
 
 static enum MHD_Result generate(const sbx_req *r, const char *mode) {
@@ -121,10 +92,10 @@ static enum MHD_Result generate(const sbx_req *r, const char *mode) {
   const char *ratio = json_string_value(json_object_get(b, "aspect_ratio"));
   json_t *dur = json_object_get(b, "duration"), *seed = json_object_get(b, "seed");
   json_t *audio = json_object_get(b, "generate_audio_switch");
-  if (!one_of(model, MODELS)) FAIL(400017, "invalid parameter: model '%s'", model ? model : "");
+  if (!sbx_one_of(model, MODELS)) FAIL(400017, "invalid parameter: model '%s'", model ? model : "");
   if (!prompt || !prompt[0]) FAIL(400011, "empty parameter: prompt");
   if (sbx_utf8_len(prompt) > 2048) FAIL(400018, "prompt longer than 2048 characters");
-  if (!one_of(quality, QUALITIES)) FAIL(400017, "invalid parameter: quality");
+  if (!sbx_one_of(quality, QUALITIES)) FAIL(400017, "invalid parameter: quality");
   int wide = strcmp(model, "v6") == 0 || strcmp(model, "c1") == 0;
   int older = strcmp(model, "v4.5") == 0 || strcmp(model, "v5") == 0;
   if (!json_is_integer(dur)) FAIL(400011, "empty parameter: duration");
@@ -133,7 +104,7 @@ static enum MHD_Result generate(const sbx_req *r, const char *mode) {
     FAIL(400017, "invalid parameter: duration %" JSON_INTEGER_FORMAT " for %s", d, model);
   if (!older && !wide && d == 10 && strcmp(quality, "1080p") == 0)
     FAIL(400017, "invalid parameter: 10 s is not available at 1080p");
-  if ((strcmp(mode, "fusion") == 0 || strcmp(mode, "text") == 0) && !one_of(ratio, wide ? RATIOS8 : RATIOS5))
+  if ((strcmp(mode, "fusion") == 0 || strcmp(mode, "text") == 0) && !sbx_one_of(ratio, wide ? RATIOS8 : RATIOS5))
     FAIL(400017, "invalid parameter: aspect_ratio '%s' for %s", ratio ? ratio : "", model);
   if (seed && (!json_is_integer(seed) || json_integer_value(seed) < 0 || json_integer_value(seed) > 2147483647))
     FAIL(400017, "invalid parameter: seed");
@@ -156,8 +127,10 @@ static enum MHD_Result generate(const sbx_req *r, const char *mode) {
       if (!known_id(r, json_object_get(ref, "img_id"), "img"))
         FAIL(400032, "invalid image ID in image_references[%zu]", i);
     }
+    const char *names[8] = { 0 };
     char bad[64];
-    const char *why = check_names(prompt, refs, bad, sizeof bad);
+    json_array_foreach(refs, i, ref) names[i] = json_string_value(json_object_get(ref, "ref_name"));
+    const char *why = sbx_check_names(prompt, names, n, bad, sizeof bad);
     if (why) FAIL(400017, "invalid parameter: @%s in the prompt %s", bad, why);
   } else if (strcmp(mode, "img") == 0) {
     if (!known_id(r, json_object_get(b, "img_id"), "img")) FAIL(400032, "invalid image ID");

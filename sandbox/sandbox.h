@@ -148,5 +148,10 @@ enum MHD_Result sbx_serve_upload(struct MHD_Connection *c, int gw, const char *k
 /* Helpers shared by the gateway emulations. */
 int sbx_is_http_url(const char *s);
 size_t sbx_utf8_len(const char *s);
+/* Is s one of the NULL-terminated list? */
+int sbx_one_of(const char *s, const char *const *list);
+/* Check every @name of prompt against names[0..n): NULL if all match and are followed by a space
+ * or the end, else why not (the name goes to bad). */
+const char *sbx_check_names(const char *prompt, const char *const *names, size_t n, char *bad, size_t badn);
 
 #endif

@@ -1,4 +1,5 @@
 /* store.c: the sandbox's task table, its ids, its timing and its per-gateway counters. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,31 @@ int sbx_is_image(const sbx_field *f) {
   return (h[0] == 0x89 && h[1] == 'P' && h[2] == 'N' && h[3] == 'G') ||
          (h[0] == 0xFF && h[1] == 0xD8) || memcmp(h, "GIF8", 4) == 0 ||
          (memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WEBP", 4) == 0);
+}
+
+int sbx_one_of(const char *s, const char *const *list) {
+  for (int i = 0; s && list[i]; i++)
+    if (strcmp(s, list[i]) == 0) return 1;
+  return 0;
+}
+
+static int name_char(unsigned char c) { return isalnum(c) || c == '_' || c == '-' || c >= 0x80; }
+
+const char *sbx_check_names(const char *prompt, const char *const *names, size_t n, char *bad, size_t badn) {
+  for (const char *p = prompt; (p = strchr(p, '@')); p++) {
+    if (p > prompt && name_char((unsigned char)p[-1])) continue;
+    const char *e = p + 1;
+    while (*e && name_char((unsigned char)*e)) e++;
+    if (e == p + 1) continue;
+    size_t len = (size_t)(e - p - 1);
+    snprintf(bad, badn, "%.*s", (int)len, p + 1);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+      if (names[i] && strlen(names[i]) == len && strncmp(names[i], p + 1, len) == 0) found = 1;
+    if (!found) return "does not match any reference name";
+    if (*e && *e != ' ') return "must be followed by a space";
+  }
+  return NULL;
 }
 
 size_t sbx_utf8_len(const char *s) {
