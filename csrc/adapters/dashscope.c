@@ -33,7 +33,7 @@ static int size_for(const char *res, const char *ratio, char *out, size_t n) {
     long W = w >= h ? (long)s * w / h : s, H = w >= h ? s : (long)s * h / w;
     W -= W % 2;   /* even dimensions, as video encoders want */
     H -= H % 2;
-    snprintf(out, n, "%ld*%ld", W, H);
+    snprintf(out, n, "%d*%d", (int)W, (int)H);       /* W, H are at most 2520 */
     return 0;
   }
   return -1;
