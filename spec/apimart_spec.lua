@@ -26,15 +26,7 @@ local REFS = {
 }
 
 describe("apimart end to end", function()
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.4 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
-  end)
-  before_each(function() sbx.reset() end)
+  sandbox.around({ task_seconds = 0.4, reset = true }, function(s, d) sbx, dir = s, d end)
 
   local modes = {
     text = { prompt = "a corgi in a sunflower field", aspect_ratio = "21:9", duration = 8, seed = 42, audio = true },

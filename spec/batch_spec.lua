@@ -8,15 +8,7 @@ local util = require "spec.support.util"
 
 describe("batch", function()
   local sbx, dir
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.4 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
-  end)
-  before_each(function() sbx.reset() end)
+  sandbox.around({ task_seconds = 0.4, reset = true }, function(s, d) sbx, dir = s, d end)
 
   local function base_urls()
     local b = {}

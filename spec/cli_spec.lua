@@ -6,14 +6,9 @@ local util = require "spec.support.util"
 
 describe("the pixflow command", function()
   local sbx, dir, env
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.6 }
-    dir = util.tmpdir()
+  sandbox.around({ task_seconds = 0.6 }, function(s, d)
+    sbx, dir = s, d
     env = ("APIMART_API_KEY=k DASHSCOPE_API_KEY=k XDG_STATE_HOME=%s/state"):format(dir)
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
   end)
 
   for _, cmd in ipairs({ "generate", "status", "download", "cancel", "list", "resume", "batch", "providers", "sandbox" }) do

@@ -7,15 +7,8 @@ local ENV = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;'"
 
 describe("examples", function()
   local sbx, dir
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.6 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir .. " examples/out")
-  end)
-  before_each(function() sbx.reset() end)
+  sandbox.around({ task_seconds = 0.6, reset = true, remove = { "examples/out" } },
+                 function(s, d) sbx, dir = s, d end)
 
   it("storyboard: a shot and two extensions, falling back when the first gateway refuses", function()
     local status, out = util.run(("%s APIMART_API_KEY=noquota PIXVERSE_API_KEY=k PIXFLOW_SANDBOX=%s "

@@ -30,15 +30,7 @@ end
 local function fake_uploader(path) return "https://cdn.example.com/" .. path:match("[^/]+$") end
 
 describe("every gateway", function()
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.4 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
-  end)
-  before_each(function() sbx.reset() end)
+  sandbox.around({ task_seconds = 0.4, reset = true }, function(s, d) sbx, dir = s, d end)
 
   for _, p in ipairs(PRESETS) do
     it(p .. ": fusion with local reference images, to an MP4 on disk", function()

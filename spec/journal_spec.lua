@@ -30,15 +30,7 @@ local function lua(script, ...)
 end
 
 describe("journal", function()
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.4 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
-  end)
-  before_each(function() sbx.reset() end)
+  sandbox.around({ task_seconds = 0.4, reset = true }, function(s, d) sbx, dir = s, d end)
 
   it("records intent, acceptance, the end and the file, in that order, without the key", function()
     local path = dir .. "/a/b/journal.jsonl"       -- directories are made
@@ -156,14 +148,7 @@ end)
 
 describe("journal reconciliation through a gateway's task list (DashScope)", function()
   local sbx, dir
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.4 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
-  end)
+  sandbox.around({ task_seconds = 0.4 }, function(s, d) sbx, dir = s, d end)
 
   local function intent(f, key, t, prompt)
     f:write(cjson.encode{ v = 1, ev = "intent", key = key, provider = "dashscope", base_url = sbx.base("dashscope"),

@@ -4,14 +4,7 @@ local util = require "spec.support.util"
 
 describe("bin/pixflow", function()
   local sbx, dir
-  setup(function()
-    sbx = sandbox.start{ task_seconds = 0.3 }
-    dir = util.tmpdir()
-  end)
-  teardown(function()
-    sbx.stop()
-    os.execute("rm -rf " .. dir)
-  end)
+  sandbox.around({ task_seconds = 0.3 }, function(s, d) sbx, dir = s, d end)
 
   it("runs with no environment set", function()
     local status, out = util.run("env -i /usr/bin/env bin/pixflow version")

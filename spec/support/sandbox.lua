@@ -3,6 +3,7 @@
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
+local util = require "spec.support.util"
 
 local M = {}
 M.BINARY = "./build/pixflow-sandbox"
@@ -48,6 +49,25 @@ function M.start(opts)
     end
   end
   return s
+end
+
+--- Inside a describe: start a sandbox and a temporary directory before its specs, stop and
+-- remove them after, and hand both to the spec's locals through bind(sbx, dir).
+-- opts: the sandbox's (task_seconds, seed), reset = true to zero it before each spec, remove =
+-- further paths to delete at the end.
+function M.around(opts, bind)
+  local busted = require "busted"
+  local s, d
+  busted.setup(function()
+    s = M.start(opts)
+    d = util.tmpdir()
+    bind(s, d)
+  end)
+  busted.teardown(function()
+    s.stop()
+    os.execute("rm -rf " .. d .. " " .. table.concat(opts.remove or {}, " "))
+  end)
+  if opts.reset then busted.before_each(function() s.reset() end) end
 end
 
 return M
