@@ -23,7 +23,7 @@ CLIP      := spec/fixtures/clip.mp4
 BUSTED    ?= busted
 SPECS     ?= spec
 
-.PHONY: all deps test test-live demo examples clean
+.PHONY: all deps test test-live demo examples clean fuzz fuzz-build
 
 all: build/pixflow/core.so build/pixflow-sandbox
 
@@ -61,6 +61,39 @@ test-live: deps all
 # Starts the sandbox, makes a video with examples/fusion.lua, stops the sandbox.
 demo: deps all
 	@sh scripts/demo.sh
+
+# Fuzzing (clang's libFuzzer, with ASan and UBSan): one target per adapter's response parsers and
+# one for the journal reader. Each runs FUZZ_SECONDS; new inputs go to build/fuzz/corpus, the
+# seeds (fuzz/corpus, made by fuzz/seed.sh from the spec fixtures) are read only.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+ADAPTERS     := apimart pixverse dashscope jiekou baicai
+FUZZ_TARGETS := $(ADAPTERS) journal
+FUZZ_LIB_SRCS := $(filter-out csrc/core.c csrc/client.c csrc/task.c csrc/http.c csrc/journal.c,$(CORE_SRCS))
+
+fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/%_fuzz) build/pixflow/core.so
+
+build/fuzz/%_fuzz: fuzz/adapter_fuzz.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(STD) -Icsrc $(LUA_CFLAGS) $(DEP_CFLAGS) -DPF_FUZZ_ADAPTER=pf_adapter_$* \
+	  -o $@ fuzz/adapter_fuzz.c $(FUZZ_LIB_SRCS) $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs $(LUA_PC))
+
+build/fuzz/journal_fuzz: fuzz/journal_fuzz.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(STD) $(LUA_CFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs $(LUA_PC)) -lm -ldl -Wl,-E
+
+fuzz: deps fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t build/fuzz/crashes/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  PIXFLOW_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1 build/fuzz/$${t}_fuzz \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=build/fuzz/crashes/$$t/ -print_final_stats=1 \
+	    build/fuzz/corpus/$$t fuzz/corpus/$$t 2>build/fuzz/$$t.log; rc=$$?; \
+	  grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done [0-9]+ runs)" build/fuzz/$$t.log | tr '\n' ' '; echo; \
+	  if [ $$rc -ne 0 ]; then echo "fuzz: $$t FAILED (see build/fuzz/$$t.log)"; exit 1; fi; \
+	done; echo "fuzz: every target ran $(FUZZ_SECONDS) s with no crash"
 
 clean:
 	rm -rf build out

@@ -5,30 +5,6 @@
 
 #include "engine.h"
 
-double pf_monotonic(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double pf_walltime(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-char *pf_strndup(const char *s, size_t n) {
-  char *d = malloc(n + 1);
-  if (!d) return NULL;
-  memcpy(d, s, n);
-  d[n] = '\0';
-  return d;
-}
-
-char *pf_strdup(const char *s) {
-  return pf_strndup(s, strlen(s));
-}
-
 static int core_now(lua_State *L) {
   lua_pushnumber(L, pf_monotonic());
   return 1;

@@ -85,6 +85,26 @@ describe("journal", function()
     assert.matches("damaged.jsonl:3 is damaged", warnings[1])
   end)
 
+  it("drops fields of the wrong type (a hand edit, a foreign writer) and reconciles the rest", function()
+    -- inputs the journal fuzz target found or would find (fuzz/journal_fuzz.c)
+    local path = dir .. "/edited.jsonl"
+    local f = assert(io.open(path, "w"))
+    f:write('{"v":1,"ev":"intent","key":"k1","provider":{},"t":1}\n')
+    f:write('{"v":1,"ev":"intent","key":"k2","provider":"dashscope","t":nan}\n')
+    f:write('{"v":1,"ev":"status","key":"k2","status":"unconfirmed"}\n')
+    f:write('{"v":1,"ev":"intent","key":"k3","provider":"dashscope","t":"soon","request":7}\n')
+    f:write('{"v":1,"ev":"accepted","key":"k3","id":42}\n')
+    f:close()
+    local tasks, warnings = journal.read(path)
+    assert.equal(3, #tasks)
+    assert.is_nil(tasks[1].provider)
+    assert.is_nil(tasks[2].t)
+    assert.is_nil(tasks[3].id)
+    assert.equal(5, #warnings)
+    assert.matches("edited.jsonl:1: field provider is a table, not a string; ignored", warnings[1], 1, true)
+    assert.equal(0, journal.reconcile(path, tasks, function() return nil end))
+  end)
+
   it("resume re-attaches to what a dead process left, and downloads it, without submitting again", function()
     local path, out = dir .. "/crash.jsonl", dir .. "/crash.mp4"
     local status = lua([[

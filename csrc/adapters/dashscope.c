@@ -332,6 +332,10 @@ static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char 
     return -1;
   }
   const char *dir = pf_json_string(up->state, "upload_dir");
+  if (!dir) {
+    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_policy", "DashScope's upload policy has no upload_dir");
+    return -1;
+  }
   size_t n = strlen(dir) + strlen(up->filename) + 8;
   up->result = malloc(n);
   if (!up->result) return nomem(err);

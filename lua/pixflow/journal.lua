@@ -54,6 +54,10 @@ function M.error_fields(err)
 end
 
 local TERMINAL = { succeeded = true, failed = true, moderated = true, canceled = true }
+-- The type of every field a record may carry.
+local FIELD_TYPES = { key = "string", ev = "string", t = "number", provider = "string",
+  base_url = "string", model = "string", request = "table", output = "string", label = "string",
+  id = "string", status = "string", error = "table", path = "string" }
 
 --- Read a journal into its tasks, in the order they were first written. A damaged line (the
 -- process died while writing it) is skipped and reported in warnings.
@@ -70,6 +74,17 @@ function M.read(path)
   for line in f:lines() do
     n = n + 1
     local ok, rec = pcall(cjson.decode, line)
+    if ok and type(rec) == "table" then
+      -- a hand edit or a foreign writer may put anything anywhere: a field of the wrong type is
+      -- dropped (and reported), never trusted
+      for field, want in pairs(FIELD_TYPES) do
+        local v = rec[field]
+        if v ~= nil and (type(v) ~= want or (want == "number" and (v ~= v or v == math.huge or v == -math.huge))) then
+          rec[field] = nil
+          warnings[#warnings + 1] = ("%s:%d: field %s is a %s, not a %s; ignored"):format(path, n, field, type(v), want)
+        end
+      end
+    end
     if not ok or type(rec) ~= "table" or type(rec.key) ~= "string" or type(rec.ev) ~= "string" then
       if line ~= "" then
         warnings[#warnings + 1] = ("%s:%d is damaged (the process may have died while writing it); "
