@@ -12,7 +12,7 @@ LUA_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libcurl jansson libcrypto 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson libcrypto 2>/dev/null)
 MHD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libmicrohttpd jansson 2>/dev/null)
-MHD_LIBS    = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson 2>/dev/null) -lpthread
+MHD_LIBS    = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson 2>/dev/null) -lpthread -lm
 
 CORE_SRCS := $(wildcard csrc/*.c csrc/adapters/*.c)
 CORE_HDRS := $(wildcard csrc/*.h csrc/adapters/*.h)

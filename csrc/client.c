@@ -11,8 +11,10 @@
 
 #define TIMER_TASK(tm) ((pf_task *)(void *)((char *)(tm) - offsetof(pf_task, timer)))
 
+/* The engine's clock: every due time, back-off and deadline is read from it. Tests inject a
+ * manual one (option clock = "manual") that only _advance_clock moves. */
 double pf_client_now(const pf_client *c) {
-  return pf_monotonic() + c->clock_offset;
+  return (c->manual_clock ? c->clock_origin : pf_monotonic()) + c->clock_offset;
 }
 
 double pf_client_rand(pf_client *c) {
@@ -213,7 +215,24 @@ static int client_new(lua_State *L) {
   c->o.poll_backoff = opt_num(L, 1, "poll_backoff", 1.5, 1, 10);
   c->o.poll_jitter = opt_num(L, 1, "poll_jitter", 0.2, 0, 1);
   c->o.max_poll_failures = (int)opt_num(L, 1, "max_poll_failures", 8, 1, 1000);
-  c->o.download_attempts = (int)opt_num(L, 1, "download_attempts", 3, 1, 100);
+  c->o.download_attempts = (int)opt_num(L, 1, "download_attempts", 5, 1, 100);
+  c->o.upload_attempts = (int)opt_num(L, 1, "upload_attempts", 4, 1, 100);
+  c->o.submit_attempts = (int)opt_num(L, 1, "submit_attempts", 4, 1, 100);
+  c->o.retry_base = opt_num(L, 1, "retry_base", 1, 0.001, 3600);
+  c->o.retry_max = opt_num(L, 1, "retry_max", 60, 0.001, 86400);
+  c->o.retry_after_max = opt_num(L, 1, "retry_after_max", 300, 0, 86400);
+  c->o.task_timeout = opt_num(L, 1, "task_timeout", 1800, 0, 30 * 86400);
+  c->o.lookup_delay = opt_num(L, 1, "lookup_delay", 2, 0, 3600);
+  c->o.lookup_attempts = (int)opt_num(L, 1, "lookup_attempts", 3, 1, 100);
+  lua_getfield(L, 1, "clock");
+  if (!lua_isnil(L, -1)) {
+    const char *clk = lua_tostring(L, -1);
+    if (!clk || (strcmp(clk, "manual") != 0 && strcmp(clk, "monotonic") != 0))
+      return luaL_error(L, "option clock must be \"monotonic\" or \"manual\"");
+    c->manual_clock = strcmp(clk, "manual") == 0;
+  }
+  lua_pop(L, 1);
+  c->clock_origin = pf_monotonic();
   if (c->o.poll_max < c->o.poll_interval) c->o.poll_max = c->o.poll_interval;
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
@@ -460,7 +479,7 @@ static int client_submit(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int hold = lua_toboolean(L, 4);
-  lua_settop(L, 3);
+  lua_settop(L, 5);
   pf_request rq;
   memset(&rq, 0, sizeof rq);
   lua_pushcfunction(L, pf_read_request_p);
@@ -470,8 +489,12 @@ static int client_submit(lua_State *L) {
     pf_request_free(&rq);
     return lua_error(L);
   }
+  double timeout = luaL_optnumber(L, 5, c->o.task_timeout);
+  luaL_argcheck(L, timeout >= 0, 5, "task_timeout must be >= 0");
   pf_task *t = new_task(L, 1, c, 3);
   t->closed = 0;
+  t->task_timeout = timeout;
+  if (!hold) pf_task_start_deadline(c, t);
   t->rq = rq;
   t->mode = rq.mode;
   t->model = pf_strdup(rq.model);
@@ -505,9 +528,13 @@ static int client_attach(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   const char *id = luaL_checkstring(L, 2);
   luaL_argcheck(L, id[0] != '\0', 2, "task id is empty");
-  if (lua_isnone(L, 3)) lua_pushnil(L);
+  double timeout = luaL_optnumber(L, 4, c->o.task_timeout);
+  luaL_argcheck(L, timeout >= 0, 4, "task_timeout must be >= 0");
+  lua_settop(L, 3);
   pf_task *t = new_task(L, 1, c, 3);
   t->closed = 0;
+  t->task_timeout = timeout;
+  pf_task_start_deadline(c, t);
   t->id = pf_strdup(id);
   if (!t->id) return luaL_error(L, "out of memory");
   t->state = PF_ST_QUEUED;

@@ -4,6 +4,16 @@
 #include <time.h>
 
 #include "engine.h"
+#include "retry.h"
+
+/* core._retry_delay(base, max, after_max, failures, retry_after, rnd): the back-off policy as
+ * a pure function, for specs. */
+static int core_retry_delay(lua_State *L) {
+  lua_pushnumber(L, pf_retry_delay(luaL_checknumber(L, 1), luaL_checknumber(L, 2),
+                                   luaL_checknumber(L, 3), (int)luaL_checkinteger(L, 4),
+                                   luaL_optnumber(L, 5, -1), luaL_checknumber(L, 6)));
+  return 1;
+}
 
 static int core_now(lua_State *L) {
   lua_pushnumber(L, pf_monotonic());
@@ -333,6 +343,8 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_setfield(L, -2, "time");
   push_adapters(L);
   lua_setfield(L, -2, "_adapters");
+  lua_pushcfunction(L, core_retry_delay);
+  lua_setfield(L, -2, "_retry_delay");
   pf_journal_open(L);
   return 1;
 }

@@ -48,6 +48,14 @@ typedef struct pf_opts {
   double poll_jitter;       /* 0..1: fraction of a delay taken off at random */
   int max_poll_failures;    /* consecutive failed status polls before a task halts */
   int download_attempts;
+  int upload_attempts;
+  int submit_attempts;      /* for a submit that provably never reached the gateway */
+  double retry_base;        /* back-off after failures: full jitter over base * 2^(n-1) ... */
+  double retry_max;         /* ... capped here */
+  double retry_after_max;   /* the longest Retry-After pixflow honours */
+  double task_timeout;      /* default per-task deadline: queue + generation + download */
+  double lookup_delay;      /* first look for an unconfirmed submit in the task list ... */
+  int lookup_attempts;      /* ... and how many looks in all */
   char *ca_file;            /* extra CA bundle; verification itself is always on */
   char *user_agent;
 } pf_opts;
@@ -81,6 +89,8 @@ typedef struct pf_client {
   size_t nanchored;          /* tasks in flight */
   unsigned long changes;     /* bumped on every task change */
   double clock_offset;       /* virtual clock for tests: added to the monotonic clock */
+  int manual_clock;          /* the clock moves only with _advance_clock (tests) */
+  double clock_origin;
   uint64_t rng;
   char *auth;                /* "bearer" or "api-key" (preset) */
   int ref_names;             /* send reference names (preset) */
@@ -90,13 +100,15 @@ typedef struct pf_client {
 } pf_client;
 
 typedef enum pf_xkind {
-  PF_X_NONE = 0, PF_X_UPLOAD, PF_X_SUBMIT, PF_X_STATUS, PF_X_RESULT, PF_X_CANCEL, PF_X_DOWNLOAD
+  PF_X_NONE = 0, PF_X_UPLOAD, PF_X_SUBMIT, PF_X_STATUS, PF_X_RESULT, PF_X_CANCEL, PF_X_DOWNLOAD,
+  PF_X_LIST
 } pf_xkind;
 typedef enum pf_dlstate { PF_DL_NONE = 0, PF_DL_RUNNING, PF_DL_DONE, PF_DL_FAILED } pf_dlstate;
 /* What a task does when its timer is due. Follow-up requests (the next upload step, the result
  * call, a cancel) are scheduled for "now" rather than started inside a completion handler. */
 typedef enum pf_timer_action {
-  PF_AT_POLL = 0, PF_AT_DOWNLOAD, PF_AT_UPLOAD, PF_AT_RESULT, PF_AT_CANCEL
+  PF_AT_POLL = 0, PF_AT_DOWNLOAD, PF_AT_UPLOAD, PF_AT_RESULT, PF_AT_CANCEL, PF_AT_SUBMIT,
+  PF_AT_LOOKUP
 } pf_timer_action;
 typedef enum pf_cancel_state { PF_CANCEL_NONE = 0, PF_CANCEL_WANTED, PF_CANCEL_SENT,
                                PF_CANCEL_ACCEPTED, PF_CANCEL_REFUSED } pf_cancel_state;
@@ -132,6 +144,7 @@ typedef struct pf_xfer {
   size_t headlen;
   int not_mp4, too_big;
   curl_off_t written;
+  curl_off_t resume_from;    /* a download continued with a Range request from this byte */
   double retry_after;        /* from a Retry-After header, < 0 if none */
   char errbuf[CURL_ERROR_SIZE];
 } pf_xfer;
@@ -143,7 +156,7 @@ typedef struct pf_task {
   int anchored;
   char provider[32];
   char *id;
-  pf_request rq;             /* freed once the submit request is built */
+  pf_request rq;             /* freed once the gateway accepted (or definitely refused) it */
   pf_mode mode;
   char *model;
   pf_state state;
@@ -154,13 +167,22 @@ typedef struct pf_task {
   pf_video *videos;
   size_t nvideos;
   pf_err err;                /* why it failed, or why polling halted */
+  pf_err retry_err;          /* the last failure that was retried (task.last_retry) */
+  int retries;               /* requests of this task sent again after a failure */
   int has_err;
   int halted;                /* polling stopped on an error; task:_resume() restarts it */
   int held;                  /* waits for the task it extends: task:_release(id) sends it */
   pf_timer timer;
   pf_timer_action timer_action;
   int npolls, poll_failures;
+  int submit_failures;       /* submits that provably never arrived or were turned away */
   double accepted_at;
+  double task_timeout;       /* seconds, 0 = none */
+  double deadline;           /* client clock; 0 = none */
+  /* an unconfirmed submit looked for in the gateway's task list */
+  int lookups;
+  double submit_wall;        /* wall clock when the (last) submit was sent */
+  pf_err unconfirmed_err;
   pf_xfer x;
   /* uploads before the submit */
   pf_upsrc *ups;
@@ -174,6 +196,7 @@ typedef struct pf_task {
   pf_dlstate dl;
   char *dl_path, *dl_part;
   int dl_attempts;
+  int dl_resume;             /* the .part holds verified bytes: continue with a Range request */
   int dl_refreshed;          /* the result URL was read again once after a 403/410 */
   int dl_after_poll;         /* a status poll for a fresh URL runs; the download follows it */
   pf_err dl_err;
@@ -235,5 +258,7 @@ void pf_cache_release(pf_client *c, const char *key);
 /* The adapter context for one request of c (a fresh trace id in trace). */
 pf_ctx pf_client_ctx(const pf_client *c, char trace[37]);
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action);
+/* Start t's deadline (task_timeout seconds from now; 0 = none). */
+void pf_task_start_deadline(pf_client *c, pf_task *t);
 
 #endif

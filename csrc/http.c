@@ -22,7 +22,7 @@ static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb, i = 0;
   while (x->headlen < sizeof x->head && i < n) x->head[x->headlen++] = (unsigned char)ptr[i++];
   /* an MP4 starts with a box whose type, at byte 4, is "ftyp" */
-  if (x->headlen == sizeof x->head && memcmp(x->head + 4, "ftyp", 4) != 0) {
+  if (x->resume_from == 0 && x->headlen == sizeof x->head && memcmp(x->head + 4, "ftyp", 4) != 0) {
     x->not_mp4 = 1;
     return 0;
   }
@@ -111,9 +111,11 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
 
 int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
   pf_xfer *x = &t->x;
-  FILE *fp = x->fp;             /* a download's file is opened by the caller */
+  FILE *fp = x->fp;             /* a download's file is opened by the caller, ... */
+  curl_off_t resume_from = x->resume_from;   /* ... who also says where it continues */
   memset(x, 0, sizeof *x);
   x->fp = fp;
+  x->resume_from = resume_from;
   x->kind = kind;
   x->req = *req;
   memset(req, 0, sizeof *req);
@@ -134,6 +136,10 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   SET(CURLOPT_PRIVATE, (void *)t);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
+  /* a submit goes out on a connection of its own: on a reused connection that closes before
+   * the reply, libcurl would send the request again by itself, and a second submit can be a
+   * second charge */
+  if (kind == PF_X_SUBMIT) SET(CURLOPT_FRESH_CONNECT, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   /* TLS verification is on and nothing in pixflow turns it off; ca_file only adds trust */
@@ -141,7 +147,13 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   SET(CURLOPT_SSL_VERIFYHOST, 2L);
   if (c->o.ca_file) SET(CURLOPT_CAINFO, c->o.ca_file);
   SET(CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_ms);
-  SET(CURLOPT_TIMEOUT_MS, download ? c->o.download_ms : c->o.request_ms);
+  /* the request's own limit, or what is left of the task's deadline if that is sooner */
+  long total_ms = download ? c->o.download_ms : c->o.request_ms;
+  if (t->deadline > 0 && kind != PF_X_CANCEL) {
+    double left = (t->deadline - pf_client_now(c)) * 1000;
+    if (left < (double)total_ms) total_ms = left > 1 ? (long)left : 1;
+  }
+  SET(CURLOPT_TIMEOUT_MS, total_ms);
   SET(CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
   SET(CURLOPT_LOW_SPEED_TIME, c->o.low_speed_secs);
   SET(CURLOPT_USERAGENT, c->o.user_agent);
@@ -174,6 +186,12 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
     SET(CURLOPT_MAXREDIRS, 5L);
     SET(CURLOPT_FAILONERROR, 1L);
     SET(CURLOPT_MAXFILESIZE_LARGE, c->o.max_download);
+    if (x->resume_from > 0) {
+      /* the bytes before resume_from are on disk and their head was verified */
+      SET(CURLOPT_RESUME_FROM_LARGE, x->resume_from);
+      x->headlen = sizeof x->head;
+      x->written = x->resume_from;
+    }
     SET(CURLOPT_WRITEFUNCTION, write_file);
   } else {
     SET(CURLOPT_ACCEPT_ENCODING, "");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "retry.h"
 
 static void free_uploads(pf_task *t);
 
@@ -32,7 +33,18 @@ int pf_task_in_flight(const pf_task *t) {
 
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action) {
   t->timer_action = action;
-  return pf_heap_set(&c->heap, &t->timer, pf_client_now(c) + (delay > 0 ? delay : 0));
+  double due = pf_client_now(c) + (delay > 0 ? delay : 0);
+  /* nothing waits past the task's deadline: the timer fires then, and says so */
+  if (t->deadline > 0 && due > t->deadline && action != PF_AT_CANCEL) due = t->deadline;
+  return pf_heap_set(&c->heap, &t->timer, due);
+}
+
+void pf_task_start_deadline(pf_client *c, pf_task *t) {
+  t->deadline = t->task_timeout > 0 ? pf_client_now(c) + t->task_timeout : 0;
+}
+
+static int deadline_passed(const pf_client *c, const pf_task *t) {
+  return t->deadline > 0 && pf_client_now(c) >= t->deadline - 1e-3;
 }
 
 static void free_videos(pf_task *t) {
@@ -40,6 +52,12 @@ static void free_videos(pf_task *t) {
   free(t->videos);
   t->videos = NULL;
   t->nvideos = 0;
+}
+
+/* A failure that is being retried: kept for task.last_retry, so a slow task can say why. */
+static void note_retry(pf_task *t, const pf_err *e) {
+  t->retry_err = *e;
+  t->retries++;
 }
 
 static void set_error(pf_task *t, const pf_err *e) {
@@ -63,13 +81,14 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
   pf_ctx ctx = pf_client_ctx(c, trace);
   pf_http_req req;
   memset(&req, 0, sizeof req);
+  /* the request record stays until the gateway answers: a submit that provably never arrived
+   * is built and sent again */
   int rc = c->adapter->build_submit(&ctx, &t->rq, &req, err);
-  pf_request_free(&t->rq);
-  free_uploads(t);
   if (rc != 0) {
     pf_http_req_free(&req);
     return -1;
   }
+  t->submit_wall = pf_walltime();
   return pf_xfer_start(c, t, PF_X_SUBMIT, &req, err);
 }
 
@@ -110,7 +129,19 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   /* the API key is never sent to the result host: signed URLs carry their own authority */
-  FILE *fp = fopen(t->dl_part, "wb");
+  FILE *fp = NULL;
+  t->x.resume_from = 0;
+  if (t->dl_resume) {                 /* continue what an interrupted attempt left */
+    fp = fopen(t->dl_part, "ab");
+    long have = fp && fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    if (have >= 8) {
+      t->x.resume_from = (curl_off_t)have;
+    } else if (fp) {
+      fclose(fp);
+      fp = NULL;
+    }
+  }
+  if (!fp) fp = fopen(t->dl_part, "wb");
   if (!fp) {
     pf_err_set(err, PF_EK_IO, 0, "open", "cannot write %s: %s", t->dl_part, strerror(errno));
     pf_http_req_free(&req);
@@ -144,30 +175,74 @@ static double next_poll_delay(pf_client *c, pf_task *t) {
   return d;
 }
 
-static double failure_delay(pf_client *c, pf_task *t, const pf_err *e) {
-  double d = c->o.poll_interval * pow(2.0, (double)(t->poll_failures - 1));
-  if (d > c->o.poll_max) d = c->o.poll_max;
-  d -= d * 0.5 * pf_client_rand(c);
-  if (e->retry_after >= 0) d = e->retry_after < 600 ? e->retry_after : 600;
-  return d;
+/* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
+static void transfer_error(pf_client *c, pf_task *t, CURLcode rc, int download, pf_err *e) {
+  if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
+  else pf_err_from_curl(e, rc, t->x.errbuf);
 }
 
-/* A request that provably never reached the gateway. */
-static int never_sent(CURL *easy, CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT: case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM: case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT:
-      return 1;
-    case CURLE_OPERATION_TIMEDOUT: {
-      curl_off_t pre = 0;
-      curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
-      return pre == 0;
-    }
-    default:
-      return 0;
+/* Why the task stops at its deadline, and what it may still cost. */
+static void deadline_error(pf_client *c, pf_task *t, pf_err *e) {
+  const char *doing = pf_state_name(t->state);
+  if (t->dl == PF_DL_RUNNING) doing = "downloading its result";
+  else if (t->state == PF_ST_SUBMITTING) doing = t->upi < t->nups ? "uploading its images" : "submitting";
+  pf_err_set(e, PF_EK_TIMEOUT, 0, "task_timeout",
+             "the task's deadline passed: task_timeout (%g s) ran out while %s", t->task_timeout,
+             doing);
+  if (t->id)
+    pf_err_append(e, "; the task may still finish at %s and be billed. It stays in the journal "
+                  "(pixflow resume), and wait() again keeps waiting", c->provider);
+  else
+    pf_err_append(e, "; nothing was accepted by %s, so nothing was charged", c->provider);
+}
+
+static void release_claims(pf_client *c, pf_task *t);
+
+static void deadline_fired(pf_client *c, pf_task *t) {
+  pf_err e;
+  deadline_error(c, t, &e);
+  pf_heap_remove(&c->heap, &t->timer);
+  if (t->dl == PF_DL_RUNNING) {
+    t->dl = PF_DL_FAILED;
+    t->dl_err = e;
+    t->dl_after_poll = 0;
   }
+  if (t->state == PF_ST_SUBMITTING && !t->id) {
+    /* only reached between requests: uploads, or a submit that never arrived, wait their turn */
+    if (t->lookups > 0) {             /* a lookup of an unconfirmed submit was due */
+      t->state = PF_ST_UNCONFIRMED;
+      set_error(t, &t->unconfirmed_err);
+      return;
+    }
+    release_claims(c, t);
+    t->state = PF_ST_FAILED;
+    set_error(t, &e);
+  } else if (!pf_state_terminal(t->state)) {
+    halt(c, t, &e);
+  }
+}
+
+/* A submit that never reached the gateway, or that it turned away before accepting it, is sent
+ * again after a back-off; returns 1 when it was scheduled. */
+static int retry_submit(pf_client *c, pf_task *t, const pf_err *e, int never_sent) {
+  t->submit_failures++;
+  if (!pf_retry_should(c, PF_R_SUBMIT, e, t->submit_failures, never_sent)) return 0;
+  double d = pf_retry_after_failure(c, t->submit_failures, e);
+  if (t->deadline > 0 && pf_client_now(c) + d >= t->deadline) return 0;
+  if (pf_task_schedule(c, t, d, PF_AT_SUBMIT) != 0) return 0;
+  note_retry(t, e);
+  return 1;
+}
+
+/* The submit's outcome is unknown. Where the gateway lists its tasks, look there first. */
+static void submit_unconfirmed(pf_client *c, pf_task *t, const pf_err *u) {
+  if (c->adapter->build_list && t->model) {
+    t->unconfirmed_err = *u;
+    t->lookups = 1;
+    if (pf_task_schedule(c, t, c->o.lookup_delay, PF_AT_LOOKUP) == 0) return;
+  }
+  t->state = PF_ST_UNCONFIRMED;
+  set_error(t, u);
 }
 
 static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
@@ -175,10 +250,13 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_err e;
   pf_err_clear(&e);
   if (rc != CURLE_OK && !x->too_big) {
-    pf_err_from_curl(&e, rc, x->errbuf);
-    if (never_sent(x->easy, rc)) {
+    transfer_error(c, t, rc, 0, &e);
+    if (pf_never_sent(x->easy, rc)) {
+      if (retry_submit(c, t, &e, 1)) return;
       t->state = PF_ST_FAILED;
-      pf_err_append(&e, "; the request never reached %s, so nothing was charged", c->provider);
+      pf_err_append(&e, "; the request never reached %s (%d attempts), so nothing was charged",
+                    c->provider, t->submit_failures);
+      pf_request_free(&t->rq);
       set_error(t, &e);
       return;
     }
@@ -188,6 +266,8 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     char *id = NULL;
     if (c->adapter->parse_submit(&ctx, http, x->resp.data, x->resp.len, &id, &e) == 0) {
       t->id = id;
+      pf_request_free(&t->rq);
+      free_uploads(t);
       t->state = PF_ST_QUEUED;
       t->accepted_at = pf_client_now(c);
       if (pf_task_schedule(c, t, c->o.poll_initial, PF_AT_POLL) != 0) {
@@ -196,14 +276,19 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       }
       return;
     }
-    e.retry_after = x->retry_after;
+    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
     /* A definite refusal (the gateway said no: invalid, auth, quota, rate limit, moderation,
      * or a 503 before acceptance) created nothing. A garbled reply, a reply without an id, or
      * a 500/502/504 may hide an accepted task. */
     int ambiguous = e.kind == PF_EK_PROTOCOL || e.kind == PF_EK_NOMEM ||
                     (e.kind == PF_EK_PROVIDER && http != 503);
     if (!ambiguous) {
+      if (retry_submit(c, t, &e, 0)) return;     /* 429 and 503: turned away, sent again */
+      if (t->submit_failures > 1)
+        pf_err_append(&e, " (%d attempts; nothing was accepted, so nothing was charged)",
+                      t->submit_failures);
       t->state = PF_ST_FAILED;
+      pf_request_free(&t->rq);
       set_error(t, &e);
       return;
     }
@@ -219,8 +304,89 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
              "twice. Cause: ", c->provider);
   if (x->too_big) pf_err_append(&u, "the reply was larger than %zu bytes", c->o.max_body);
   else pf_err_append(&u, "%s", e.message[0] ? e.message : "no usable reply");
+  pf_request_free(&t->rq);
+  submit_unconfirmed(c, t, &u);
+}
+
+/* The task list's answer for an unconfirmed submit: adopt the one task that can only be this
+ * submit's, or say what was found. */
+static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+  pf_xfer *x = &t->x;
+  pf_err e;
+  pf_err_clear(&e);
+  json_t *items = NULL;
+  int more = 0;
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
+  if (rc != CURLE_OK) transfer_error(c, t, rc, 0, &e);
+  if (rc != CURLE_OK ||
+      c->adapter->parse_list(&ctx, http, x->resp.data, x->resp.len, &items, &more, &e) != 0) {
+    json_decref(items);
+    if (t->lookups < c->o.lookup_attempts &&
+        pf_task_schedule(c, t, c->o.lookup_delay * t->lookups, PF_AT_LOOKUP) == 0) {
+      t->lookups++;
+      return;
+    }
+    t->state = PF_ST_UNCONFIRMED;
+    pf_err_append(&t->unconfirmed_err, " (its task list could not be read: %s)", e.message);
+    set_error(t, &t->unconfirmed_err);
+    return;
+  }
+  /* a candidate: made since this submit was sent (the list rounds times down, and clocks
+   * differ a little [INFERENCE]), and not a task this client already knows */
+  size_t n = 0, idx = 0;
+  double now = pf_walltime();
+  for (size_t i = 0; i < json_array_size(items); i++) {
+    json_t *it = json_array_get(items, i);
+    const char *id = json_string_value(json_object_get(it, "id"));
+    double created = json_number_value(json_object_get(it, "created"));
+    if (!id || created < t->submit_wall - 2 || created > now + 2) continue;
+    int known = 0;
+    for (pf_task *o = c->tasks; o && !known; o = o->next) known = o->id && strcmp(o->id, id) == 0;
+    if (known) continue;
+    n++;
+    idx = i;
+  }
+  /* another submit of this client in the same window, not yet answered, would make a
+   * candidate ambiguous */
+  int rivals = 0;
+  for (pf_task *o = c->tasks; o; o = o->next)
+    if (o != t && !o->id && o->submit_wall > 0 && o->submit_wall >= t->submit_wall - 2 &&
+        (o->state == PF_ST_SUBMITTING || o->state == PF_ST_UNCONFIRMED))
+      rivals = 1;
+  if (n == 1 && !rivals) {
+    const char *id = json_string_value(json_object_get(json_array_get(items, idx), "id"));
+    t->id = pf_strdup(id);
+    json_decref(items);
+    if (!t->id) {
+      t->state = PF_ST_UNCONFIRMED;
+      set_error(t, &t->unconfirmed_err);
+      return;
+    }
+    t->lookups = 0;
+    t->state = PF_ST_QUEUED;
+    t->accepted_at = pf_client_now(c);
+    if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) {
+      pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory scheduling the first poll");
+      halt(c, t, &e);
+    }
+    return;
+  }
+  json_decref(items);
+  if (n == 0 && !rivals && t->lookups < c->o.lookup_attempts &&
+      pf_task_schedule(c, t, c->o.lookup_delay * t->lookups, PF_AT_LOOKUP) == 0) {
+    t->lookups++;                             /* the list may lag: look again a little later */
+    return;
+  }
   t->state = PF_ST_UNCONFIRMED;
-  set_error(t, &u);
+  if (n == 0 && !rivals)
+    pf_err_append(&t->unconfirmed_err, " (%s's task list showed no task from this submit "
+                  "after %d looks: it was most likely never created; check before submitting "
+                  "again)", c->provider, t->lookups);
+  else
+    pf_err_append(&t->unconfirmed_err, " (%s's task list has %zu tasks that could be this one; "
+                  "pixflow does not guess)", c->provider, n);
+  set_error(t, &t->unconfirmed_err);
 }
 
 static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
@@ -261,14 +427,17 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
 
 static void poll_failed(pf_client *c, pf_task *t, pf_err *e) {
   t->poll_failures++;
-  if (!e->retryable || t->poll_failures >= c->o.max_poll_failures) {
-    if (e->retryable)
+  if (!pf_retry_should(c, PF_R_STATUS, e, t->poll_failures, 0)) {
+    if (e->retryable || e->kind == PF_EK_PROTOCOL)
       pf_err_append(e, " (%d status polls in a row failed; the task may still be running at "
                     "%s: wait again to resume polling)", t->poll_failures, c->provider);
     halt(c, t, e);
     return;
   }
-  if (pf_task_schedule(c, t, failure_delay(c, t, e), PF_AT_POLL) != 0) halt(c, t, e);
+  if (pf_task_schedule(c, t, pf_retry_after_failure(c, t->poll_failures, e), PF_AT_POLL) != 0)
+    halt(c, t, e);
+  else
+    note_retry(t, e);
 }
 
 static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
@@ -280,7 +449,11 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large",
                  "the status reply was larger than %zu bytes", c->o.max_body);
     else
-      pf_err_from_curl(&e, rc, x->errbuf);
+      transfer_error(c, t, rc, 0, &e);
+    if (deadline_passed(c, t)) {
+      deadline_fired(c, t);
+      return;
+    }
     poll_failed(c, t, &e);
     return;
   }
@@ -291,7 +464,7 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   int (*parse)(const pf_ctx *, long, const char *, size_t, pf_status *, pf_err *) =
     x->kind == PF_X_RESULT ? c->adapter->parse_result : c->adapter->parse_status;
   if (parse(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
-    e.retry_after = x->retry_after;
+    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
     pf_status_free(&st);
     poll_failed(c, t, &e);
     return;
@@ -352,11 +525,14 @@ static void release_claims(pf_client *c, pf_task *t) {
 
 static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
   pf_upsrc *u = &t->ups[t->upi];
-  if (e->retryable && ++t->up_attempts < 3) {
-    double d = e->retry_after >= 0 ? e->retry_after : c->o.poll_interval * t->up_attempts;
+  if (pf_retry_should(c, PF_R_UPLOAD, e, ++t->up_attempts, 0) && !deadline_passed(c, t)) {
     u->up.step = 0;
-    if (pf_task_schedule(c, t, d, PF_AT_UPLOAD) == 0) return;
+    if (pf_task_schedule(c, t, pf_retry_after_failure(c, t->up_attempts, e), PF_AT_UPLOAD) == 0) {
+      note_retry(t, e);
+      return;
+    }
   }
+  if (deadline_passed(c, t)) deadline_error(c, t, e);
   release_claims(c, t);
   pf_err_append(e, " (uploading %s; nothing was submitted, so nothing was charged)",
                 u->path ? u->path : u->url);
@@ -371,7 +547,7 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_upsrc *u = &t->ups[t->upi];
   if (rc != CURLE_OK) {
     if (x->too_big) pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large", "the upload reply is too large");
-    else pf_err_from_curl(&e, rc, x->errbuf);
+    else transfer_error(c, t, rc, 0, &e);
     upload_failed(c, t, &e);
     return;
   }
@@ -379,7 +555,7 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_ctx ctx = pf_client_ctx(c, trace);
   int r = c->adapter->parse_upload(&ctx, &u->up, http, x->resp.data, x->resp.len, &e);
   if (r < 0) {
-    e.retry_after = x->retry_after;
+    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
     upload_failed(c, t, &e);
     return;
   }
@@ -406,13 +582,21 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   }
 }
 
-static void download_failed(pf_client *c, pf_task *t, pf_err *e) {
-  remove(t->dl_part);
-  if (e->retryable && t->dl_attempts < c->o.download_attempts) {
-    double d = c->o.poll_interval * pow(2.0, (double)(t->dl_attempts - 1));
-    if (e->retry_after >= 0) d = e->retry_after;
-    if (pf_task_schedule(c, t, d, PF_AT_DOWNLOAD) == 0) return;
+/* resumable: the .part keeps what arrived, and the next attempt asks for the rest */
+static void download_failed(pf_client *c, pf_task *t, pf_err *e, int resumable) {
+  t->dl_resume = resumable;
+  if (!resumable) remove(t->dl_part);
+  if (deadline_passed(c, t)) {
+    deadline_error(c, t, e);
+  } else if (pf_retry_should(c, PF_R_DOWNLOAD, e, t->dl_attempts, 0)) {
+    double d = pf_retry_after_failure(c, t->dl_attempts, e);
+    if (pf_task_schedule(c, t, d, PF_AT_DOWNLOAD) == 0) {
+      note_retry(t, e);
+      return;
+    }
   }
+  if (resumable) remove(t->dl_part);
+  t->dl_resume = 0;
   t->dl = PF_DL_FAILED;
   t->dl_err = *e;
 }
@@ -470,17 +654,29 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     e.retry_after = x->retry_after;
   } else if (rc == CURLE_WRITE_ERROR || !io_ok) {
     pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
+  } else if (rc == CURLE_RANGE_ERROR) {
+    /* the server would not continue from an offset: start again from byte 0, at once */
+    pf_err_set(&e, PF_EK_TRANSPORT, http, "RANGE_ERROR",
+               "the result host did not continue the download from byte %lld",
+               (long long)x->resume_from);
+    e.retry_after = 0;
+    download_failed(c, t, &e, 0);
+    return;
   } else if (rc != CURLE_OK) {
-    pf_err_from_curl(&e, rc, x->errbuf);
+    transfer_error(c, t, rc, 1, &e);
+    /* what arrived before the cut is kept (its head was checked): the next attempt continues */
+    download_failed(c, t, &e, x->written > x->resume_from || x->resume_from > 0);
+    return;
   } else if (rename(t->dl_part, t->dl_path) != 0) {
     pf_err_set(&e, PF_EK_IO, 0, "rename", "cannot rename %s to %s: %s", t->dl_part, t->dl_path,
                strerror(errno));
   } else {
     sync_dir_of(t->dl_path);
     t->dl = PF_DL_DONE;
+    t->dl_resume = 0;
     return;
   }
-  download_failed(c, t, &e);
+  download_failed(c, t, &e, 0);
 }
 
 void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode rc) {
@@ -495,6 +691,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
     case PF_X_STATUS: case PF_X_RESULT: on_status_done(c, t, rc, http); break;
     case PF_X_CANCEL: on_cancel_done(c, t, rc, http); break;
     case PF_X_DOWNLOAD: on_download_done(c, t, rc, http); break;
+    case PF_X_LIST: on_list_done(c, t, rc, http); break;
     default: break;
   }
   pf_xfer_release(&t->x);
@@ -537,7 +734,39 @@ static int next_upload(pf_client *c, pf_task *t, pf_err *e) {
 void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
   pf_err e;
   pf_err_clear(&e);
+  if (t->timer_action != PF_AT_CANCEL && deadline_passed(c, t)) {
+    deadline_fired(c, t);
+    pf_client_changed(L, cidx, c, t);
+    pf_task_sync_anchor(L, cidx, 0, c, t);
+    return;
+  }
   switch (t->timer_action) {
+    case PF_AT_SUBMIT:
+      if (pf_task_submit_start(c, t, &e) != 0) {
+        t->state = PF_ST_FAILED;
+        pf_request_free(&t->rq);
+        set_error(t, &e);
+        pf_client_changed(L, cidx, c, t);
+      }
+      break;
+    case PF_AT_LOOKUP: {
+      char trace[37];
+      pf_ctx ctx = pf_client_ctx(c, trace);
+      pf_http_req req;
+      memset(&req, 0, sizeof req);
+      /* the list's time zone is not documented [NOT FOUND]: ask a wide window, then filter
+       * on the tasks' own creation times */
+      double now = pf_walltime();
+      if (c->adapter->build_list(&ctx, t->model, t->submit_wall - 9 * 3600 - 60,
+                                 now + 9 * 3600 + 60, 1, &req, &e) != 0 ||
+          pf_xfer_start(c, t, PF_X_LIST, &req, &e) != 0) {
+        if (req.url) pf_http_req_free(&req);
+        t->state = PF_ST_UNCONFIRMED;
+        set_error(t, &t->unconfirmed_err);
+        pf_client_changed(L, cidx, c, t);
+      }
+      break;
+    }
     case PF_AT_DOWNLOAD:
       if (start_download_attempt(c, t, &e) != 0) {
         t->dl = PF_DL_FAILED;
@@ -708,6 +937,11 @@ static int task_index(lua_State *L) {
     if (strcmp(k, "model") == 0) { if (t->model) lua_pushstring(L, t->model); else lua_pushnil(L); return 1; }
     if (strcmp(k, "done") == 0) { lua_pushboolean(L, pf_state_terminal(t->state)); return 1; }
     if (strcmp(k, "halted") == 0) { lua_pushboolean(L, t->halted); return 1; }
+    if (strcmp(k, "last_retry") == 0) {     /* the last failure that was retried */
+      if (t->retries) push_err(L, t, &t->retry_err); else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "retries") == 0) { lua_pushinteger(L, t->retries); return 1; }
     if (strcmp(k, "bytes") == 0) {          /* of the download under way */
       lua_pushinteger(L, t->x.kind == PF_X_DOWNLOAD ? (lua_Integer)t->x.written : 0);
       return 1;
@@ -752,6 +986,7 @@ static int task_resume(lua_State *L) {
     t->halted = 0;
     t->has_err = 0;
     t->poll_failures = 0;
+    if (deadline_passed(c, t)) pf_task_start_deadline(c, t);   /* waiting again: a new window */
     if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) return luaL_error(L, "out of memory");
     pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
   }
@@ -767,6 +1002,8 @@ static int task_download_start(lua_State *L) {
   pf_err e;
   pf_err_clear(&e);
   if (t->dl == PF_DL_RUNNING) return luaL_error(L, "a download of this task is already running");
+  /* asked for after the deadline: the download's own limits govern it */
+  if (deadline_passed(c, t)) t->deadline = 0;
   if (t->state != PF_ST_SUCCEEDED || t->nvideos == 0) {
     pf_err_set(&e, PF_EK_INVALID, 0, "not_ready",
                "task %s has no result to download (status %s)", t->id ? t->id : "-",
@@ -831,6 +1068,7 @@ static int task_release(lua_State *L) {
   t->held = 0;
   free(t->rq.extend_from);
   t->rq.extend_from = pf_strdup(id);
+  pf_task_start_deadline(c, t);             /* a chained task's time starts when it is sent */
   pf_err e;
   pf_err_clear(&e);
   int rc = !t->rq.extend_from ? -1

@@ -31,7 +31,8 @@ build = {
     ["pixflow.core"] = {
       sources = {
         "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/hash.c",
-        "csrc/http.c", "csrc/journal.c", "csrc/sched.c", "csrc/task.c",
+        "csrc/http.c", "csrc/journal.c", "csrc/retry.c", "csrc/sched.c", "csrc/task.c",
+        "csrc/util.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
         "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",
         "csrc/adapters/pixverse.c",
@@ -48,6 +49,10 @@ build = {
     ["pixflow.options"] = "lua/pixflow/options.lua",
     ["pixflow.providers"] = "lua/pixflow/providers.lua",
     ["pixflow.validate"] = "lua/pixflow/validate.lua",
+    ["pixflow.journal"] = "lua/pixflow/journal.lua",
+    ["pixflow.workflow"] = "lua/pixflow/workflow.lua",
+    ["pixflow.fallback"] = "lua/pixflow/fallback.lua",
+    ["pixflow.batch"] = "lua/pixflow/batch.lua",
   },
   install = {
     bin = { pixflow = "bin/pixflow" },

@@ -72,6 +72,33 @@ const char *sbx_bearer(struct MHD_Connection *c) {
 
 enum MHD_Result sbx_reply(struct MHD_Connection *c, int gw, unsigned status, const char *ctype,
                           const char *body, size_t len, const char *retry_after) {
+  sbx_fault *f = sbx_fault_current();
+  if (f) {
+    switch (f->action) {
+      case SBX_F_RESET_AFTER:
+        return MHD_NO;                      /* done, but the answer is lost on the way */
+      case SBX_F_REPLY_AFTER:
+        return sbx_reply_plain(c, gw, f->status, f->ctype, f->body ? f->body : "",
+                               f->body ? f->body_len : 0, f->retry_after[0] ? f->retry_after : NULL);
+      case SBX_F_TRUNCATE: case SBX_F_STALL: {
+        struct MHD_Response *r = sbx_partial_response(body, len, f->fraction,
+                                                      f->action == SBX_F_STALL ? f->seconds : 0);
+        if (!r) return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", ctype);
+        enum MHD_Result ret = MHD_queue_response(c, status, r);
+        MHD_destroy_response(r);
+        return ret;
+      }
+      default:
+        break;
+    }
+  }
+  return sbx_reply_plain(c, gw, status, ctype, body, len, retry_after);
+}
+
+enum MHD_Result sbx_reply_plain(struct MHD_Connection *c, int gw, unsigned status,
+                                const char *ctype, const char *body, size_t len,
+                                const char *retry_after) {
   struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", ctype);
@@ -99,7 +126,7 @@ void sbx_result_url(int gw, const sbx_task *t, char *out, size_t n) {
 
 /* A result of a requested size: the real clip followed by a top-level 'free' box of filler,
  * which MP4 readers skip. Sizes stay under 4 GiB so the box size fits in 32 bits. */
-typedef struct blob { unsigned long long size; } blob;
+typedef struct blob { unsigned long long size, from; } blob;
 
 static ssize_t blob_read(void *cls, uint64_t pos, char *buf, size_t max) {
   const blob *b = cls;
@@ -123,6 +150,11 @@ static ssize_t blob_read(void *cls, uint64_t pos, char *buf, size_t max) {
     }
   }
   return (ssize_t)n;
+}
+
+static ssize_t blob_read_from(void *cls, uint64_t pos, char *buf, size_t max) {
+  const blob *b = cls;
+  return blob_read(cls, pos + b->from, buf, max);
 }
 
 static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *name) {
@@ -154,20 +186,60 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *
   }
   unsigned long long size = t.result_size;
   if (size < sandbox_clip_len + 8 || size > 0xFFFFFFFFULL) size = sandbox_clip_len;
+  /* "Range: bytes=N-" as object stores answer it: 206 with Content-Range, or 416 */
+  unsigned long long from = 0;
+  const char *range = sbx_header(c, "Range");
+  if (range) {
+    char *end = NULL;
+    if (strncmp(range, "bytes=", 6) == 0) from = strtoull(range + 6, &end, 10);
+    if (!end || end == range + 6 || *end != '-' || end[1] != '\0' || from >= size) {
+      char cr[64];
+      snprintf(cr, sizeof cr, "bytes */%llu", size);
+      struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+      if (!r) return MHD_NO;
+      MHD_add_response_header(r, "Content-Range", cr);
+      enum MHD_Result ret = MHD_queue_response(c, 416, r);
+      MHD_destroy_response(r);
+      return ret;
+    }
+    if (from > 0) SBX_COUNT(gw, resumed);
+  }
+  sbx_fault *f = sbx_fault_current();
   struct MHD_Response *r;
-  if (size == sandbox_clip_len) {
+  if (f && (f->action == SBX_F_CUT || f->action == SBX_F_STALL) && size == sandbox_clip_len) {
+    /* the connection drops (or goes silent) part way through the file */
+    r = sbx_partial_response((const char *)sandbox_clip + from, size - from, f->fraction,
+                             f->action == SBX_F_STALL ? f->seconds : 0);
+  } else if (from > 0 && size == sandbox_clip_len) {
+    r = MHD_create_response_from_buffer(size - from, (void *)(sandbox_clip + from),
+                                        MHD_RESPMEM_PERSISTENT);
+  } else if (from > 0) {
+    blob *b = malloc(sizeof *b);
+    if (!b) return MHD_NO;
+    b->size = size;
+    r = MHD_create_response_from_callback(size - from, 256 * 1024, blob_read_from, b, free);
+    if (!r) free(b);
+    else b->from = from;
+  } else if (size == sandbox_clip_len) {
     r = MHD_create_response_from_buffer(sandbox_clip_len, (void *)sandbox_clip,
                                         MHD_RESPMEM_PERSISTENT);
   } else {
     blob *b = malloc(sizeof *b);
     if (!b) return MHD_NO;
     b->size = size;
+    b->from = 0;
     r = MHD_create_response_from_callback(size, 256 * 1024, blob_read, b, free);
     if (!r) free(b);
   }
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", "video/mp4");
-  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_add_response_header(r, "Accept-Ranges", "bytes");
+  if (from > 0) {
+    char cr[96];
+    snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", from, size - 1, size);
+    MHD_add_response_header(r, "Content-Range", cr);
+  }
+  enum MHD_Result ret = MHD_queue_response(c, from > 0 ? 206 : 200, r);
   MHD_destroy_response(r);
   return ret;
 }
@@ -185,11 +257,22 @@ enum MHD_Result sbx_serve_upload(struct MHD_Connection *c, int gw, const char *k
   return sbx_reply(c, gw, 200, "image/png", (const char *)png, sizeof png, NULL);
 }
 
-static enum MHD_Result control(struct MHD_Connection *c, const char *method, const char *what) {
+static enum MHD_Result control(struct MHD_Connection *c, const char *method, const char *what,
+                               const char *body, size_t len) {
+  if (strcmp(what, "faults") == 0) {
+    if (strcmp(method, "POST") == 0) {
+      const char *bad = sbx_faults_set(body, len);
+      if (bad) return sbx_reply_json(c, -1, 400, json_pack("{s:s}", "error", bad), NULL);
+    } else if (strcmp(method, "DELETE") == 0) {
+      sbx_faults_clear();
+    }
+    return sbx_reply_json(c, -1, 200, sbx_faults_json(), NULL);
+  }
   if (strcmp(what, "stats") == 0 && strcmp(method, "GET") == 0)
     return sbx_reply_json(c, -1, 200, sbx_stats_json(), NULL);
   if (strcmp(what, "reset") == 0 && strcmp(method, "POST") == 0) {
     sbx_reset();
+    sbx_faults_clear();
     return sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);
   }
   if (strcmp(what, "health") == 0)
@@ -200,6 +283,43 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
     return r;
   }
   return sbx_reply_json(c, -1, 404, json_pack("{s:s}", "error", "no such sandbox control"), NULL);
+}
+
+static enum MHD_Result route(const sbx_req *r) {
+  if (strncmp(r->path, "/files/", 7) == 0 && strcmp(r->method, "GET") == 0)
+    return serve_file(r->conn, r->gw, r->path + 7);
+  if (strcmp(r->path, "/") == 0 && r->gw == SBX_GW_DASHSCOPE) return sbx_dashscope_oss(r);
+  switch (r->gw) {
+    case SBX_GW_APIMART: return sbx_apimart(r);
+    case SBX_GW_PIXVERSE: case SBX_GW_QUICKROUTER: return sbx_pixverse(r);
+    case SBX_GW_DASHSCOPE: return sbx_dashscope(r);
+    case SBX_GW_JIEKOU: return sbx_jiekou(r);
+    case SBX_GW_BAICAI: return sbx_baicai(r);
+    default: return MHD_NO;
+  }
+}
+
+/* A gateway request, through the fault plan: a fault that acts before the request is handled
+ * answers it (or drops it) here; one that spoils the handler's own reply is set for the thread
+ * while the handler runs, and sbx_reply or serve_file applies it. */
+static enum MHD_Result dispatch(const sbx_req *r) {
+  sbx_fault f;
+  int kind = sbx_route_kind(r->gw, r->method, r->path);
+  if (!sbx_fault_take(r->gw, kind, &f)) return route(r);
+  enum MHD_Result ret;
+  if (f.action == SBX_F_RESET || f.action == SBX_F_REPLY || f.action == SBX_F_HUGE ||
+      f.action == SBX_F_REDIRECT) {
+    /* the request arrived, though the handler never sees it: count it as the handler would */
+    if (kind == SBX_R_SUBMIT) SBX_COUNT(r->gw, submits);
+    else if (kind == SBX_R_STATUS) SBX_COUNT(r->gw, polls);
+    ret = sbx_fault_reply_now(r->conn, r->gw, &f);
+  } else {
+    sbx_fault_begin(&f);
+    ret = route(r);
+    sbx_fault_end();
+  }
+  free(f.body);
+  return ret;
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -241,28 +361,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   }
   if (st->too_big) return sbx_reply(c, -1, 413, "text/plain", "request body too large\n", 23, NULL);
 
-  if (strncmp(url, "/_sandbox/", 10) == 0) return control(c, method, url + 10);
+  if (strncmp(url, "/_sandbox/", 10) == 0)
+    return control(c, method, url + 10, st->body ? st->body : "", st->len);
   for (int gw = 0; gw < SBX_GW__COUNT; gw++) {
     size_t pl = strlen(sbx_gw_names[gw]);
     if (url[0] != '/' || strncmp(url + 1, sbx_gw_names[gw], pl) != 0 || url[pl + 1] != '/')
       continue;
     const char *rest = url + pl + 1;
-    if (strncmp(rest, "/files/", 7) == 0 && strcmp(method, "GET") == 0)
-      return serve_file(c, gw, rest + 7);
     sbx_req r = { c, method, rest, st->body ? st->body : "", st->len, st->fields, st->nfields, gw };
-    switch (gw) {
-      case SBX_GW_APIMART: return sbx_apimart(&r);
-      case SBX_GW_PIXVERSE: case SBX_GW_QUICKROUTER: return sbx_pixverse(&r);
-      case SBX_GW_DASHSCOPE: return sbx_dashscope(&r);
-      case SBX_GW_JIEKOU: return sbx_jiekou(&r);
-      case SBX_GW_BAICAI: return sbx_baicai(&r);
-      default: break;
-    }
+    return dispatch(&r);
   }
   if (strcmp(url, "/dashscope-oss") == 0 || strcmp(url, "/dashscope-oss/") == 0) {
     sbx_req r = { c, method, "/", st->body ? st->body : "", st->len, st->fields, st->nfields,
                   SBX_GW_DASHSCOPE };
-    return sbx_dashscope_oss(&r);
+    return dispatch(&r);
   }
   return sbx_reply_json(c, -1, 404, json_pack("{s:s,s:s}", "error", "no such route", "path", url), NULL);
 }
@@ -286,10 +398,11 @@ struct MHD_Daemon *sbx_http_start(unsigned port) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);   /* loopback only, always */
-  return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
+  /* a thread per connection: a fault that stalls a reply blocks only its own connection */
+  return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                          MHD_USE_ERROR_LOG, (uint16_t)port,
                           NULL, NULL, handler, NULL,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                           MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,

@@ -21,6 +21,8 @@ typedef struct sbx_stats {
   unsigned long downloads;   /* result downloads started */
   unsigned long uploads;
   unsigned long errors;      /* 4xx/5xx replies sent */
+  unsigned long faults;      /* requests a fault plan spoiled */
+  unsigned long resumed;     /* downloads served from an offset (Range requests) */
 } sbx_stats;
 
 /* How a task ends; chosen from magic words in the prompt (docs/sandbox.md). */
@@ -66,6 +68,8 @@ extern sbx g_sbx;
 extern const char *const sbx_gw_names[SBX_GW__COUNT];
 
 double sbx_now(void);
+/* A uniform number in [0, 1) from the seeded generator; the caller holds g_sbx.lock. */
+double sbx_rand01(void);
 
 /* store.c (every function takes the lock itself) */
 int sbx_store_init(size_t nbuckets);
@@ -96,7 +100,53 @@ void sbx_reset(void);
 typedef struct sbx_phase { int phase; int pct; double left; } sbx_phase;
 sbx_phase sbx_task_phase(const sbx_task *t, double now);
 
+/* faults.c: fault plans. Routes classify a request; actions say what goes wrong with it. */
+enum { SBX_R_SUBMIT = 0, SBX_R_STATUS, SBX_R_RESULT, SBX_R_UPLOAD, SBX_R_CANCEL, SBX_R_LIST,
+       SBX_R_DOWNLOAD, SBX_R__COUNT };
+enum { SBX_F_NONE = 0,
+       SBX_F_RESET,          /* close the connection before any response: nothing is done */
+       SBX_F_RESET_AFTER,    /* do the request (a submit creates its task), then close */
+       SBX_F_REPLY,          /* answer status/body/retry_after instead: nothing is done */
+       SBX_F_REPLY_AFTER,    /* do the request, then answer status/body instead */
+       SBX_F_TRUNCATE,       /* do the request, send the first fraction of the body, end early */
+       SBX_F_STALL,          /* do the request, send a fraction, stay silent seconds, drop */
+       SBX_F_HUGE,           /* answer size bytes of never-ending JSON: nothing is done */
+       SBX_F_CUT,            /* download: send a fraction of the file, then drop */
+       SBX_F_REDIRECT,       /* answer a redirect to location: nothing is done */
+       SBX_F__COUNT };
+typedef struct sbx_fault {
+  int action;
+  unsigned status;
+  char retry_after[64];
+  char ctype[64];
+  char location[512];
+  char *body;                /* owned */
+  size_t body_len;
+  double fraction, seconds;
+  unsigned long long size;
+} sbx_fault;
+int sbx_route_kind(int gw, const char *method, const char *path);
+/* Replace the plan with the JSON body; NULL, or what is wrong with it. */
+const char *sbx_faults_set(const char *body, size_t len);
+void sbx_faults_clear(void);
+json_t *sbx_faults_json(void);
+/* The fault for this request, if the plan has one (out->body is the caller's to free). */
+int sbx_fault_take(int gw, int route, sbx_fault *out);
+/* Faults that act before the request is handled: the reply (MHD_NO closes the connection). */
+enum MHD_Result sbx_fault_reply_now(struct MHD_Connection *c, int gw, const sbx_fault *f);
+/* Faults that act on the handler's own reply: set for the thread while it handles the request. */
+void sbx_fault_begin(sbx_fault *f);
+void sbx_fault_end(void);
+sbx_fault *sbx_fault_current(void);
+/* A response that promises len bytes and sends fraction of them (after which it may stall). */
+struct MHD_Response *sbx_partial_response(const char *body, size_t len, double fraction,
+                                          double seconds);
+
 /* http.c: replies */
+/* A reply exactly as given, whatever the fault plan says. */
+enum MHD_Result sbx_reply_plain(struct MHD_Connection *c, int gw, unsigned status,
+                                const char *ctype, const char *body, size_t len,
+                                const char *retry_after);
 enum MHD_Result sbx_reply(struct MHD_Connection *c, int gw, unsigned status, const char *ctype,
                           const char *body, size_t len, const char *retry_after);
 /* Reply with obj (stolen) as JSON. */

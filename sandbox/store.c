@@ -32,6 +32,10 @@ static uint64_t next_rand(void) {
   return x * 2685821657736338717ULL;
 }
 
+double sbx_rand01(void) {
+  return (double)(next_rand() >> 11) / 9007199254740992.0;
+}
+
 static size_t hash(int gw, const char *s) {
   size_t h = 1469598103934665603ULL ^ (size_t)gw;
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
@@ -197,11 +201,13 @@ json_t *sbx_stats_json(void) {
   for (int i = 0; o && i < SBX_GW__COUNT; i++) {
     const sbx_stats *s = &g_sbx.stats[i];
     json_object_set_new(o, sbx_gw_names[i],
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
                                   "tasks", (json_int_t)s->tasks, "polls", (json_int_t)s->polls,
                                   "downloads", (json_int_t)s->downloads,
                                   "uploads", (json_int_t)s->uploads,
-                                  "errors", (json_int_t)s->errors));
+                                  "errors", (json_int_t)s->errors,
+                                  "faults", (json_int_t)s->faults,
+                                  "resumed", (json_int_t)s->resumed));
   }
   pthread_mutex_unlock(&g_sbx.lock);
   return o;

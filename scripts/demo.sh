@@ -2,7 +2,8 @@
 # demo.sh: start the sandbox, run examples/fusion.lua against it, check the MP4, stop the sandbox.
 set -eu
 mkdir -p out
-rm -f out/demo.mp4 out/sandbox.log
+rm -f out/demo.mp4
+: > out/sandbox.log          # exists before the background redirect opens it: no race with sed
 build/pixflow-sandbox --port 0 --task-seconds 6 --exit-with-parent > out/sandbox.log 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT INT TERM

@@ -94,7 +94,9 @@ describe("apimart end to end", function()
     }
     for _, c in ipairs(cases) do
       it(("key %q gives %s"):format(c[1], c[2]), function()
-        local client = new_client(c[1])
+        -- a 429 before acceptance created nothing: the submit is sent again (Retry-After 1 s,
+        -- capped here at 0.05 s), up to submit_attempts, then the error is the gateway's
+        local client = new_client(c[1], { retry = { after_max = 0.05, submit_attempts = 2 } })
         local task = assert(client:submit{ prompt = "x" })
         local ok, err = task:wait{ timeout = 5 }
         assert.is_nil(ok)
@@ -102,12 +104,13 @@ describe("apimart end to end", function()
         assert.equal(c[2], err.kind)
         assert.equal(c[3], err.status)
         assert.equal("apimart", err.provider)
+        local st = sbx.stats().apimart
         if c[2] == "rate_limit" then
           assert.is_true(err.retryable)
           assert.equal(1, err.retry_after)
+          assert.matches("2 attempts; nothing was accepted, so nothing was charged", err.message, 1, true)
         end
-        local st = sbx.stats().apimart
-        assert.equal(1, st.submits)
+        assert.equal(c[2] == "rate_limit" and 2 or 1, st.submits)
         assert.equal(0, st.tasks)
         assert.equal(0, st.polls)
         client:close()
@@ -214,12 +217,15 @@ describe("apimart end to end", function()
   end)
 
   it("max_body_bytes caps an API reply: a huge status is an error, not memory", function()
-    local client = new_client(nil, { max_body_bytes = 64 * 1024 })
+    -- a status read is idempotent, so a bad reply is read again (retry.poll_failures times)
+    local client = new_client(nil, { max_body_bytes = 64 * 1024,
+                                     retry = { base = 0.01, max = 0.02, poll_failures = 3 } })
     local task = assert(client:submit{ prompt = "x #bigreply=5000000" })
     local ok, err = task:wait{ timeout = 10 }
     assert.is_nil(ok)
     assert.equal("too_large", err.code)
     assert.matches("larger than 65536 bytes", err.message)
+    assert.matches("3 status polls in a row failed", err.message)
     assert.is_true(task.halted)
     client:close()
   end)

@@ -101,6 +101,14 @@ describe("examples/every_gateway.lua", function()
 end)
 
 describe("luarocks make", function()
+  it("the rockspec names every C source and every Lua module of the tree", function()
+    local spec = util.read("rockspec/pixflow-scm-1.rockspec")
+    local _, list = util.run("ls csrc/*.c csrc/adapters/*.c lua/pixflow/*.lua")
+    for f in list:gmatch("[^\n]+") do
+      assert.truthy(spec:find('"' .. f .. '"', 1, true), f .. " is missing from the rockspec")
+    end
+  end)
+
   it("builds offline into a tree from which require 'pixflow' works", function()
     local tmp = util.tmpdir()
     finally(function() os.execute("rm -rf " .. tmp) end)

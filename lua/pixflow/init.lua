@@ -44,9 +44,15 @@ local NEW = {
   provider = "string", api_key = "string", base_url = "string", model = "string",
   poll = "table", timeouts = "table", max_per_host = "number", max_body_bytes = "number",
   max_download_bytes = "number", download_attempts = "number", ca_file = "string",
-  user_agent = "string", task_timeout = "number", region = "string", workspace = "string",
-  ref_names = "boolean", uploader = "function", journal = "string",
+  user_agent = "string", task_timeout = { "number", "table" }, region = "string",
+  workspace = "string", ref_names = "boolean", uploader = "function", journal = "string",
+  retry = "table", clock = "string",
 }
+-- The retry policy (csrc/retry.c): full-jitter back-off between base and max seconds, a
+-- Retry-After honoured up to after_max, and how many tries each kind of request gets.
+local RETRY = { base = "number", max = "number", after_max = "number", submit_attempts = "number",
+                upload_attempts = "number", download_attempts = "number", poll_failures = "number",
+                lookup_delay = "number", lookup_attempts = "number" }
 
 local function merge(into, from)
   for k, v in pairs(from or {}) do into[k] = v end
@@ -70,6 +76,18 @@ function M.new(opts)
   end
   if opts.poll then options.check("new", 1, opts.poll, POLL, 2, "poll.") end
   if opts.timeouts then options.check("new", 1, opts.timeouts, TIMEOUTS, 2, "timeouts.") end
+  if opts.retry then options.check("new", 1, opts.retry, RETRY, 2, "retry.") end
+  if type(opts.task_timeout) == "table" then
+    for k, v in pairs(opts.task_timeout) do
+      if type(k) ~= "string" or type(v) ~= "number" or v < 0 then
+        options.fail("new", 1, 2, "field 'task_timeout' must be seconds, or a table of seconds by "
+                     .. "model name (and 'default'), got %s = %s", tostring(k), tostring(v))
+      end
+    end
+  end
+  if opts.clock ~= nil and opts.clock ~= "manual" and opts.clock ~= "monotonic" then
+    options.fail("new", 1, 2, "field 'clock' must be \"monotonic\" or \"manual\" (tests), got %q", opts.clock)
+  end
   local name = opts.provider
   if name == nil then options.fail("new", 1, 2, "field 'provider' is required (one of: %s)",
                                    table.concat(providers.names(), ", ")) end
@@ -124,8 +142,16 @@ function M.new(opts)
     max_body_bytes = opts.max_body_bytes, max_download_bytes = opts.max_download_bytes,
     max_per_host = opts.max_per_host or preset.max_per_host,
     poll_initial = poll.initial, poll_interval = poll.interval, poll_max = poll.max,
-    poll_backoff = poll.backoff, poll_jitter = poll.jitter, max_poll_failures = poll.max_failures,
-    download_attempts = opts.download_attempts, ca_file = opts.ca_file, user_agent = opts.user_agent,
+    poll_backoff = poll.backoff, poll_jitter = poll.jitter,
+    download_attempts = opts.download_attempts or (opts.retry or {}).download_attempts,
+    ca_file = opts.ca_file, user_agent = opts.user_agent,
+    retry_base = (opts.retry or {}).base, retry_max = (opts.retry or {}).max,
+    retry_after_max = (opts.retry or {}).after_max,
+    submit_attempts = (opts.retry or {}).submit_attempts,
+    upload_attempts = (opts.retry or {}).upload_attempts,
+    lookup_delay = (opts.retry or {}).lookup_delay, lookup_attempts = (opts.retry or {}).lookup_attempts,
+    max_poll_failures = (opts.retry or {}).poll_failures or poll.max_failures,
+    clock = opts.clock,
     auth = preset.auth,
     ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names,
   }
@@ -140,7 +166,12 @@ function M.new(opts)
     provider = name,
     base_url = base_url,
     model = model,
-    task_timeout = opts.task_timeout or preset.task_timeout,
+    -- seconds, or { default = s, [model] = s }: the deadline of each task (queue, generation
+    -- and download together), per gateway (its preset) and per model
+    _task_timeouts = opts.task_timeout,
+    task_timeout = type(opts.task_timeout) == "number" and opts.task_timeout
+                   or (type(opts.task_timeout) == "table" and opts.task_timeout.default)
+                   or preset.task_timeout,
     uploader = opts.uploader,
     journal = j and j.path,
     _journal = j,
@@ -185,6 +216,13 @@ end
 -- Returns: Task, or nil and an "invalid" error naming every problem (before any network I/O).
 local SUBMIT_OPTS = { output = "string", label = "string" }
 
+-- The deadline of a task of this model, in seconds.
+function Client:_timeout_for(model)
+  local tt = self._task_timeouts
+  if type(tt) == "table" and model and tt[model] then return tt[model] end
+  return self.task_timeout
+end
+
 function Client:submit(req, opts)
   if opts ~= nil then options.check("submit", 2, opts, SUBMIT_OPTS) end
   local norm, err = validate.request("submit", req, self.provider, function(m)
@@ -198,7 +236,7 @@ function Client:submit(req, opts)
   end
   if source and not norm.extend_from then
     -- a chain: held (files checked and hashed already) until the source succeeds
-    local task, serr = self._core:submit(norm, self, true)
+    local task, serr = self._core:submit(norm, self, true, self:_timeout_for(norm.unified_model))
     if not task then return nil, serr end
     local chains = source:_owner()._chains
     chains[source] = chains[source] or {}
@@ -207,7 +245,7 @@ function Client:submit(req, opts)
   end
   local key, jerr = self:_journal_intent(norm, opts)
   if jerr then return nil, jerr end
-  local task, serr = self._core:submit(norm, self)
+  local task, serr = self._core:submit(norm, self, false, self:_timeout_for(norm.unified_model))
   if key then
     if task then
       self._keys[task] = key
@@ -286,7 +324,7 @@ function Client:task(id, opts)
     options.fail("task", 1, 2, "task id (non-empty string) expected, got %s", type(id))
   end
   if opts ~= nil then options.check("task", 2, opts, { key = "string" }) end
-  local t = self._core:attach(id, self)
+  local t = self._core:attach(id, self, self.task_timeout)
   if opts and opts.key and self._journal then
     self._keys[t] = opts.key
     self._written[t] = { accepted = true }
@@ -548,7 +586,7 @@ local function timeout_error(t, seconds, what)
 end
 
 --- Wait until the task ends. Blocks (pumping the client) for at most opts.timeout seconds
--- (default: the client's task_timeout, 30 minutes). on_progress(task) runs on every change.
+-- (default: until the task's own deadline, task_timeout, 30 minutes unless set). on_progress(task) runs on every change.
 -- syntax: ok, err = task:wait{ timeout = 600, on_progress = fn }
 -- Returns: true when it succeeded; nil and an error otherwise (failed, moderated, canceled,
 -- unconfirmed, halted polling, or the timeout: the task is not lost, wait again).
@@ -556,7 +594,8 @@ function task:wait(opts)
   opts = opts or {}
   options.check("wait", 1, opts, WAIT)
   local c = owner(self)
-  local timeout = opts.timeout or c.task_timeout
+  -- no timeout of its own: the task's deadline (task_timeout, in the core) ends the wait
+  local timeout = opts.timeout or math.huge
   if self.halted then self:_resume() end
   local deadline = core.now() + timeout
   local on_progress = opts.on_progress
@@ -630,7 +669,7 @@ function task:download(path, opts)
   opts = opts or {}
   options.check("download", 2, opts, DOWNLOAD)
   local c = owner(self)
-  local timeout = opts.timeout or c.task_timeout
+  local timeout = opts.timeout or math.huge
   local deadline = core.now() + timeout
   if self.status ~= "succeeded" then
     local ok, err = self:wait{ timeout = timeout, on_progress = opts.on_progress }

@@ -40,6 +40,12 @@ function M.start(opts)
     return cjson.decode(body)
   end
   function s.reset() assert(request("POST", url .. "/_sandbox/reset", "") == 200) end
+  -- Replace the fault plan (docs/sandbox.md); returns the plan as the sandbox sees it.
+  function s.faults(list)
+    local code, body = request("POST", url .. "/_sandbox/faults", cjson.encode({ faults = list }))
+    assert(code == 200, "faults: " .. tostring(code) .. " " .. tostring(body))
+    return cjson.decode(body).faults
+  end
   function s.stop()
     if s.proc then
       request("POST", url .. "/_sandbox/shutdown", "")

@@ -1,0 +1,43 @@
+/* retry.h: the one retry policy of the engine: what is retried, after how long, how often. */
+#ifndef PF_RETRY_H
+#define PF_RETRY_H
+
+#include <curl/curl.h>
+
+#include "error.h"
+
+struct pf_client;
+struct pf_task;
+
+/* What a request was for: each has its own attempt limit and its own rule for what may be
+ * retried (a submit only when it provably never reached the gateway). */
+typedef enum pf_rkind { PF_R_SUBMIT = 0, PF_R_STATUS, PF_R_UPLOAD, PF_R_DOWNLOAD } pf_rkind;
+
+/* Delay before attempt number `failures` + 1, after `failures` consecutive failures (>= 1):
+ * full jitter over an exponential ceiling, min(max, base * 2^(failures-1)) * rnd, with rnd in
+ * [0, 1); a Retry-After (>= 0) replaces it, capped at after_max. */
+double pf_retry_delay(double base, double max, double after_max, int failures, double retry_after,
+                      double rnd);
+
+/* Should the request that failed with e be sent again, this being its `failures`-th failure?
+ * For a submit, the caller says whether the request provably never reached the gateway. */
+int pf_retry_should(const struct pf_client *c, pf_rkind kind, const pf_err *e, int failures,
+                    int never_sent);
+
+/* The delay for this client and error (its jitter drawn from the client's generator). */
+double pf_retry_after_failure(struct pf_client *c, int failures, const pf_err *e);
+
+/* Did the request provably never reach the gateway? (resolve, connect or TLS handshake failed,
+ * or a timeout fired before the request was sent.) */
+int pf_never_sent(CURL *easy, CURLcode rc);
+
+/* Name the deadline behind a CURLE_OPERATION_TIMEDOUT: fills e with code connect_timeout,
+ * low_speed, request_timeout or download_timeout and says which limit fired. */
+void pf_timeout_error(const struct pf_client *c, CURL *easy, int download, const char *errbuf,
+                      pf_err *e);
+
+/* Retry-After given in a JSON error body ({"retry_after": s} at the top or under "error"),
+ * or < 0. [INFERENCE] none of the six gateways documents one; OpenAI-style services send it. */
+double pf_body_retry_after(const char *body, size_t len);
+
+#endif
