@@ -250,7 +250,7 @@ static int client_new(lua_State *L) {
 
 static int client_gc(lua_State *L) {
   pf_client *c = check_client(L, 1);
-  if (!c->closed) free_client(c);
+  free_client(c);       /* also a half-made client: whatever new_client got before it raised */
   return 0;
 }
 

@@ -320,6 +320,9 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   static int curl_ready = 0;
   if (!curl_ready) {
     /* once per process; libcurl 7.84+ makes this thread-safe */
+#ifdef PF_TEST_FAILALLOC
+    pf_test_alloc_init();                   /* spec/support/failalloc.c: the test build only */
+#endif
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
       return luaL_error(L, "pixflow.core: curl_global_init failed");
     curl_ready = 1;

@@ -147,7 +147,7 @@ static const json_t *envelope(long http, const json_t *root, pf_err *err) {
   if (json_is_integer(code)) {
     long long c = json_integer_value(code);
     if (c == 0 && http >= 200 && http < 300) return resp;
-    int retry;
+    int retry = 0;
     pf_errkind k = c == 0 ? pf_kind_for_http(http) : code_kind(c, &retry);
     char cs[32];
     snprintf(cs, sizeof cs, "%lld", c);
