@@ -23,7 +23,7 @@ CLIP      := spec/fixtures/clip.mp4
 BUSTED    ?= busted
 SPECS     ?= spec
 
-.PHONY: all deps test test-live demo examples clean fuzz fuzz-build soak test-allocfail test-asan test-valgrind
+.PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build soak test-allocfail test-asan test-valgrind
 
 all: build/pixflow/core.so build/pixflow-sandbox
 
@@ -73,6 +73,9 @@ FUZZ_TARGETS := $(ADAPTERS) journal
 FUZZ_LIB_SRCS := $(filter-out csrc/core.c csrc/client.c csrc/task.c csrc/http.c csrc/journal.c,$(CORE_SRCS))
 
 fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/%_fuzz) build/pixflow/core.so
+$(FUZZ_TARGETS:%=build/fuzz/%_fuzz): | fuzz-deps
+fuzz-deps:
+	@sh scripts/deps.sh clang
 
 build/fuzz/%_fuzz: fuzz/adapter_fuzz.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
@@ -83,7 +86,8 @@ build/fuzz/journal_fuzz: fuzz/journal_fuzz.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(STD) $(LUA_CFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs $(LUA_PC)) -lm -ldl -Wl,-E
 
-fuzz: deps fuzz-build
+fuzz: fuzz-build
+	@sh scripts/deps.sh clang
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/corpus/$$t build/fuzz/crashes/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
@@ -94,6 +98,32 @@ fuzz: deps fuzz-build
 	  grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done [0-9]+ runs)" build/fuzz/$$t.log | tr '\n' ' '; echo; \
 	  if [ $$rc -ne 0 ]; then echo "fuzz: $$t FAILED (see build/fuzz/$$t.log)"; exit 1; fi; \
 	done; echo "fuzz: every target ran $(FUZZ_SECONDS) s with no crash"
+
+# The whole suite again with the C core, the sandbox and the embedding example built with
+# AddressSanitizer and UndefinedBehaviorSanitizer, in a copy of the checkout (build/asan-tree) so
+# that the normal build is left alone. Every process of the suite gets the ASan runtime; any
+# sanitizer report (written under build/asan-tree/reports) fails the target.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+test-asan: deps
+	@rm -rf build/asan-tree && mkdir -p build/asan-tree/reports
+	@cp -r .busted Makefile bin csrc lua sandbox scripts spec examples rockspec docs build/asan-tree/
+	cd build/asan-tree && $(MAKE) --no-print-directory all examples CFLAGS="$(SAN_FLAGS)"
+	cd build/asan-tree && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/build/asan-tree/reports/asan \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build/asan-tree/reports/ubsan \
+	  $(BUSTED) --lua=$(LUA) --exclude-tags=live,noasan -o spec/support/summary.lua $(SPECS); rc=$$?; \
+	  if ls $(CURDIR)/build/asan-tree/reports/* >/dev/null 2>&1; then \
+	    echo "sanitizer reports:"; head -50 $(CURDIR)/build/asan-tree/reports/*; echo "0 passed, 1 failed"; exit 1; fi; \
+	  echo "sanitizers: no reports"; exit $$rc
+
+# The engine's specs under valgrind memcheck: any memory error or definite leak fails it.
+VALGRIND_SPECS ?= spec/core_spec.lua spec/apimart_spec.lua spec/retry_spec.lua spec/adapters spec/journal_spec.lua
+test-valgrind: deps all
+	@sh scripts/deps.sh valgrind
+	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  --error-exitcode=99 --suppressions=spec/support/valgrind.supp \
+	  $(LUA) $$(command -v busted) \
+	  -o spec/support/summary.lua $(VALGRIND_SPECS)
 
 # Allocation failure: the core built so that its N-th allocation (its own and jansson's) fails,
 # under ASan, run end to end once for every N (STEP=k: every k-th). Each run must end cleanly.

@@ -165,6 +165,7 @@ static void free_client(pf_client *c) {
   c->cache = NULL;
   c->ncache = 0;
   free(c->o.user_agent); c->o.user_agent = NULL;
+  pf_trace_close(c);
   c->closed = 1;
 }
 
@@ -237,6 +238,17 @@ static int client_new(lua_State *L) {
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
 
+  lua_getfield(L, 1, "trace");
+  if (!lua_isnil(L, -1)) {
+    pf_err e;
+    if (!lua_isstring(L, -1)) return luaL_error(L, "bad option 'trace' (a path expected)");
+    if (pf_trace_open(c, lua_tostring(L, -1), &e) != 0) {
+      lua_pushnil(L);
+      pf_err_push(L, &e, NULL);
+      return 2;
+    }
+  }
+  lua_pop(L, 1);
   c->multi = curl_multi_init();
   if (!c->multi) {
     pf_err e;

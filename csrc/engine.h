@@ -97,6 +97,7 @@ typedef struct pf_client {
   pf_cache_entry *cache;     /* upload results */
   size_t ncache;
   unsigned long uploads;     /* uploads performed (tests read it) */
+  FILE *trace;               /* the debug trace (trace.c), or NULL */
 } pf_client;
 
 typedef enum pf_xkind {
@@ -237,6 +238,14 @@ void pf_xfer_finish(pf_client *c, pf_task *t);
 void pf_xfer_pump_queues(pf_client *c);
 /* The host part of url, for per-host slots. */
 void pf_url_host(const char *url, char *out, size_t n);
+
+/* trace.c: the debug trace */
+int pf_trace_open(pf_client *c, const char *path, pf_err *err);
+void pf_trace_close(pf_client *c);
+/* One line for t's finished transfer: what, where (the URL without its query), how it ended. */
+void pf_trace_request(pf_client *c, const pf_task *t, CURLcode rc, long http);
+/* url without user info and query ("?<redacted>"), into out. */
+void pf_redact_url(const char *url, char *out, size_t n);
 
 /* task.c: the state machine */
 void pf_task_init(pf_task *t, pf_client *c);

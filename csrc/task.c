@@ -254,8 +254,11 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     if (pf_never_sent(x->easy, rc)) {
       if (retry_submit(c, t, &e, 1)) return;
       t->state = PF_ST_FAILED;
-      pf_err_append(&e, "; the request never reached %s (%d attempts), so nothing was charged",
-                    c->provider, t->submit_failures);
+      if (t->submit_failures > 1)
+        pf_err_append(&e, "; the request never reached %s (%d attempts), so nothing was charged",
+                      c->provider, t->submit_failures);
+      else
+        pf_err_append(&e, "; the request never reached %s, so nothing was charged", c->provider);
       pf_request_free(&t->rq);
       set_error(t, &e);
       return;
@@ -685,6 +688,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
   int progress = t->progress, halted = t->halted;
   pf_dlstate dl = t->dl;
   curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
+  pf_trace_request(c, t, rc, http);
   switch (t->x.kind) {
     case PF_X_UPLOAD: on_upload_done(c, t, rc, http); break;
     case PF_X_SUBMIT: on_submit_done(c, t, rc, http); break;

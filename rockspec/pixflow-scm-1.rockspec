@@ -31,7 +31,7 @@ build = {
     ["pixflow.core"] = {
       sources = {
         "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/hash.c",
-        "csrc/http.c", "csrc/journal.c", "csrc/retry.c", "csrc/sched.c", "csrc/task.c",
+        "csrc/http.c", "csrc/journal.c", "csrc/retry.c", "csrc/sched.c", "csrc/task.c", "csrc/trace.c",
         "csrc/util.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
         "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",

@@ -260,7 +260,7 @@ static enum MHD_Result upload(const sbx_req *r) {
   SBX_COUNT(GW, uploads);
   char id[64], url[256];
   sbx_id64(id, sizeof id);
-  snprintf(url, sizeof url, "http://127.0.0.1:%u/apimart/uploads/%s", g_sbx.port, id);
+  snprintf(url, sizeof url, "%s://127.0.0.1:%u/apimart/uploads/%s", sbx_scheme(), g_sbx.port, id);
   sbx_object_put(GW, url, f->filename);
   return sbx_reply_json(r->conn, GW, 200,
                         json_pack("{s:s,s:s,s:s,s:I,s:I}", "url", url, "filename", f->filename,

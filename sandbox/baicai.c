@@ -106,7 +106,7 @@ static enum MHD_Result task_call(const sbx_req *r, const char *id, int want_resu
   json_t *urls = json_array();
   for (int k = 0; t.outcome != SBX_NO_VIDEO && k < t.nvideos; k++) {
     char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/baicai/files/%s-%d.mp4?expires=%.3f", g_sbx.port,
+    snprintf(url, sizeof url, "%s://127.0.0.1:%u/baicai/files/%s-%d.mp4?expires=%.3f", sbx_scheme(), g_sbx.port,
              t.id, k, sbx_now() + t.url_ttl);
     json_array_append_new(urls, json_string(url));
   }
@@ -126,7 +126,7 @@ static enum MHD_Result upload(const sbx_req *r) {
   snprintf(path, sizeof path, "users/sandbox/%s.png", id);
   sbx_object_put(GW, path, "1");
   char url[320];
-  snprintf(url, sizeof url, "http://127.0.0.1:%u/baicai/resources/%s", g_sbx.port, path);
+  snprintf(url, sizeof url, "%s://127.0.0.1:%u/baicai/resources/%s", sbx_scheme(), g_sbx.port, path);
   return reply(r, 200, 0, "上传成功", json_pack("{s:s}", "fullPath", url));
 }
 

@@ -167,7 +167,7 @@ static enum MHD_Result policy(const sbx_req *r) {
   char dir[128], host[128], rid[40], id[32];
   sbx_id64(id, sizeof id);
   snprintf(dir, sizeof dir, "dashscope-instant/%s/2026-01-01/%s", "sandbox", id);
-  snprintf(host, sizeof host, "http://127.0.0.1:%u/dashscope-oss", g_sbx.port);
+  snprintf(host, sizeof host, "%s://127.0.0.1:%u/dashscope-oss", sbx_scheme(), g_sbx.port);
   sbx_object_put(GW, dir, model);           /* the policy: its directory, bound to the model */
   sbx_id64(rid, sizeof rid);
   return sbx_reply_json(r->conn, GW, 200, json_pack(

@@ -120,7 +120,8 @@ enum MHD_Result sbx_reply_json(struct MHD_Connection *c, int gw, unsigned status
 }
 
 void sbx_result_url(int gw, const sbx_task *t, char *out, size_t n) {
-  snprintf(out, n, "http://127.0.0.1:%u/%s/files/%s.mp4?expires=%.3f", g_sbx.port,
+  snprintf(out, n, "%s://127.0.0.1:%u/%s/files/%s.mp4?expires=%.3f",
+           g_sbx.tls_cert ? "https" : "http", g_sbx.port,
            sbx_gw_names[gw], t->id, sbx_now() + t->url_ttl);
 }
 
@@ -399,9 +400,18 @@ struct MHD_Daemon *sbx_http_start(unsigned port) {
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);   /* loopback only, always */
   /* a thread per connection: a fault that stalls a reply blocks only its own connection */
-  return MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                          MHD_USE_ERROR_LOG, (uint16_t)port,
-                          NULL, NULL, handler, NULL,
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+  if (g_sbx.tls_cert) {
+    return MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)port, NULL, NULL, handler, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_HTTPS_MEM_CERT, g_sbx.tls_cert,
+                            MHD_OPTION_HTTPS_MEM_KEY, g_sbx.tls_key,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                            MHD_OPTION_END);
+  }
+  return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, NULL,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
         "  --port N            port to listen on; 0 (the default) picks a free one\n"
         "  --task-seconds S    how long a generation takes (default 8; a prompt's #seconds=S wins)\n"
         "  --seed N            seed for task ids, for reproducible runs (default: time)\n"
+        "  --tls-cert FILE     serve HTTPS with this PEM certificate (and --tls-key FILE)\n"
         "  --exit-with-parent  stop when the process that started it dies\n", f);
 }
 
@@ -42,15 +43,40 @@ static int parse_num(const char *opt, const char *val, double lo, double hi, dou
   return 0;
 }
 
+/* A whole file as a string (PEM), or NULL. */
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  size_t len = 0, cap = 0, n;
+  char chunk[4096];
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (len + n + 1 > cap) {
+      cap = (len + n + 1) * 2;
+      char *nb = realloc(buf, cap);
+      if (!nb) { free(buf); fclose(f); return NULL; }
+      buf = nb;
+    }
+    memcpy(buf + len, chunk, n);
+    len += n;
+  }
+  fclose(f);
+  if (buf) buf[len] = '\0';
+  return buf;
+}
+
 int main(int argc, char **argv) {
   double port = 0, seconds = 8, seed = (double)time(NULL);
   int with_parent = 0;
+  const char *cert = NULL, *key = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--port") == 0) { if (parse_num(a, argv[++i], 0, 65535, &port)) return 2; }
     else if (strcmp(a, "--task-seconds") == 0) { if (parse_num(a, argv[++i], 0, 86400, &seconds)) return 2; }
     else if (strcmp(a, "--seed") == 0) { if (parse_num(a, argv[++i], 0, 1e18, &seed)) return 2; }
     else if (strcmp(a, "--exit-with-parent") == 0) with_parent = 1;
+    else if (strcmp(a, "--tls-cert") == 0 && i + 1 < argc) cert = argv[++i];
+    else if (strcmp(a, "--tls-key") == 0 && i + 1 < argc) key = argv[++i];
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 0; }
     else { fprintf(stderr, "pixflow-sandbox: unknown option '%s'\n", a); usage(stderr); return 2; }
   }
@@ -66,6 +92,14 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  if (!cert != !key) {
+    fprintf(stderr, "pixflow-sandbox: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (cert && (!(g_sbx.tls_cert = read_file(cert)) || !(g_sbx.tls_key = read_file(key)))) {
+    fprintf(stderr, "pixflow-sandbox: cannot read %s: %s\n", g_sbx.tls_cert ? key : cert, strerror(errno));
+    return 2;
+  }
   g_sbx.daemon = sbx_http_start((unsigned)port);
   if (!g_sbx.daemon) {
     fprintf(stderr, "pixflow-sandbox: cannot listen on 127.0.0.1:%u (%s)\n", (unsigned)port,
@@ -74,7 +108,8 @@ int main(int argc, char **argv) {
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(g_sbx.daemon, MHD_DAEMON_INFO_BIND_PORT);
   g_sbx.port = info ? info->port : (unsigned)port;
-  printf("pixflow sandbox: listening on http://127.0.0.1:%u\n", g_sbx.port);
+  printf("pixflow sandbox: listening on %s://127.0.0.1:%u\n", g_sbx.tls_cert ? "https" : "http",
+         g_sbx.port);
   fflush(stdout);
   char ch;
   while (read(wake_pipe[0], &ch, 1) < 0 && errno == EINTR) {}

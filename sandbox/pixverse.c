@@ -183,7 +183,7 @@ static enum MHD_Result result(const sbx_req *r, const char *id) {
   char url[256] = "";
   if (p.phase == 1) {
     /* the trap: a URL appears while the status is still 5, and answers 404 */
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/%s/files/%s-pending.mp4", g_sbx.port,
+    snprintf(url, sizeof url, "%s://127.0.0.1:%u/%s/files/%s-pending.mp4", sbx_scheme(), g_sbx.port,
              sbx_gw_names[r->gw], t.id);
   } else if (p.phase == 2) {
     if (t.canceled) status = 6;

@@ -62,12 +62,15 @@ typedef struct sbx {
   struct sbx_object **objects;   /* uploads, policies: key -> value, per gateway */
   unsigned long long next_id64;  /* PixVerse ids: beyond 2^53, as the platform's are */
   int wake_fd;               /* write end of the pipe main() waits on */
+  char *tls_cert, *tls_key;  /* PEM: serve HTTPS (tests of certificate checks) */
 } sbx;
 
 extern sbx g_sbx;
 extern const char *const sbx_gw_names[SBX_GW__COUNT];
 
 double sbx_now(void);
+/* "https" when the sandbox serves TLS, else "http": for the URLs it hands out. */
+const char *sbx_scheme(void);
 /* A uniform number in [0, 1) from the seeded generator; the caller holds g_sbx.lock. */
 double sbx_rand01(void);
 

@@ -32,6 +32,8 @@ static uint64_t next_rand(void) {
   return x * 2685821657736338717ULL;
 }
 
+const char *sbx_scheme(void) { return g_sbx.tls_cert ? "https" : "http"; }
+
 double sbx_rand01(void) {
   return (double)(next_rand() >> 11) / 9007199254740992.0;
 }

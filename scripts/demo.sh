@@ -18,6 +18,6 @@ echo "demo: sandbox at $url (a local emulation of apimart; no credits are spent)
 PIXFLOW_BASE_URL="$url/apimart" APIMART_API_KEY=sandbox-key PIXFLOW_POLL=0.5 \
 LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' \
   lua5.4 examples/fusion.lua out/demo.mp4
-magic=$(dd if=out/demo.mp4 bs=1 skip=4 count=4 2>/dev/null)
+magic=$(head -c 8 out/demo.mp4 | tail -c 4)
 [ "$magic" = "ftyp" ] || { echo "demo: out/demo.mp4 is not an MP4"; exit 1; }
 echo "demo: out/demo.mp4 is an MP4 ($(wc -c < out/demo.mp4) bytes, 'ftyp' at byte 4)"

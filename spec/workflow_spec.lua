@@ -141,6 +141,23 @@ describe("workflows", function()
       f:close()
     end)
 
+    it("an unconfirmed submit never falls back: the next gateway gets nothing", function()
+      sbx.faults{ { gateway = "apimart", route = "submit", action = "reset_after", times = 1 } }
+      local f = pixflow.fallback({
+        { provider = "apimart", api_key = "k", base_url = sbx.base("apimart"), poll = POLL },
+        { provider = "jiekou", api_key = "k", base_url = sbx.base("jiekou"), poll = POLL },
+      })
+      local t = assert(f:submit{ prompt = "@hero walks", references = HERO })
+      local ok, err = t:wait{ timeout = 10 }
+      assert.is_nil(ok)
+      assert.equal("unconfirmed", err.kind)
+      assert.equal(1, #t.attempts)
+      assert.equal(1, sbx.stats().apimart.tasks)       -- created, and maybe billed: so it stops
+      assert.equal(0, sbx.stats().jiekou.submits)
+      sbx.faults{}
+      f:close()
+    end)
+
     it("a failed generation moves on; moderation stops unless asked", function()
       local f = fb()
       local t = assert(f:submit{ prompt = "@hero #fail", references = HERO })

@@ -28,6 +28,7 @@ common options:
   --sandbox URL        use a running sandbox: the base URL becomes URL/<provider>
   --journal PATH       journal file (default $XDG_STATE_HOME/pixflow/journal.jsonl)
   --no-journal         keep no journal
+  --trace PATH         append one JSON line per HTTP request to PATH (no key, no signed query)
   --poll SECONDS       status poll interval (default: the gateway's; 0.5 with --sandbox)
   --json               print one JSON object per event per line (the default when stdout is
                        not a terminal is plain lines)
@@ -184,7 +185,7 @@ local function client_for(o, provider)
   provider = provider or o.provider or "apimart"
   local base = o["base-url"] or (o.sandbox and (o.sandbox:gsub("/+$", "") .. "/" .. provider))
   return pixflow.new{ provider = provider, base_url = base, model = o.model, journal = journal_path(o),
-                      poll = poll_opts(o) }
+                      poll = poll_opts(o), trace = o.trace }
 end
 
 local function interrupted_hint(o, task)
@@ -276,7 +277,7 @@ local function by_id(cmd, o, pos)
     return EXIT.ok
   end
   local started = require("pixflow").now()
-  local path, err = task:download(o.output or (pos[1] .. ".mp4"), { timeout = tonumber(o.timeout),
+  local path, err = task:download(o.output or M.default_output(pos[1]), { timeout = tonumber(o.timeout),
     on_progress = function(t) ui.progress(t, started) end })
   ui.finish_line()
   if not path then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
@@ -501,6 +502,15 @@ function M.main(args, env)
   end
   eprint("pixflow: " .. msg)
   return EXIT.other
+end
+
+--- The file a download by id writes when no --output is given: "<id>.mp4" in the current
+-- directory, whatever the id holds (a slash, "..", a leading dot or a control character never
+-- makes it a path elsewhere).
+function M.default_output(id)
+  local name = tostring(id):gsub("[^%w%-_.]", "_"):gsub("^%.+", "_")
+  if name == "" then name = "_" end
+  return name .. ".mp4"
 end
 
 return M

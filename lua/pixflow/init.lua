@@ -46,7 +46,7 @@ local NEW = {
   max_download_bytes = "number", download_attempts = "number", ca_file = "string",
   user_agent = "string", task_timeout = { "number", "table" }, region = "string",
   workspace = "string", ref_names = "boolean", uploader = "function", journal = "string",
-  retry = "table", clock = "string",
+  retry = "table", clock = "string", trace = "string",
 }
 -- The retry policy (csrc/retry.c): full-jitter back-off between base and max seconds, a
 -- Retry-After honoured up to after_max, and how many tries each kind of request gets.
@@ -152,6 +152,7 @@ function M.new(opts)
     lookup_delay = (opts.retry or {}).lookup_delay, lookup_attempts = (opts.retry or {}).lookup_attempts,
     max_poll_failures = (opts.retry or {}).poll_failures or poll.max_failures,
     clock = opts.clock,
+    trace = opts.trace,
     auth = preset.auth,
     ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names,
   }
