@@ -94,6 +94,7 @@ fuzz: fuzz-build
 	  PIXFLOW_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1 build/fuzz/$${t}_fuzz \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 	    -artifact_prefix=build/fuzz/crashes/$$t/ -print_final_stats=1 \
+	    $$( [ -f fuzz/$$t.dict ] && echo -dict=fuzz/$$t.dict ) \
 	    build/fuzz/corpus/$$t fuzz/corpus/$$t 2>build/fuzz/$$t.log; rc=$$?; \
 	  grep -E "^(stat::number_of_executed_units|stat::new_units_added|Done [0-9]+ runs)" build/fuzz/$$t.log | tr '\n' ' '; echo; \
 	  if [ $$rc -ne 0 ]; then echo "fuzz: $$t FAILED (see build/fuzz/$$t.log)"; exit 1; fi; \
