@@ -401,18 +401,16 @@ struct MHD_Daemon *sbx_http_start(unsigned port) {
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);   /* loopback only, always */
   /* a thread per connection: a fault that stalls a reply blocks only its own connection */
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-  if (g_sbx.tls_cert) {
-    return MHD_start_daemon(flags | MHD_USE_TLS, (uint16_t)port, NULL, NULL, handler, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_HTTPS_MEM_CERT, g_sbx.tls_cert,
-                            MHD_OPTION_HTTPS_MEM_KEY, g_sbx.tls_key,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                            MHD_OPTION_END);
-  }
-  return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, NULL,
+  /* HTTPS when a certificate was given: the same server, with the PEM pair (else two no-ops) */
+  struct MHD_OptionItem tls[] = {
+    { g_sbx.tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, g_sbx.tls_cert },
+    { MHD_OPTION_HTTPS_MEM_KEY, 0, g_sbx.tls_key },
+    { MHD_OPTION_END, 0, NULL },
+  };
+  return MHD_start_daemon(flags | (g_sbx.tls_cert ? MHD_USE_TLS : 0), (uint16_t)port, NULL, NULL,
+                          handler, NULL,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                          MHD_OPTION_ARRAY, tls,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                           MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,

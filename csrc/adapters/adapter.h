@@ -216,6 +216,10 @@ char *pf_url_with_id(const char *base, const char *fmt, const char *id);
 /* A GET of base + fmt (one %s: the escaped id) with the auth header: the usual status call.
  * Returns 0, or -1 with a nomem error. */
 int pf_get_by_id(const pf_ctx *ctx, const char *fmt, const char *id, pf_http_req *out, pf_err *err);
+/* A POST of base + path with the auth header and the local file of up as multipart field
+ * `field`: the usual upload call. Returns 0, or -1 with a nomem error. */
+int pf_multipart_upload(const pf_ctx *ctx, const char *path, const char *field, const pf_upload *up,
+                        pf_http_req *out, pf_err *err);
 /* *id = the id in v (a JSON string or integer); consumes root. Without one: -1 and a protocol
  * error saying the gateway accepted but its reply lacks `where` (the outcome is then unknown). */
 int pf_reply_id(json_t *root, const json_t *v, long http, const char *provider, const char *where,

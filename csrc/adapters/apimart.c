@@ -195,12 +195,7 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
 /* POST /v1/uploads/images, multipart "file" (jpeg/png/webp/gif, at most 20 MB) -> {"url": ...},
  * valid 72 h (providers.md 7.3). */
 static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err) {
-  out->method = "POST";
-  out->url = pf_url_join(ctx->base_url, "/v1/uploads/images");
-  if (!out->url || pf_auth_header(ctx, &out->headers) ||
-      pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime))
-    return nomem(err);
-  return 0;
+  return pf_multipart_upload(ctx, "/v1/uploads/images", "file", up, out, err);
 }
 
 static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,

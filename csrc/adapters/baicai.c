@@ -151,12 +151,7 @@ static int parse_result(const pf_ctx *ctx, long http, const char *body, size_t l
 
 /* POST /v1/resources/upload, multipart "file" -> data.fullPath (3P) [INFERENCE]. */
 static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err) {
-  out->method = "POST";
-  out->url = pf_url_join(ctx->base_url, "/v1/resources/upload");
-  if (!out->url || pf_auth_header(ctx, &out->headers) ||
-      pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime))
-    return nomem(err);
-  return 0;
+  return pf_multipart_upload(ctx, "/v1/resources/upload", "file", up, out, err);
 }
 
 static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,

@@ -109,6 +109,18 @@ int pf_get_by_id(const pf_ctx *ctx, const char *fmt, const char *id, pf_http_req
   return 0;
 }
 
+int pf_multipart_upload(const pf_ctx *ctx, const char *path, const char *field, const pf_upload *up,
+                        pf_http_req *out, pf_err *err) {
+  out->method = "POST";
+  out->url = pf_url_join(ctx->base_url, path);
+  if (!out->url || pf_auth_header(ctx, &out->headers) ||
+      pf_http_add_part(out, field, NULL, up->path, up->filename, up->mime)) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the %s request", ctx->provider);
+    return -1;
+  }
+  return 0;
+}
+
 int pf_json_post(const pf_ctx *ctx, const char *path, json_t *obj, pf_http_req *out, pf_err *err) {
   out->method = "POST";
   out->url = pf_url_join(ctx->base_url, path);
