@@ -285,7 +285,10 @@ describe("apimart end to end", function()
   end)
 
   it("a refused connection fails the submit and says nothing was charged", function()
-    local client = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = "http://127.0.0.1:9" })
+    -- a connection that never happened is retried (retry.submit_attempts, full-jitter back-off
+    -- of up to 1 + 2 + 4 s by default): a short back-off keeps this well inside the wait
+    local client = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = "http://127.0.0.1:9",
+                                       retry = { base = 0.01, max = 0.02 } })
     local task = assert(client:submit{ prompt = "x" })
     local ok, err = task:wait{ timeout = 5 }
     assert.is_nil(ok)
