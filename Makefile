@@ -23,7 +23,8 @@ CLIP      := spec/fixtures/clip.mp4
 BUSTED    ?= busted
 SPECS     ?= spec
 
-.PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build soak test-allocfail test-asan test-valgrind
+.PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build soak test-allocfail test-asan test-valgrind \
+        bench bench-smoke
 
 all: build/pixflow/core.so build/pixflow-sandbox
 
@@ -153,6 +154,26 @@ soak: deps all
 	@mkdir -p build
 	LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH='build/?.so;;' \
 	  $(LUA) scripts/soak.lua $(SOAK_SECONDS) $(SOAK_TASKS) $(SOAK_FAULTS) 2>build/soak.progress | tee build/soak.log
+
+# The benchmark suite (bench/run.lua, docs/benchmarks-method.md): pixflow against the libcurl
+# floor (bench/floor.c), LuaSocket, Python's aiohttp and curl(1), on the sandbox. `make bench`
+# takes a few minutes and rewrites docs/benchmarks.md and docs/benchmarks.svg; `make bench-smoke`
+# runs every workload at a tiny size (CI), asserting no timing, only that the suite still runs.
+BENCH_DEPS := python3-aiohttp gnuplot-nox
+BENCH_RUNS ?= 5
+BENCH_ENV  := LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua;;' LUA_CPATH='build/?.so;;'
+
+build/bench-floor: bench/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(STD) -o $@ $< $(DEP_LIBS)
+
+bench: deps all build/bench-floor
+	@sh scripts/deps.sh $(BENCH_DEPS)
+	$(BENCH_ENV) $(LUA) bench/run.lua --runs $(BENCH_RUNS)
+
+bench-smoke: deps all build/bench-floor
+	@sh scripts/deps.sh $(BENCH_DEPS)
+	$(BENCH_ENV) $(LUA) bench/run.lua --smoke
 
 clean:
 	rm -rf build out

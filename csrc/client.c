@@ -27,9 +27,17 @@ double pf_client_rand(pf_client *c) {
   return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+/* Unix time as the client sees it: a manual clock moves it too, so that the gateways' absolute
+ * times (apimart's created + estimated_time) agree with the engine's clock in tests and benchmarks. */
+double pf_client_wall(const pf_client *c) {
+  return c->manual_clock ? c->wall_origin + (pf_client_now(c) - c->clock_origin) : pf_walltime();
+}
+
 pf_ctx pf_client_ctx(const pf_client *c, char trace[37]) {
-  pf_uuid4(trace);
-  pf_ctx ctx = { c->provider, c->base_url, c->api_key, pf_walltime(), c->auth, trace,
+  /* a UUID costs a getrandom() call: only for gateways that want one per request */
+  if (c->adapter->trace_ids) pf_uuid4(trace);
+  else trace[0] = '\0';
+  pf_ctx ctx = { c->provider, c->base_url, c->api_key, pf_client_wall(c), c->auth, trace,
                  c->ref_names };
   return ctx;
 }
@@ -147,6 +155,7 @@ static void free_client(pf_client *c) {
   while (c->tasks) pf_task_detach(c->tasks);
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
+  pf_easy_pool_free(c);
   pf_heap_free(&c->heap);
   free(c->hosts);
   c->hosts = NULL;
@@ -215,6 +224,11 @@ static int client_new(lua_State *L) {
   c->o.poll_max = opt_num(L, 1, "poll_max", 30, 0.001, 86400);
   c->o.poll_backoff = opt_num(L, 1, "poll_backoff", 1.5, 1, 10);
   c->o.poll_jitter = opt_num(L, 1, "poll_jitter", 0.2, 0, 1);
+  c->o.poll_min = opt_num(L, 1, "poll_min", 1, 0.001, 86400);
+  c->o.poll_rate = opt_num(L, 1, "poll_rate", 0, 0, 1e6);
+  lua_getfield(L, 1, "poll_adaptive");
+  c->o.poll_adaptive = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+  lua_pop(L, 1);
   c->o.max_poll_failures = (int)opt_num(L, 1, "max_poll_failures", 8, 1, 1000);
   c->o.download_attempts = (int)opt_num(L, 1, "download_attempts", 5, 1, 100);
   c->o.upload_attempts = (int)opt_num(L, 1, "upload_attempts", 4, 1, 100);
@@ -234,6 +248,7 @@ static int client_new(lua_State *L) {
   }
   lua_pop(L, 1);
   c->clock_origin = pf_monotonic();
+  c->wall_origin = pf_walltime();
   if (c->o.poll_max < c->o.poll_interval) c->o.poll_max = c->o.poll_interval;
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
@@ -581,6 +596,7 @@ static void drain(lua_State *L, pf_client *c) {
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
     if (!t) continue;
     pf_xfer_finish(c, t);                   /* invalidates m */
+    c->finished++;
     pf_task_on_done(L, 1, c, t, rc);
   }
 }
@@ -616,10 +632,12 @@ static int client_poll(lua_State *L) {
   return 1;
 }
 
-/* client:_changed() -> list of tasks that changed since the last call. */
+/* client:_changed() -> list of tasks that changed since the last call. A pump in which nothing
+ * changed hands back the same empty list: a frame loop makes no garbage. */
 static int client_changed(lua_State *L) {
   check_client(L, 1);
   lua_getiuservalue(L, 1, 2);
+  if (lua_rawlen(L, -1) == 0) return 1;
   lua_newtable(L);
   lua_setiuservalue(L, 1, 2);
   return 1;
@@ -694,7 +712,8 @@ static int client_inflight(lua_State *L) {
   return 1;
 }
 
-/* client:_transfers() -> running, queued: requests on the wire, and waiting for a host slot. */
+/* client:_transfers() -> running, queued, finished: requests on the wire, waiting for a host
+ * slot, and ended since the client was made. */
 static int client_transfers(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   lua_Integer running = 0, queued = 0;
@@ -704,7 +723,8 @@ static int client_transfers(lua_State *L) {
   }
   lua_pushinteger(L, running);
   lua_pushinteger(L, queued);
-  return 2;
+  lua_pushinteger(L, (lua_Integer)c->finished);
+  return 3;
 }
 
 /* client:_advance_clock(seconds): move the virtual clock (tests drive back-off with it). */
@@ -714,6 +734,12 @@ static int client_advance_clock(lua_State *L) {
   luaL_argcheck(L, s >= 0, 2, "cannot move the clock backwards");
   c->clock_offset += s;
   return 0;
+}
+
+/* client:_wall_now() -> the Unix time the client's adapters see (moves with a manual clock) */
+static int client_wall_now(lua_State *L) {
+  lua_pushnumber(L, pf_client_wall(check_client(L, 1)));
+  return 1;
 }
 
 /* client:_next_due() -> seconds until the next timer, or nil */
@@ -737,6 +763,7 @@ static const luaL_Reg client_methods[] = {
   { "_list", client_list },
   { "_advance_clock", client_advance_clock },
   { "_next_due", client_next_due },
+  { "_wall_now", client_wall_now },
   { NULL, NULL },
 };
 

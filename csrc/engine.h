@@ -32,6 +32,11 @@
 #define PF_CLIENT_MT "pixflow.Client"
 #define PF_TASK_MT "pixflow.Task"
 
+/* Easy handles kept for reuse: enough for the transfers of a few hosts at the default slots. */
+#define PF_EASY_POOL 32
+/* Task durations a client remembers, for polling gateways that give no hints. */
+#define PF_DURATIONS 64
+
 typedef struct pf_opts {
   long connect_ms;          /* connect phase of every request */
   long request_ms;          /* whole API request */
@@ -45,7 +50,10 @@ typedef struct pf_opts {
   double poll_interval;     /* base interval, and the floor of hint-driven waits */
   double poll_max;          /* back-off cap */
   double poll_backoff;      /* interval multiplier every 3 polls */
-  double poll_jitter;       /* 0..1: fraction of a delay taken off at random */
+  double poll_jitter;       /* 0..1: fraction of the first poll's delay taken off at random */
+  double poll_min;          /* the shortest wait between two polls of a task (hinted polls) */
+  double poll_rate;         /* status requests per second for the whole client, 0 = no limit */
+  int poll_adaptive;        /* aim polls at the finish the gateway's hints predict */
   int max_poll_failures;    /* consecutive failed status polls before a task halts */
   int download_attempts;
   int upload_attempts;
@@ -91,6 +99,7 @@ typedef struct pf_client {
   double clock_offset;       /* virtual clock for tests: added to the monotonic clock */
   int manual_clock;          /* the clock moves only with _advance_clock (tests) */
   double clock_origin;
+  double wall_origin;        /* Unix time at clock_origin: a manual clock moves both */
   uint64_t rng;
   char *auth;                /* "bearer" or "api-key" (preset) */
   int ref_names;             /* send reference names (preset) */
@@ -98,6 +107,15 @@ typedef struct pf_client {
   size_t ncache;
   unsigned long uploads;     /* uploads performed (tests read it) */
   FILE *trace;               /* the debug trace (trace.c), or NULL */
+  double rate_tat;           /* poll_rate: when the next status request may go (GCRA) */
+  CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers (http.c) */
+  size_t npool;
+  unsigned long finished;    /* transfers that ended (benchmarks tell pumps apart with it) */
+  /* how long this client's tasks took (lower bounds: accepted to the last poll that saw them
+   * running), the last PF_DURATIONS of them, and their 5th percentile once there are 16 */
+  double durations[PF_DURATIONS];
+  size_t ndurations;
+  double duration_q05;
 } pf_client;
 
 typedef enum pf_xkind {
@@ -176,6 +194,9 @@ typedef struct pf_task {
   pf_timer timer;
   pf_timer_action timer_action;
   int npolls, poll_failures;
+  int overdue;               /* polls since the hints said the task should have ended */
+  double last_poll_at;       /* when the last status reply that saw it unfinished came */
+  int rate_slot;             /* this poll already holds a slot of the client's poll_rate */
   int submit_failures;       /* submits that provably never arrived or were turned away */
   double accepted_at;
   double task_timeout;       /* seconds, 0 = none */
@@ -206,6 +227,7 @@ typedef struct pf_task {
 /* client.c */
 double pf_client_now(const pf_client *c);
 double pf_client_rand(pf_client *c);   /* uniform [0,1) */
+double pf_client_wall(const pf_client *c);
 /* Record that t changed: bump the counter and push t on the changed list (needs t's userdata,
  * found through the anchor table, so call it before unanchoring). */
 void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t);
@@ -230,8 +252,11 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
 void pf_xfer_abort(pf_client *c, pf_task *t);
 /* Run one request to its end, blocking (not a task's: resume's lookups). */
 int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf_err *err);
-/* Free what a finished transfer holds (after its handler read it). */
-void pf_xfer_release(pf_xfer *x);
+/* Free what a finished transfer holds (after its handler read it); its handle goes back to c's
+ * pool (c NULL: freed). */
+void pf_xfer_release(pf_client *c, pf_xfer *x);
+/* Free the handles of c's pool. */
+void pf_easy_pool_free(pf_client *c);
 /* Detach a finished transfer from the multi handle and its host slot. */
 void pf_xfer_finish(pf_client *c, pf_task *t);
 /* Start queued transfers whose host has a free slot. */

@@ -66,18 +66,37 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
   return n;
 }
 
+/* The "host:port" of url (lower case, the scheme's port when none is given): the key of a
+ * per-host slot. A plain scan, as this runs for every request. */
 void pf_url_host(const char *url, char *out, size_t n) {
   out[0] = '\0';
-  CURLU *u = curl_url();
-  char *host = NULL, *port = NULL;
-  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    snprintf(out, n, "%s:%s", host, port ? port : "");
+  const char *p = strstr(url, "://");
+  if (!p || n < 8) return;
+  int https = (size_t)(p - url) == 5 && strncasecmp(url, "https", 5) == 0;
+  p += 3;
+  size_t len = strcspn(p, "/?#");
+  const char *at = memchr(p, '@', len);   /* user info is not part of the host */
+  if (at) { len -= (size_t)(at + 1 - p); p = at + 1; }
+  const char *port = NULL;
+  size_t hlen = len;
+  if (*p == '[') {                          /* [IPv6]:port */
+    const char *rb = memchr(p, ']', len);
+    if (rb) { hlen = (size_t)(rb + 1 - p); if (hlen < len && p[hlen] == ':') port = p + hlen + 1; }
+  } else {
+    const char *colon = memchr(p, ':', len);
+    if (colon) { hlen = (size_t)(colon - p); port = colon + 1; }
   }
-  curl_free(host);
-  curl_free(port);
-  curl_url_cleanup(u);
+  size_t plen = port ? len - (size_t)(port - p) : 0;
+  if (hlen + plen + 2 > n) return;
+  size_t o = 0;
+  for (size_t i = 0; i < hlen; i++) {
+    char ch = p[i];
+    out[o++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+  }
+  out[o++] = ':';
+  if (plen) { memcpy(out + o, port, plen); o += plen; }
+  else { const char *d = https ? "443" : "80"; memcpy(out + o, d, strlen(d)); o += strlen(d); }
+  out[o] = '\0';
 }
 
 static size_t host_slot(pf_client *c, const char *url, pf_err *err) {
@@ -96,40 +115,30 @@ static size_t host_slot(pf_client *c, const char *url, pf_err *err) {
   return c->nhosts++;
 }
 
-static int activate(pf_client *c, pf_task *t, pf_err *err) {
-  pf_xfer *x = &t->x;
-  CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
-  if (mc != CURLM_OK) {
-    pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
-               "could not start the request: %s", curl_multi_strerror(mc));
-    return -1;
-  }
-  x->active = 1;
-  c->hosts[x->host].active++;
-  return 0;
+/* An easy handle for a transfer that starts now: a reset one from the client's pool, or a new
+ * one. Handles are only held while a transfer runs, so a queued request costs no handle. */
+static CURL *easy_get(pf_client *c) {
+  if (c->npool > 0) return c->pool[--c->npool];
+  return curl_easy_init();
 }
 
-int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
-  pf_xfer *x = &t->x;
-  FILE *fp = x->fp;             /* a download's file is opened by the caller, ... */
-  curl_off_t resume_from = x->resume_from;   /* ... who also says where it continues */
-  memset(x, 0, sizeof *x);
-  x->fp = fp;
-  x->resume_from = resume_from;
-  x->kind = kind;
-  x->req = *req;
-  memset(req, 0, sizeof *req);
-  x->retry_after = -1;
-  pf_buf_init(&x->resp, c->o.max_body);
-  x->host = host_slot(c, x->req.url, err);
-  if (x->host == (size_t)-1) goto fail;
-  x->easy = curl_easy_init();
-  if (!x->easy) {
-    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a transfer (out of memory)");
-    goto fail;
+static void easy_put(pf_client *c, CURL *e) {
+  if (c && c->npool < PF_EASY_POOL) {
+    curl_easy_reset(e);
+    c->pool[c->npool++] = e;
+  } else {
+    curl_easy_cleanup(e);
   }
-  CURL *e = x->easy;
-  int download = kind == PF_X_DOWNLOAD;
+}
+
+void pf_easy_pool_free(pf_client *c) {
+  while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
+}
+
+/* Set every option of t's transfer on e (a fresh or reset handle). */
+static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
+  pf_xfer *x = &t->x;
+  int download = x->kind == PF_X_DOWNLOAD;
   CURLcode rc = CURLE_OK;
 #define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
   SET(CURLOPT_URL, x->req.url);
@@ -139,7 +148,7 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   /* a submit goes out on a connection of its own: on a reused connection that closes before
    * the reply, libcurl would send the request again by itself, and a second submit can be a
    * second charge */
-  if (kind == PF_X_SUBMIT) SET(CURLOPT_FRESH_CONNECT, 1L);
+  if (x->kind == PF_X_SUBMIT) SET(CURLOPT_FRESH_CONNECT, 1L);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   /* TLS verification is on and nothing in pixflow turns it off; ca_file only adds trust */
@@ -149,7 +158,7 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   SET(CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_ms);
   /* the request's own limit, or what is left of the task's deadline if that is sooner */
   long total_ms = download ? c->o.download_ms : c->o.request_ms;
-  if (t->deadline > 0 && kind != PF_X_CANCEL) {
+  if (t->deadline > 0 && x->kind != PF_X_CANCEL) {
     double left = (t->deadline - pf_client_now(c)) * 1000;
     if (left < (double)total_ms) total_ms = left > 1 ? (long)left : 1;
   }
@@ -186,6 +195,9 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
     SET(CURLOPT_MAXREDIRS, 5L);
     SET(CURLOPT_FAILONERROR, 1L);
     SET(CURLOPT_MAXFILESIZE_LARGE, c->o.max_download);
+    /* 256 KiB reads: a quarter of the system calls of the 16 KiB default on a large file; the
+     * buffer lives only while the download runs (W3 in docs/benchmarks.md) */
+    SET(CURLOPT_BUFFERSIZE, 256L * 1024);
     if (x->resume_from > 0) {
       /* the bytes before resume_from are on disk and their head was verified */
       SET(CURLOPT_RESUME_FROM_LARGE, x->resume_from);
@@ -199,11 +211,56 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   }
   SET(CURLOPT_WRITEDATA, (void *)x);
 #undef SET
+  return rc;
+}
+
+/* Give t's transfer a handle and start it. */
+static int activate(pf_client *c, pf_task *t, pf_err *err) {
+  pf_xfer *x = &t->x;
+  x->easy = easy_get(c);
+  if (!x->easy) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a transfer (out of memory)");
+    return -1;
+  }
+  CURLcode rc = configure(c, t, x->easy);
   if (rc != CURLE_OK) {
     pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
                "could not configure the request: %s", curl_easy_strerror(rc));
-    goto fail;
+    curl_mime_free(x->mime);
+    x->mime = NULL;
+    easy_put(c, x->easy);
+    x->easy = NULL;
+    return -1;
   }
+  CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+  if (mc != CURLM_OK) {
+    pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
+               "could not start the request: %s", curl_multi_strerror(mc));
+    curl_mime_free(x->mime);
+    x->mime = NULL;
+    easy_put(c, x->easy);
+    x->easy = NULL;
+    return -1;
+  }
+  x->active = 1;
+  c->hosts[x->host].active++;
+  return 0;
+}
+
+int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+  pf_xfer *x = &t->x;
+  FILE *fp = x->fp;             /* a download's file is opened by the caller, ... */
+  curl_off_t resume_from = x->resume_from;   /* ... who also says where it continues */
+  memset(x, 0, sizeof *x);
+  x->fp = fp;
+  x->resume_from = resume_from;
+  x->kind = kind;
+  x->req = *req;
+  memset(req, 0, sizeof *req);
+  x->retry_after = -1;
+  pf_buf_init(&x->resp, c->o.max_body);
+  x->host = host_slot(c, x->req.url, err);
+  if (x->host == (size_t)-1) goto fail;
   pf_host *h = &c->hosts[x->host];
   if (h->active < c->o.max_per_host) {
     if (activate(c, t, err) != 0) goto fail;
@@ -217,7 +274,7 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   return 0;
 fail:
   x->fp = NULL;                 /* the caller still owns and closes the file */
-  pf_xfer_release(x);
+  pf_xfer_release(c, x);
   return -1;
 }
 
@@ -261,12 +318,12 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf
     pf_buf_init(&x.resp, 0);
     rc = 0;
   }
-  pf_xfer_release(&x);
+  pf_xfer_release(NULL, &x);
   return rc;
 }
 
-void pf_xfer_release(pf_xfer *x) {
-  if (x->easy) curl_easy_cleanup(x->easy);
+void pf_xfer_release(pf_client *c, pf_xfer *x) {
+  if (x->easy) easy_put(c, x->easy);
   x->easy = NULL;
   curl_mime_free(x->mime);
   x->mime = NULL;
@@ -302,7 +359,7 @@ void pf_xfer_abort(pf_client *c, pf_task *t) {
     x->waiting = 0;
   }
   pf_xfer_finish(c, t);
-  pf_xfer_release(x);
+  pf_xfer_release(c, x);
 }
 
 void pf_xfer_pump_queues(pf_client *c) {

@@ -88,7 +88,7 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
     pf_http_req_free(&req);
     return -1;
   }
-  t->submit_wall = pf_walltime();
+  t->submit_wall = pf_client_wall(c);
   return pf_xfer_start(c, t, PF_X_SUBMIT, &req, err);
 }
 
@@ -147,6 +147,8 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
     pf_http_req_free(&req);
     return -1;
   }
+  /* libcurl hands over large chunks (CURLOPT_BUFFERSIZE): each goes to the file in one write */
+  setvbuf(fp, NULL, _IONBF, 0);
   t->x.fp = fp;
   if (pf_xfer_start(c, t, PF_X_DOWNLOAD, &req, err) != 0) {
     fclose(fp);
@@ -158,21 +160,83 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-/* Delay before the next status poll: geometric back-off every three polls, capped, pulled in
- * (never below the base interval) when the gateway's estimate says the task ends sooner,
- * and with jitter so that many tasks do not poll in step. */
+/* Delay before the next status poll (the poll economy: docs/benchmarks.md, W4).
+ * With hints (poll_adaptive): the gateway's progress rate predicts the finish (progress p% after
+ * e seconds leaves e(100-p)/p), or, before there is progress to go by, its own estimate (eta),
+ * of which only half is waited, estimates being rough; the poll is aimed at that time, within
+ * poll_min..poll_max. A task that outlives its prediction is polled poll_min apart, growing by
+ * half each time up to poll_interval. Without hints: every poll_interval for the first ten
+ * minutes, then backing off by poll_backoff every three polls up to poll_max. Jitter only spreads
+ * the first poll (first_poll): tasks submitted together then stay apart. */
 static double next_poll_delay(pf_client *c, pf_task *t) {
   const pf_opts *o = &c->o;
-  double d = o->poll_interval * pow(o->poll_backoff, (double)(t->npolls / 3));
-  if (d > o->poll_max) d = o->poll_max;
-  double eta = t->eta;
-  if (eta < 0 && t->progress > 0 && t->progress < 100) {
-    double elapsed = pf_client_now(c) - t->accepted_at;
-    eta = elapsed * (100 - t->progress) / t->progress;
+  double elapsed = pf_client_now(c) - t->accepted_at;
+  double left = -1;
+  if (o->poll_adaptive) {
+    if (t->progress >= 10 && t->progress < 100 && elapsed > 0)
+      left = elapsed * (100 - t->progress) / t->progress;
+    else if (t->eta >= 0)
+      left = t->eta / 2;
   }
-  if (eta >= 0 && eta < d) d = eta > o->poll_interval ? eta : o->poll_interval;
-  d -= d * o->poll_jitter * pf_client_rand(c);
-  return d;
+  if (left >= 0) {
+    double d;
+    if (left >= o->poll_min) {
+      t->overdue = 0;
+      d = left;
+    } else {
+      d = o->poll_min * pow(1.5, (double)t->overdue++);
+      if (d > o->poll_interval) d = o->poll_interval;
+    }
+    if (d < o->poll_min) d = o->poll_min;
+    return d > o->poll_max ? o->poll_max : d;
+  }
+  double d = o->poll_interval;
+  if (!o->poll_adaptive || elapsed > 600)
+    d *= pow(o->poll_backoff, (double)(t->npolls / 3));
+  /* no hints, but this client's earlier tasks: 95% of them ran at least duration_q05, so the
+   * polls before that are skipped */
+  if (o->poll_adaptive && c->duration_q05 > elapsed + d) d = c->duration_q05 - elapsed;
+  return d > o->poll_max ? o->poll_max : d;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* t ended well: remember how long it ran at least (from acceptance to the last poll that still
+ * saw it running), and update the client's 5th percentile. */
+static void record_duration(pf_client *c, pf_task *t) {
+  if (t->last_poll_at <= t->accepted_at) return;
+  c->durations[c->ndurations++ % PF_DURATIONS] = t->last_poll_at - t->accepted_at;
+  size_t n = c->ndurations < PF_DURATIONS ? c->ndurations : PF_DURATIONS;
+  if (n < 16) return;
+  double sorted[PF_DURATIONS];
+  memcpy(sorted, c->durations, n * sizeof sorted[0]);
+  qsort(sorted, n, sizeof sorted[0], cmp_double);
+  c->duration_q05 = sorted[n / 20];
+}
+
+static double first_poll(pf_client *c) {
+  double d = c->o.poll_initial;
+  return d - d * c->o.poll_jitter * pf_client_rand(c);
+}
+
+/* poll_rate: may a status request of t go now? If not, t's poll is moved to its slot. The slots
+ * follow GCRA with no burst: one request every 1/rate seconds, so that no second, wherever it
+ * starts, holds more than rate requests (a gateway's per-second limit). */
+static int rate_admit(pf_client *c, pf_task *t) {
+  if (c->o.poll_rate <= 0 || t->rate_slot) {
+    t->rate_slot = 0;
+    return 1;
+  }
+  double now = pf_client_now(c), step = 1 / c->o.poll_rate;
+  double tat = c->rate_tat > now ? c->rate_tat : now;
+  c->rate_tat = tat + step;
+  if (tat <= now) return 1;
+  t->rate_slot = 1;                         /* the slot is taken: it goes then, unchecked */
+  pf_task_schedule(c, t, tat - now, t->timer_action);
+  return 0;
 }
 
 /* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
@@ -273,7 +337,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       free_uploads(t);
       t->state = PF_ST_QUEUED;
       t->accepted_at = pf_client_now(c);
-      if (pf_task_schedule(c, t, c->o.poll_initial, PF_AT_POLL) != 0) {
+      if (pf_task_schedule(c, t, first_poll(c), PF_AT_POLL) != 0) {
         pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory scheduling the first poll");
         halt(c, t, &e);
       }
@@ -338,7 +402,7 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   /* a candidate: made since this submit was sent (the list rounds times down, and clocks
    * differ a little [INFERENCE]), and not a task this client already knows */
   size_t n = 0, idx = 0;
-  double now = pf_walltime();
+  double now = pf_client_wall(c);
   for (size_t i = 0; i < json_array_size(items); i++) {
     json_t *it = json_array_get(items, i);
     const char *id = json_string_value(json_object_get(it, "id"));
@@ -393,6 +457,7 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
 }
 
 static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
+  pf_state before = t->state;
   t->poll_failures = 0;
   t->npolls++;
   if (st->progress >= 0) t->progress = st->progress;
@@ -407,6 +472,7 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
   }
   t->state = st->state;
   if (st->state == PF_ST_SUCCEEDED) {
+    if (before != PF_ST_SUCCEEDED) record_duration(c, t);
     t->progress = 100;
     t->eta = 0;
     if (t->dl_after_poll) {                 /* the fresh URL is in: download again */
@@ -421,6 +487,7 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
     set_error(t, &st->err);
   } else {
     pf_err e;
+    t->last_poll_at = pf_client_now(c);
     if (pf_task_schedule(c, t, next_poll_delay(c, t), PF_AT_POLL) != 0) {
       pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory scheduling the next poll");
       halt(c, t, &e);
@@ -698,7 +765,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
     case PF_X_LIST: on_list_done(c, t, rc, http); break;
     default: break;
   }
-  pf_xfer_release(&t->x);
+  pf_xfer_release(c, &t->x);
   /* a cancel asked for while this request ran goes out next, ahead of the next poll */
   if (t->cancel == PF_CANCEL_WANTED && t->id && !pf_state_terminal(t->state))
     pf_task_schedule(c, t, 0, PF_AT_CANCEL);
@@ -760,7 +827,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       memset(&req, 0, sizeof req);
       /* the list's time zone is not documented [NOT FOUND]: ask a wide window, then filter
        * on the tasks' own creation times */
-      double now = pf_walltime();
+      double now = pf_client_wall(c);
       if (c->adapter->build_list(&ctx, t->model, t->submit_wall - 9 * 3600 - 60,
                                  now + 9 * 3600 + 60, 1, &req, &e) != 0 ||
           pf_xfer_start(c, t, PF_X_LIST, &req, &e) != 0) {
@@ -797,6 +864,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       break;
     case PF_AT_RESULT:
     case PF_AT_POLL:
+      if (!rate_admit(c, t)) break;
       if (start_by_id(c, t, t->timer_action == PF_AT_RESULT ? c->adapter->build_result
                                                             : c->adapter->build_status,
                       t->timer_action == PF_AT_RESULT ? PF_X_RESULT : PF_X_STATUS, &e) != 0) {

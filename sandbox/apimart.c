@@ -198,7 +198,7 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
   SBX_COUNT(GW, polls);
   if (refuse_key(r, &key, &ret)) return ret;
   sbx_task t;
-  if (!sbx_task_get(GW, id, &t) || strcmp(t.key, key) != 0) {
+  if (!sbx_task_poll(GW, id, &t) || strcmp(t.key, key) != 0) {
     /* the reply for an unknown id is NOT FOUND in apimart's docs: a 404 in the documented
      * error envelope is assumed [INFERENCE] */
     return sbx_reply_json(r->conn, GW, 404,
@@ -208,7 +208,7 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
   double now = sbx_now();
   sbx_phase p = sbx_task_phase(&t, now);
   json_int_t created = (json_int_t)t.created;
-  json_int_t est = (json_int_t)(t.seconds + 0.999);
+  json_int_t est = (json_int_t)(t.estimate + 0.999);   /* the gateway's estimate, not the truth */
   json_t *data;
   if (p.phase == 0) {
     data = json_pack("{s:s,s:s,s:i,s:I,s:I}", "id", t.id, "status", "pending", "progress", 0,

@@ -97,7 +97,7 @@ static enum MHD_Result task_call(const sbx_req *r, const char *id, int want_resu
   SBX_COUNT(GW, polls);
   if (refuse(r, &key, &ret)) return ret;
   sbx_task t;
-  if (!sbx_task_get(GW, id, &t) || strcmp(t.key, key) != 0) return reply(r, 404, 404, "task not found", NULL);
+  if (!sbx_task_poll(GW, id, &t) || strcmp(t.key, key) != 0) return reply(r, 404, 404, "task not found", NULL);
   sbx_phase p = sbx_task_phase(&t, sbx_now());
   const char *status = p.phase == 0 ? "PENDING" : p.phase == 1 ? "RUNNING" : t.outcome == SBX_FAIL ? "FAILED" : "COMPLETED";
   if (!want_result)

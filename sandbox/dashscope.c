@@ -102,9 +102,10 @@ done:
   return out;
 }
 
-static int lookup(const char *id, const char *key, sbx_task *t) {
+static int lookup(const char *id, const char *key, sbx_task *t, int poll) {
   char inner[64];
-  return sbx_object_get(GW, id, inner, sizeof inner) && sbx_task_get(GW, inner, t) &&
+  return sbx_object_get(GW, id, inner, sizeof inner) &&
+         (poll ? sbx_task_poll(GW, inner, t) : sbx_task_get(GW, inner, t)) &&
          strcmp(t->key, key) == 0;
 }
 
@@ -116,7 +117,7 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
   char rid[40];
   sbx_id64(rid, sizeof rid);
   sbx_task t;
-  if (!lookup(id, key, &t))
+  if (!lookup(id, key, &t, 1))
     return sbx_reply_json(r->conn, GW, 200, json_pack("{s:s,s:{s:s,s:s}}", "request_id", rid, "output",
                                                       "task_id", id, "task_status", "UNKNOWN"), NULL);
   sbx_phase p = sbx_task_phase(&t, sbx_now());
@@ -147,7 +148,7 @@ static enum MHD_Result cancel(const sbx_req *r, const char *id) {
   const char *key;
   if (refuse(r, &key, &ret)) return ret;
   sbx_task t;
-  if (!lookup(id, key, &t)) return fail(r, 404, "NotFound", "the task does not exist");
+  if (!lookup(id, key, &t, 0)) return fail(r, 404, "NotFound", "the task does not exist");
   /* only a PENDING task can be canceled; the refusal's exact body is not documented */
   if (sbx_task_cancel(GW, t.id) != 1)
     return fail(r, 400, "UnsupportedOperation", "Failed to cancel the task, please confirm that the task status is PENDING.");

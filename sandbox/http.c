@@ -274,7 +274,19 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
   if (strcmp(what, "reset") == 0 && strcmp(method, "POST") == 0) {
     sbx_reset();
     sbx_faults_clear();
+    sbx_clock_set(0);
     return sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);
+  }
+  if (strcmp(what, "clock") == 0 && strcmp(method, "POST") == 0) {
+    /* {"now": unix seconds}: freeze the sandbox's clock there (benchmarks on virtual time);
+     * {"now": 0} goes back to the real clock */
+    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *v = o ? json_object_get(o, "now") : NULL;
+    int ok = v && json_is_number(v) && json_number_value(v) >= 0;
+    if (ok) sbx_clock_set(json_number_value(v));
+    json_decref(o);
+    if (!ok) return sbx_reply_json(c, -1, 400, json_pack("{s:s}", "error", "expected {\"now\": seconds >= 0}"), NULL);
+    return sbx_reply_json(c, -1, 200, json_pack("{s:f}", "now", sbx_now()), NULL);
   }
   if (strcmp(what, "health") == 0)
     return sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);

@@ -75,8 +75,12 @@ static enum MHD_Result result(const sbx_req *r) {
   const char *id = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "task_id");
   sbx_task t;
   /* an unknown id's reply is NOT FOUND in the docs [INFERENCE: a 404 in the error envelope] */
-  if (!id || !sbx_task_get(GW, id, &t) || strcmp(t.key, key) != 0) return fail(r, 404, "TASK_NOT_FOUND", "task not found");
-  sbx_phase p = sbx_task_phase(&t, sbx_now());
+  if (!id || !sbx_task_poll(GW, id, &t) || strcmp(t.key, key) != 0) return fail(r, 404, "TASK_NOT_FOUND", "task not found");
+  double now = sbx_now();
+  sbx_phase p = sbx_task_phase(&t, now);
+  /* eta: the gateway's estimate of the time left (#estimate=S), not the truth */
+  double eta = t.estimate - (now - t.created);
+  if (eta < 0 || p.phase == 2) eta = 0;
   const char *status = p.phase == 0 ? "TASK_STATUS_QUEUED" : p.phase == 1 ? "TASK_STATUS_PROCESSING"
                      : t.outcome == SBX_FAIL || t.outcome == SBX_MODERATE ? "TASK_STATUS_FAILED"
                      : "TASK_STATUS_SUCCEED";
@@ -92,7 +96,7 @@ static enum MHD_Result result(const sbx_req *r) {
   }
   json_t *task = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "task_id", t.id, "status", status,
                            "reason", p.phase == 2 ? reason : "", "task_type", "pixverse-c1-r2v",
-                           "eta", (int)(p.left + 0.5), "progress_percent", p.pct);
+                           "eta", (int)(eta + 0.5), "progress_percent", p.pct);
   return sbx_reply_json(r->conn, GW, 200, json_pack("{s:o,s:o,s:{s:s}}", "task", task, "videos", videos,
                                                     "extra", "seed", "0"), NULL);
 }

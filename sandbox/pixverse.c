@@ -176,7 +176,7 @@ static enum MHD_Result result(const sbx_req *r, const char *id) {
   sbx_task t;
   for (const char *p = id; *p; p++)
     if (!isdigit((unsigned char)*p)) return envelope(r, 200, 400017, NULL, "invalid parameter: id");
-  if (!sbx_task_get(r->gw, id, &t) || strcmp(t.key, key) != 0)
+  if (!sbx_task_poll(r->gw, id, &t) || strcmp(t.key, key) != 0)
     return envelope(r, 200, 500008, NULL, "data not found");
   sbx_phase p = sbx_task_phase(&t, sbx_now());
   int status = 5;

@@ -48,6 +48,9 @@ typedef struct sbx_task {
   size_t pad;                /* #bigreply=N: status replies carry N bytes of padding */
   double url_ttl;            /* #urlttl=S: result URLs expire S seconds after they are issued */
   char pub_id[64];           /* the id the gateway shows, where it differs from id (DashScope) */
+  int finish_polls;          /* #polls=N: the task ends at its Nth status request (benchmarks) */
+  int polled;                /* status requests answered so far */
+  double estimate;           /* #estimate=S: the duration the gateway reports; default seconds */
 } sbx_task;
 
 typedef struct sbx {
@@ -63,6 +66,7 @@ typedef struct sbx {
   unsigned long long next_id64;  /* PixVerse ids: beyond 2^53, as the platform's are */
   int wake_fd;               /* write end of the pipe main() waits on */
   char *tls_cert, *tls_key;  /* PEM: serve HTTPS (tests of certificate checks) */
+  double clock;              /* the virtual clock (POST /_sandbox/clock), 0 = the real one */
 } sbx;
 
 extern sbx g_sbx;
@@ -94,6 +98,10 @@ void sbx_object_put(int gw, const char *key, const char *value);
 int sbx_object_get(int gw, const char *key, char *out, size_t n);
 /* Copy of the task with that id on gateway gw, or 0 if there is none. */
 int sbx_task_get(int gw, const char *id, sbx_task *out);
+/* The same for a status request: counts the poll first (#polls=N tasks end by count). */
+int sbx_task_poll(int gw, const char *id, sbx_task *out);
+/* Set (now > 0) or clear (now == 0) the virtual clock that sbx_now() reads. */
+void sbx_clock_set(double now);
 void sbx_count(int gw, size_t offset);
 #define SBX_COUNT(gw, field) sbx_count((gw), offsetof(sbx_stats, field))
 json_t *sbx_stats_json(void);

@@ -18,9 +18,17 @@ typedef struct sbx_object {
 } sbx_object;
 
 double sbx_now(void) {
+  double v;
+  /* the virtual clock: a benchmark or test moves it with POST /_sandbox/clock */
+  __atomic_load(&g_sbx.clock, &v, __ATOMIC_ACQUIRE);
+  if (v > 0) return v;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void sbx_clock_set(double now) {
+  __atomic_store(&g_sbx.clock, &now, __ATOMIC_RELEASE);
 }
 
 static uint64_t next_rand(void) {
@@ -110,6 +118,10 @@ static void outcome_from_prompt(sbx_task *t, const char *prompt) {
   if (pad) t->pad = (size_t)strtoull(pad + 10, NULL, 10);
   const char *secs = strstr(prompt, "#seconds=");
   if (secs) t->seconds = strtod(secs + 9, NULL);
+  const char *polls = strstr(prompt, "#polls=");
+  if (polls) t->finish_polls = atoi(polls + 7);
+  const char *est = strstr(prompt, "#estimate=");
+  t->estimate = est ? strtod(est + 10, NULL) : t->seconds;
 }
 
 sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *mode,
@@ -191,6 +203,17 @@ int sbx_task_get(int gw, const char *id, sbx_task *out) {
   return t != NULL;
 }
 
+int sbx_task_poll(int gw, const char *id, sbx_task *out) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) {
+    t->polled++;
+    *out = *t;
+  }
+  pthread_mutex_unlock(&g_sbx.lock);
+  return t != NULL;
+}
+
 void sbx_count(int gw, size_t offset) {
   pthread_mutex_lock(&g_sbx.lock);
   (*(unsigned long *)(void *)((char *)&g_sbx.stats[gw] + offset))++;
@@ -242,6 +265,14 @@ sbx_phase sbx_task_phase(const sbx_task *t, double now) {
   double total = t->seconds > 0 ? t->seconds : 0;
   if (t->outcome == SBX_NEVER || t->stuck) total = 1e12;
   if (t->canceled) { p.phase = 2; p.pct = 0; return p; }
+  if (t->finish_polls > 0 && t->outcome != SBX_NEVER && !t->stuck) {
+    /* ends by count: running from the first poll, done at the Nth */
+    if (t->polled >= t->finish_polls) { p.phase = 2; p.pct = 100; return p; }
+    p.phase = 1;
+    p.pct = 100 * t->polled / t->finish_polls;
+    if (p.pct < 1) p.pct = 1;
+    return p;
+  }
   p.left = total - el > 0 ? total - el : 0;
   if (el >= total) { p.phase = 2; p.pct = 100; return p; }
   /* the first 15% of the time is spent queued */

@@ -69,7 +69,8 @@ typedef struct pf_ctx {
   double wall_now;          /* Unix seconds, for turning absolute times into ETAs */
   const char *auth;         /* how the key is sent, for adapters that serve several presets:
                                "bearer" or "api-key" */
-  const char *trace_id;     /* a fresh UUID for this request (PixVerse's Ai-trace-id) */
+  const char *trace_id;     /* a fresh UUID for this request where the adapter has trace_ids
+                               (PixVerse's Ai-trace-id), else "" */
   int ref_names;            /* send reference names (off: rewrite @name by position) */
 } pf_ctx;
 
@@ -154,6 +155,7 @@ typedef struct pf_adapter {
   int (*parse_upload)(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,
                       pf_err *err);
   int upload_urls;          /* public URLs must go through the upload too (PixVerse img_id) */
+  int trace_ids;            /* every request carries a fresh UUID (ctx->trace_id) */
   /* a separate result call, after parse_status set need_result */
   int (*build_result)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_result)(const pf_ctx *ctx, long http, const char *body, size_t len,

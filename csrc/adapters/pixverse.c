@@ -264,4 +264,5 @@ const pf_adapter pf_adapter_pixverse = {
   .build_status = build_status, .parse_status = parse_status,
   .build_upload = build_upload, .parse_upload = parse_upload,
   .upload_urls = 1,
+  .trace_ids = 1,
 };

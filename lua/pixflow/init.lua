@@ -37,7 +37,8 @@ local client_mt = { __name = "pixflow.Client", __index = Client }
 M.Client = Client
 
 local POLL = { initial = "number", interval = "number", max = "number", backoff = "number",
-               jitter = "number", max_failures = "number" }
+               jitter = "number", max_failures = "number", min = "number", rate = "number",
+               adaptive = "boolean" }
 local TIMEOUTS = { connect = "number", request = "number", download = "number",
                    low_speed_bytes = "number", low_speed_time = "number" }
 local NEW = {
@@ -142,7 +143,8 @@ function M.new(opts)
     max_body_bytes = opts.max_body_bytes, max_download_bytes = opts.max_download_bytes,
     max_per_host = opts.max_per_host or preset.max_per_host,
     poll_initial = poll.initial, poll_interval = poll.interval, poll_max = poll.max,
-    poll_backoff = poll.backoff, poll_jitter = poll.jitter,
+    poll_backoff = poll.backoff, poll_jitter = poll.jitter, poll_min = poll.min,
+    poll_rate = poll.rate, poll_adaptive = poll.adaptive,
     download_attempts = opts.download_attempts or (opts.retry or {}).download_attempts,
     ca_file = opts.ca_file, user_agent = opts.user_agent,
     retry_base = (opts.retry or {}).base, retry_max = (opts.retry or {}).max,

@@ -7,9 +7,10 @@ local M = {}
 
 local TIMEOUTS
 TIMEOUTS = { connect = 10, request = 60, download = 3600, low_speed_bytes = 1, low_speed_time = 30 }
-local function poll(initial, interval, max)
+-- rate: status requests per second for one client (one key), where the gateway sets a limit
+local function poll(initial, interval, max, rate)
   return { initial = initial, interval = interval, max = max, backoff = 1.5, jitter = 0.2,
-           max_failures = 8 }
+           max_failures = 8, min = 1, rate = rate or 0, adaptive = true }
 end
 
 local PRESETS = {
@@ -43,7 +44,7 @@ local PRESETS = {
                   workspace_url = "https://{workspace}.cn-beijing.maas.aliyuncs.com" },
       singapore = { workspace_url = "https://{workspace}.ap-southeast-1.maas.aliyuncs.com" },
     },
-    poll = poll(5, 5, 30), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30, 20), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
   },
   -- 4: reports progress_percent and eta
   jiekou = {

@@ -1,0 +1,109 @@
+-- The poll policy (csrc/task.c next_poll_delay, rate_admit) on virtual time: the gateway's hints
+-- bring polls near each task's end, a no-hint gateway is polled every interval, and poll.rate
+-- caps a client's status requests per second. The sandbox's clock moves with the engine's.
+local pixflow = require "pixflow"
+local sandbox = require "spec.support.sandbox"
+local cjson = require "cjson"
+
+local sbx
+
+local function set_clock(now)
+  assert.equal(200, (sandbox.request("POST", sbx.url .. "/_sandbox/clock", cjson.encode{ now = now })))
+end
+
+-- Submit tasks with the given durations (and estimates) at virtual time 0, move both clocks
+-- from due time to due time until every task ended; returns the client, tasks, and the
+-- requests that ended in each virtual second.
+local function run(provider, poll, durations, estimates)
+  local c = assert(pixflow.new{ provider = provider, api_key = "k", base_url = sbx.base(provider),
+                                clock = "manual", poll = poll })
+  local wall0 = c._core:_wall_now()
+  set_clock(wall0)
+  local tasks = {}
+  for i, d in ipairs(durations) do
+    tasks[i] = assert(c:submit{ prompt = ("@hero walks #seconds=%g #estimate=%g"):format(d, estimates and estimates[i] or d),
+                                references = { { name = "hero", image = "https://e.com/h.png" } }, duration = 5 })
+  end
+  local now, per_second = 0, {}
+  for _ = 1, 100000 do
+    local _, _, before = c._core:_transfers()
+    repeat c:poll(0.01) local r, q = c._core:_transfers() until r == 0 and q == 0
+    local _, _, after = c._core:_transfers()
+    per_second[math.floor(now)] = (per_second[math.floor(now)] or 0) + after - before
+    local all = true
+    for _, t in ipairs(tasks) do if not t.done then all = false end end
+    if all then break end
+    local dt = assert(c._core:_next_due(), "nothing due while tasks are unfinished")
+    c._core:_advance_clock(math.max(dt, 0))
+    now = now + math.max(dt, 0)
+    set_clock(wall0 + now)
+  end
+  set_clock(0)
+  return c, tasks, per_second
+end
+
+describe("poll policy", function()
+  sandbox.around({ task_seconds = 5, reset = true }, function(s) sbx = s end)
+
+  it("the sandbox's clock can be frozen and set, and reset returns it to real time", function()
+    set_clock(2000000000)
+    local code, body = sandbox.request("POST", sbx.url .. "/_sandbox/clock", cjson.encode{ now = 2000000100 })
+    assert.equal(200, code)
+    assert.equal(2000000100, cjson.decode(body).now)
+    assert.equal(400, (sandbox.request("POST", sbx.url .. "/_sandbox/clock", '{"now":"soon"}')))
+    sbx.reset()
+    local _, b2 = sandbox.request("POST", sbx.url .. "/_sandbox/clock", cjson.encode{ now = 0 })
+    assert.is_true(math.abs(cjson.decode(b2).now - os.time()) < 5)
+  end)
+
+  it("#polls=N ends a task at its Nth status request", function()
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  poll = { adaptive = false, initial = 0, interval = 0.001, backoff = 1, jitter = 0 } })
+    local t = assert(c:submit{ model = "v6", prompt = "a cat #polls=4" })
+    assert(t:wait{ timeout = 10 })
+    assert.equal(4, sbx.stats().apimart.polls)
+    c:close()
+  end)
+
+  for _, p in ipairs{ "apimart", "jiekou" } do
+    it(p .. ": progress and estimates aim the polls at the end (far fewer than every 5 s, noticed sooner)", function()
+      local durations, estimates = { 40, 60, 90, 120 }, { 50, 45, 100, 110 }
+      local _, tasks = run(p, nil, durations, estimates)
+      for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+      local polls = sbx.stats()[p].polls / #durations
+      -- every 5 s would be 62 / 4 = 15.5 requests per task
+      assert.is_true(polls <= 6, ("%.2f polls per task"):format(polls))
+    end)
+  end
+
+  it("dashscope: no hints, a poll every interval; learned durations skip the early polls", function()
+    local durations = {}
+    for i = 1, 20 do durations[i] = 60 + i end
+    run("dashscope", { jitter = 0, rate = 0 }, durations)
+    local first = sbx.stats().dashscope.polls
+    -- every 5 s: ceil(d / 5) polls per task
+    local fixed = 0
+    for _, d in ipairs(durations) do fixed = fixed + math.ceil(d / 5) end
+    assert.equal(fixed, first)
+    -- a second batch on a client that saw the first end: polls before the 5th percentile of the
+    -- durations it learnt are skipped (it learns on its own tasks: same client, one run)
+    sbx.reset()
+    local list = {}
+    for i = 1, 40 do list[i] = 60 + (i % 20) end
+    run("dashscope", { jitter = 0, rate = 0 }, list)
+    local fixed2 = 0
+    for _, d in ipairs(list) do fixed2 = fixed2 + math.ceil(d / 5) end
+    assert.is_true(sbx.stats().dashscope.polls <= fixed2)
+  end)
+
+  it("poll.rate caps the client's status requests in every second", function()
+    local durations = {}
+    for i = 1, 30 do durations[i] = 12 end
+    local _, tasks, per_second = run("dashscope", { rate = 4, initial = 1, interval = 1, jitter = 0 }, durations)
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    for s, n in pairs(per_second) do
+      -- second 0 also holds the 30 submits
+      if s > 0 then assert.is_true(n <= 4, ("%d requests in second %d"):format(n, s)) end
+    end
+  end)
+end)
