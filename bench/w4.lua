@@ -48,7 +48,7 @@ local per_second, submits_now = {}, 0
 local function pump()
   local _, _, before = client._core:_transfers()
   repeat
-    client:poll(0.01)
+    client:poll(0.001)   -- returns early only on a change: a short cap keeps each step short
     local running, queued = client._core:_transfers()
   until running == 0 and queued == 0
   local _, _, after = client._core:_transfers()

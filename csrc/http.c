@@ -223,19 +223,14 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   CURLcode rc = configure(c, t, x->easy);
-  if (rc != CURLE_OK) {
-    pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
-               "could not configure the request: %s", curl_easy_strerror(rc));
-    curl_mime_free(x->mime);
-    x->mime = NULL;
-    easy_put(c, x->easy);
-    x->easy = NULL;
-    return -1;
-  }
-  CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
-  if (mc != CURLM_OK) {
-    pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
-               "could not start the request: %s", curl_multi_strerror(mc));
+  CURLMcode mc = rc == CURLE_OK ? curl_multi_add_handle(c->multi, x->easy) : CURLM_OK;
+  if (rc != CURLE_OK || mc != CURLM_OK) {
+    if (rc != CURLE_OK)
+      pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
+                 "could not configure the request: %s", curl_easy_strerror(rc));
+    else
+      pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
+                 "could not start the request: %s", curl_multi_strerror(mc));
     curl_mime_free(x->mime);
     x->mime = NULL;
     easy_put(c, x->easy);

@@ -27,7 +27,7 @@ local function run(provider, poll, durations, estimates)
   local now, per_second = 0, {}
   for _ = 1, 100000 do
     local _, _, before = c._core:_transfers()
-    repeat c:poll(0.01) local r, q = c._core:_transfers() until r == 0 and q == 0
+    repeat c:poll(0.001) local r, q = c._core:_transfers() until r == 0 and q == 0
     local _, _, after = c._core:_transfers()
     per_second[math.floor(now)] = (per_second[math.floor(now)] or 0) + after - before
     local all = true
