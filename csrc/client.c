@@ -250,6 +250,8 @@ static int client_new(lua_State *L) {
   c->clock_origin = pf_monotonic();
   c->wall_origin = pf_walltime();
   if (c->o.poll_max < c->o.poll_interval) c->o.poll_max = c->o.poll_interval;
+  /* a user who polls every 0.1 s expects hinted polls no further apart than that */
+  if (c->o.poll_min > c->o.poll_interval) c->o.poll_min = c->o.poll_interval;
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
 
