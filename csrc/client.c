@@ -616,8 +616,12 @@ static int client_poll(lua_State *L) {
     fire_timers(L, c);
     pf_xfer_pump_queues(c);
     curl_multi_perform(c->multi, &running);
+    unsigned long started = c->started;
     drain(L, c);
     pf_xfer_pump_queues(c);
+    /* what the finished transfers started (the next poll, a download, a queued request) is sent
+     * now, in the pump that caused it, not a frame later */
+    if (c->started != started) curl_multi_perform(c->multi, &running);
     if (c->changes != changes || c->closed) break;
     double left = timeout - (pf_monotonic() - start);
     if (left <= 0) break;

@@ -111,6 +111,7 @@ typedef struct pf_client {
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers (http.c) */
   size_t npool;
   unsigned long finished;    /* transfers that ended (benchmarks tell pumps apart with it) */
+  unsigned long started;     /* transfers handed to libcurl */
   /* how long this client's tasks took (lower bounds: accepted to the last poll that saw them
    * running), the last PF_DURATIONS of them, and their 5th percentile once there are 16 */
   double durations[PF_DURATIONS];
@@ -165,6 +166,7 @@ typedef struct pf_xfer {
   curl_off_t written;
   curl_off_t resume_from;    /* a download continued with a Range request from this byte */
   double retry_after;        /* from a Retry-After header, < 0 if none */
+  int sends;                 /* times libcurl was about to send the request (a submit: once) */
   char errbuf[CURL_ERROR_SIZE];
 } pf_xfer;
 

@@ -135,6 +135,16 @@ void pf_easy_pool_free(pf_client *c) {
   while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
 }
 
+/* libcurl's pre-request callback: it runs before each time the request goes out on a
+ * connection. A submit may go out once per transfer; a second time would be libcurl's own
+ * resend after a reused connection closed, which is refused (CURLE_ABORTED_BY_CALLBACK). */
+static int submit_once(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                       int conn_local_port) {
+  (void)conn_primary_ip; (void)conn_local_ip; (void)conn_primary_port; (void)conn_local_port;
+  pf_xfer *x = ud;
+  return x->sends++ == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
 /* Set every option of t's transfer on e (a fresh or reset handle). */
 static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
   pf_xfer *x = &t->x;
@@ -145,10 +155,17 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
   SET(CURLOPT_PRIVATE, (void *)t);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
-  /* a submit goes out on a connection of its own: on a reused connection that closes before
-   * the reply, libcurl would send the request again by itself, and a second submit can be a
-   * second charge */
-  if (x->kind == PF_X_SUBMIT) SET(CURLOPT_FRESH_CONNECT, 1L);
+  if (x->kind == PF_X_SUBMIT) {
+    /* When a reused connection closes before any reply, libcurl sends the request again on a
+     * new one by itself, and a second submit can be a second charge. submit_once() stops that
+     * second send (the submit ends "unconfirmed", never resent). A connection idle for more
+     * than a second is not reused for a submit: a server closing an idle keep-alive connection
+     * (commonly after 5 s or more) is the usual cause of that case. */
+    x->sends = 0;
+    SET(CURLOPT_PREREQFUNCTION, submit_once);
+    SET(CURLOPT_PREREQDATA, (void *)x);
+    SET(CURLOPT_MAXAGE_CONN, 1L);
+  }
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   /* TLS verification is on and nothing in pixflow turns it off; ca_file only adds trust */
@@ -239,6 +256,7 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   }
   x->active = 1;
   c->hosts[x->host].active++;
+  c->started++;
   return 0;
 }
 

@@ -242,6 +242,9 @@ static int rate_admit(pf_client *c, pf_task *t) {
 /* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
 static void transfer_error(pf_client *c, pf_task *t, CURLcode rc, int download, pf_err *e) {
   if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
+  else if (rc == CURLE_ABORTED_BY_CALLBACK && t->x.kind == PF_X_SUBMIT && t->x.sends > 1)
+    pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "
+               "was sent and before any reply (libcurl's own resend of it was stopped)");
   else pf_err_from_curl(e, rc, t->x.errbuf);
 }
 

@@ -4,6 +4,7 @@ local pixflow = require "pixflow"
 local core = require "pixflow.core"
 local sandbox = require "spec.support.sandbox"
 local util = require "spec.support.util"
+local socket = require "socket"
 
 local sbx
 
@@ -70,6 +71,30 @@ describe("engine", function()
     end)
     assert.is_true(most <= 2, "at most 2 at once, saw " .. most)
     assert.equal(10, sbx.stats().apimart.tasks)
+    client:close()
+  end)
+
+  it("a request that a finished transfer lets start goes out in that same pump", function()
+    -- one slot: the second submit waits for the first's reply. The pump that reads that reply
+    -- must also send the second, not leave it to the next frame's pump.
+    local client = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                       max_per_host = 1, poll = { initial = 30 } })
+    assert(client:submit{ prompt = "first" })
+    assert(client:submit{ prompt = "second" })
+    local _, _, finished = client._core:_transfers()
+    local deadline = core.now() + 10
+    repeat
+      assert(core.now() < deadline, "timed out")
+      client:poll(0.01)
+      local _, _, f = client._core:_transfers()
+    until f > finished
+    local running, queued = client._core:_transfers()
+    assert.equal(1, running)
+    assert.equal(0, queued)
+    -- no pump from here on: only what that pump sent can reach the sandbox
+    deadline = core.now() + 2
+    while sbx.stats().apimart.submits < 2 and core.now() < deadline do socket.sleep(0.05) end
+    assert.equal(2, sbx.stats().apimart.submits)
     client:close()
   end)
 

@@ -323,4 +323,42 @@ describe("fault matrix", function()
       end)
     end)
   end
+
+  -- Submits share keep-alive connections with every other request. When a reused connection
+  -- closes before the reply, libcurl would send the submit again on a new one by itself: that
+  -- second send is stopped. A connection idle for more than a second is not reused for one.
+  describe("a submit on a kept-alive connection", function()
+    local function warm_client()
+      local c = client("apimart")
+      local a = assert(c:submit{ prompt = "warm", model = "v6" })
+      assert(a:wait{ timeout = 5 })
+      return c
+    end
+
+    it("that closes before the reply: sent once, unconfirmed, the cause named", function()
+      local c = warm_client()
+      sbx.faults{ { gateway = "apimart", route = "submit", action = "reset", times = 1 } }
+      local t = assert(c:submit{ prompt = "second", model = "v6" })
+      local ok, err = t:wait{ timeout = 5 }
+      assert.is_nil(ok)
+      assert.equal("unconfirmed", err.kind)
+      assert.equal("GOT_NOTHING", err.code)
+      assert.matches("libcurl's own resend of it was stopped", err.message, 1, true)
+      assert.equal(2, stats("apimart").submits)     -- the warm-up's and this one's, once
+      c:close()
+    end)
+
+    it("idle for over a second: not reused, so a close is the plain transport error", function()
+      local c = warm_client()
+      socket.sleep(2.1)
+      sbx.faults{ { gateway = "apimart", route = "submit", action = "reset", times = 1 } }
+      local t = assert(c:submit{ prompt = "second", model = "v6" })
+      local ok, err = t:wait{ timeout = 5 }
+      assert.is_nil(ok)
+      assert.equal("unconfirmed", err.kind)
+      assert.is_nil(err.message:find("resend of it was stopped", 1, true))
+      assert.equal(2, stats("apimart").submits)
+      c:close()
+    end)
+  end)
 end)
