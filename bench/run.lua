@@ -275,7 +275,8 @@ for _, r in ipairs(rows) do
   md[#md + 1] = "| " .. table.concat(cells, " | ") .. " |"
 end
 for _, v in ipairs(voids) do md[#md + 1] = "\n" .. v end
-md[#md + 1] = ("\n%d targets missed.\n"):format(missed)
+md[#md + 1] = ("\n%d targets missed. Why a target is out of reach, where it is: [benchmarks-method.md]"
+  .. "(benchmarks-method.md#targets-out-of-reach).\n"):format(missed)
 local f = assert(io.open(opts.md, "w"))
 f:write(table.concat(md, "\n"), "\n")
 f:close()
