@@ -158,13 +158,14 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
   if (x->kind == PF_X_SUBMIT) {
     /* When a reused connection closes before any reply, libcurl sends the request again on a
      * new one by itself, and a second submit can be a second charge. submit_once() stops that
-     * second send (the submit ends "unconfirmed", never resent). A connection idle for more
-     * than a second is not reused for a submit: a server closing an idle keep-alive connection
-     * (commonly after 5 s or more) is the usual cause of that case. */
+     * second send (the submit ends "unconfirmed", never resent). A connection idle for a second
+     * or more is not reused for a submit (libcurl counts the idle time in whole seconds, so
+     * the limit is 0): a server closing an idle keep-alive connection (commonly after 5 s or
+     * more) is the usual cause of that case. */
     x->sends = 0;
     SET(CURLOPT_PREREQFUNCTION, submit_once);
     SET(CURLOPT_PREREQDATA, (void *)x);
-    SET(CURLOPT_MAXAGE_CONN, 1L);
+    SET(CURLOPT_MAXAGE_CONN, 0L);
   }
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
