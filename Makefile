@@ -9,8 +9,8 @@ STD        := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 LIBFLAG    ?= -shared
 
 LUA_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
-DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libcurl jansson libcrypto 2>/dev/null)
-DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson libcrypto 2>/dev/null)
+DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libcurl jansson libcrypto sqlite3 2>/dev/null)
+DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson libcrypto sqlite3 2>/dev/null)
 MHD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libmicrohttpd jansson 2>/dev/null)
 MHD_LIBS    = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson 2>/dev/null) -lpthread -lm
 

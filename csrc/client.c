@@ -8,6 +8,8 @@
 
 #include "engine.h"
 #include "hash.h"
+#include "journal.h"
+#include "reconcile.h"
 
 #define TIMER_TASK(tm) ((pf_task *)(void *)((char *)(tm) - offsetof(pf_task, timer)))
 
@@ -153,6 +155,8 @@ static char *opt_str(lua_State *L, int idx, const char *k, int required) {
 
 static void free_client(pf_client *c) {
   while (c->tasks) pf_task_detach(c->tasks);
+  if (c->journal) pf_journal_release(c->journal);
+  c->journal = NULL;
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
   pf_easy_pool_free(c);
@@ -255,6 +259,12 @@ static int client_new(lua_State *L) {
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
 
+  lua_getfield(L, 1, "journal");
+  if (!lua_isnil(L, -1)) {
+    c->journal = pf_journal_check(L, -1);
+    pf_journal_retain(c->journal);
+  }
+  lua_pop(L, 1);
   lua_getfield(L, 1, "trace");
   if (!lua_isnil(L, -1)) {
     pf_err e;
@@ -504,11 +514,56 @@ int pf_read_request_p(lua_State *L) {
   return 0;
 }
 
+/* The intent of t in c's journal, before anything of it is sent: key and fields (a JSON object
+ * encoded by Lua: provider, base_url, model, request, output, label). */
+static int write_intent(pf_client *c, pf_task *t, const char *key, const char *fields, pf_err *e) {
+  if (!c->journal || !key) return 0;
+  json_t *f = json_loads(fields ? fields : "{}", 0, NULL);
+  if (!json_is_object(f)) {
+    json_decref(f);
+    pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory (the journal intent)");
+    return -1;
+  }
+  snprintf(t->jkey, sizeof t->jkey, "%s", key);
+  const char *stage = t->nups > 0 ? "uploading" : "sending";
+  int rc = pf_journal_intent(c->journal, key, pf_walltime(), f, stage, e);
+  json_decref(f);
+  if (rc != 0) {
+    t->jkey[0] = '\0';
+    if (e->kind == PF_EK_IO)
+      pf_err_append(e, "; nothing was sent, so nothing was charged");
+    return -1;
+  }
+  t->jrec = PF_JR_INTENT | (t->nups > 0 ? 0 : PF_JR_SENDING);
+  return 0;
+}
+
+/* The journal arguments of submit and release: a table { key =, intent = JSON text } at idx. */
+static void journal_args(lua_State *L, int idx, const char **key, const char **intent) {
+  *key = *intent = NULL;
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "key");
+  lua_getfield(L, idx, "intent");
+  *key = lua_tostring(L, -2);
+  *intent = lua_tostring(L, -1);
+  lua_pop(L, 2);                  /* the strings stay alive in the table at idx */
+  if (!*key || strlen(*key) >= sizeof ((pf_task *)0)->jkey) luaL_argerror(L, idx, "a journal key expected");
+}
+
+int pf_client_write_intent(pf_client *c, pf_task *t, lua_State *L, int idx, pf_err *e) {
+  const char *key, *intent;
+  journal_args(L, idx, &key, &intent);
+  return write_intent(c, t, key, intent, e);
+}
+
 static int client_submit(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int hold = lua_toboolean(L, 4);
-  lua_settop(L, 5);
+  lua_settop(L, 6);
+  const char *jkey, *jintent;
+  journal_args(L, 6, &jkey, &jintent);
   pf_request rq;
   memset(&rq, 0, sizeof rq);
   lua_pushcfunction(L, pf_read_request_p);
@@ -534,6 +589,8 @@ static int client_submit(lua_State *L) {
     t->held = 1;                            /* kept alive by the Lua chain that will release it */
     return 1;
   }
+  /* recorded before anything is sent (uploads included); refused if it cannot be */
+  if (rc == 0) rc = write_intent(c, t, jkey, jintent, &e);
   if (rc == 0) {
     /* uploads first (the pump starts them), else the submit at once */
     rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);
@@ -559,6 +616,26 @@ static int client_attach(lua_State *L) {
   luaL_argcheck(L, id[0] != '\0', 2, "task id is empty");
   double timeout = luaL_optnumber(L, 4, c->o.task_timeout);
   luaL_argcheck(L, timeout >= 0, 4, "task_timeout must be >= 0");
+  const char *key = luaL_optstring(L, 5, NULL);
+  luaL_argcheck(L, !key || strlen(key) < sizeof ((pf_task *)0)->jkey, 5, "a journal key expected");
+  if (key && c->journal) {
+    /* one live follower per task across every process: a task another one follows is left
+     * to it */
+    char what[64];
+    snprintf(what, sizeof what, "task:%s", key);
+    long pid = 0;
+    pf_err e;
+    pf_err_clear(&e);
+    int r = pf_journal_claim(c->journal, what, &pid, &e);
+    if (r == PF_CLAIM_HELD)
+      pf_err_set(&e, PF_EK_INVALID, 0, "claimed", "task %s is being followed by another "
+                 "running pixflow process (pid %ld); it is left to that one", id, pid);
+    if (r < 0 || r == PF_CLAIM_HELD) {
+      lua_pushnil(L);
+      pf_err_push(L, &e, c->provider);
+      return 2;
+    }
+  }
   lua_settop(L, 3);
   pf_task *t = new_task(L, 1, c, 3);
   t->closed = 0;
@@ -568,6 +645,10 @@ static int client_attach(lua_State *L) {
   if (!t->id) return luaL_error(L, "out of memory");
   t->state = PF_ST_QUEUED;
   t->accepted_at = pf_client_now(c);
+  if (key && c->journal) {
+    snprintf(t->jkey, sizeof t->jkey, "%s", key);
+    t->jrec = PF_JR_INTENT | PF_JR_SENDING | PF_JR_ACCEPTED;
+  }
   if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) return luaL_error(L, "out of memory");
   pf_task_sync_anchor(L, 1, lua_gettop(L), c, t);
   return 1;
@@ -611,6 +692,11 @@ static int client_poll(lua_State *L) {
   luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be >= 0");
   double start = pf_monotonic();
   unsigned long changes = c->changes;
+  if (c->jpending && pf_client_now(c) >= c->jretry_at) {
+    c->jretry_at = pf_client_now(c) + 1;
+    for (pf_task *t = c->tasks; t; t = t->next)
+      if (t->jpending) pf_task_journal(c, t);
+  }
   for (;;) {
     int running = 0;
     fire_timers(L, c);
@@ -635,6 +721,11 @@ static int client_poll(lua_State *L) {
     if (ms > 0) curl_multi_poll(c->multi, NULL, 0, ms, NULL);
   }
   lua_pushinteger(L, (lua_Integer)c->nanchored);
+  if (c->jerr_new) {                        /* a journal record this pump could not write */
+    c->jerr_new = 0;
+    pf_err_push(L, &c->jerr, c->provider);
+    return 2;
+  }
   return 1;
 }
 
@@ -649,9 +740,14 @@ static int client_changed(lua_State *L) {
   return 1;
 }
 
-/* client:_list(model, from, to) -> { {id=, status=, created=}, ... } | nil, err: the account's
- * tasks created in [from, to] (Unix seconds), all pages; blocks (resume and batch use it to find
- * an unconfirmed submit). nil, err with code "unsupported" where the gateway has no list. */
+/* client:_list(model, from, to) -> { {id=, status=, created=}, ... }, complete | nil, err: the
+ * account's tasks created in [from, to] (Unix seconds), every page of every query window
+ * (reconcile.h: each window at most 24 h, padded for the undocumented time zone), each task
+ * once. complete is false when the list could not be read to its end (more pages than
+ * PF_LIST_MAX_PAGES, a reply that does not say whether more follow, or a list that shifted while
+ * it was read): then nothing may be concluded from what is missing. Blocks (resume and batch use
+ * it to find an unconfirmed submit), pacing its requests under DashScope's 20 per second.
+ * nil, err with code "unsupported" where the gateway has no list. */
 static int client_list(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   const char *model = luaL_checkstring(L, 2);
@@ -664,44 +760,68 @@ static int client_list(lua_State *L) {
     pf_err_push(L, &e, c->provider);
     return 2;
   }
+  lua_newtable(L);                          /* id -> row: each task once */
+  int seen = lua_gettop(L);
   lua_newtable(L);
-  int out = lua_gettop(L), n = 0;
-  for (int page = 1; page <= 20; page++) {
-    char trace[37];
-    pf_ctx ctx = pf_client_ctx(c, trace);
-    pf_http_req req;
-    memset(&req, 0, sizeof req);
-    pf_buf body;
-    pf_buf_init(&body, 0);
-    long http = 0;
-    json_t *items = NULL;
-    int more = 0;
-    if (c->adapter->build_list(&ctx, model, from, to, page, &req, &e) != 0 ||
-        pf_http_perform(c, &req, &http, &body, &e) != 0 ||
-        c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &e) != 0) {
-      pf_http_req_free(&req);
+  int out = lua_gettop(L), n = 0, complete = 1;
+  double a, b;
+  int nwin = pf_list_window(from, to, 0, &a, &b);
+  for (int w = 0; w < nwin; w++) {
+    pf_list_window(from, to, w, &a, &b);
+    long count = 0, total = -1;
+    int page, more = 1;
+    for (page = 1; more > 0 && page <= PF_LIST_MAX_PAGES; page++) {
+      if (page > 1 || w > 0) {
+        struct timespec pause = { 0, 60 * 1000 * 1000 };   /* 20 QPS with room to spare */
+        nanosleep(&pause, NULL);
+      }
+      char trace[37];
+      pf_ctx ctx = pf_client_ctx(c, trace);
+      pf_http_req req;
+      memset(&req, 0, sizeof req);
+      pf_buf body;
+      pf_buf_init(&body, 0);
+      long http = 0, ptotal = -1;
+      json_t *items = NULL;
+      if (c->adapter->build_list(&ctx, model, a, b, page, &req, &e) != 0 ||
+          pf_http_perform(c, &req, &http, &body, &e) != 0 ||
+          c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &ptotal, &e) != 0) {
+        pf_http_req_free(&req);
+        pf_buf_free(&body);
+        json_decref(items);
+        lua_pushnil(L);
+        pf_err_push(L, &e, c->provider);
+        return 2;
+      }
       pf_buf_free(&body);
-      lua_pushnil(L);
-      pf_err_push(L, &e, c->provider);
-      return 2;
+      if (ptotal > total) total = ptotal;
+      size_t i;
+      json_t *it;
+      json_array_foreach(items, i, it) {
+        const char *id = json_string_value(json_object_get(it, "id"));
+        count++;
+        if (!id) continue;
+        lua_getfield(L, seen, id);
+        int dup = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (dup) continue;
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, id);
+        lua_setfield(L, -2, "id");
+        lua_pushstring(L, json_string_value(json_object_get(it, "status")));
+        lua_setfield(L, -2, "status");
+        lua_pushnumber(L, json_number_value(json_object_get(it, "created")));
+        lua_setfield(L, -2, "created");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, seen, id);
+        lua_rawseti(L, out, ++n);
+      }
+      json_decref(items);
     }
-    pf_buf_free(&body);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) {
-      lua_createtable(L, 0, 3);
-      lua_pushstring(L, json_string_value(json_object_get(it, "id")));
-      lua_setfield(L, -2, "id");
-      lua_pushstring(L, json_string_value(json_object_get(it, "status")));
-      lua_setfield(L, -2, "status");
-      lua_pushnumber(L, json_real_value(json_object_get(it, "created")));
-      lua_setfield(L, -2, "created");
-      lua_rawseti(L, out, ++n);
-    }
-    json_decref(items);
-    if (!more) break;
+    if (more != 0 || (total >= 0 && count < total)) complete = 0;
   }
-  return 1;
+  lua_pushboolean(L, complete);
+  return 2;
 }
 
 /* client:_uploads() -> uploads performed, results cached */

@@ -348,6 +348,6 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_setfield(L, -2, "_adapters");
   lua_pushcfunction(L, core_retry_delay);
   lua_setfield(L, -2, "_retry_delay");
-  pf_journal_open(L);
+  pf_journal_open_lua(L);
   return 1;
 }

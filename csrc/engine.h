@@ -117,6 +117,14 @@ typedef struct pf_client {
   double durations[PF_DURATIONS];
   size_t ndurations;
   double duration_q05;
+  /* the journal the client's tasks are recorded in (journal.c), or NULL; the client holds a
+   * reference. Records the pump could not write (disk full, another process writing) are kept
+   * as owed by their tasks and tried again (jpending of them, next at jretry_at). */
+  struct pf_journal *journal;
+  size_t jpending;
+  double jretry_at;
+  pf_err jerr;               /* the last journal failure not yet reported by poll */
+  int jerr_new;
 } pf_client;
 
 typedef enum pf_xkind {
@@ -203,8 +211,13 @@ typedef struct pf_task {
   double accepted_at;
   double task_timeout;       /* seconds, 0 = none */
   double deadline;           /* client clock; 0 = none */
-  /* an unconfirmed submit looked for in the gateway's task list */
+  /* an unconfirmed submit looked for in the gateway's task list: every page of every query
+   * window (reconcile.h) is read into list (an object id -> created) before anything is decided */
   int lookups;
+  json_t *list;
+  int list_page, list_win, list_nwin, list_cut;
+  long list_count, list_total;  /* tasks read and tasks announced in the current window */
+  double list_to;
   double submit_wall;        /* wall clock when the (last) submit was sent */
   pf_err unconfirmed_err;
   pf_xfer x;
@@ -224,7 +237,20 @@ typedef struct pf_task {
   int dl_refreshed;          /* the result URL was read again once after a 403/410 */
   int dl_after_poll;         /* a status poll for a fresh URL runs; the download follows it */
   pf_err dl_err;
+  /* the journal: this task's key, which of its records are written (PF_JR_*), the terminal
+   * state last recorded, and the last failure to write one (task.journal_error) */
+  char jkey[40];
+  unsigned jrec;
+  int jstate;                /* pf_state + 1 of the last status record, 0 none */
+  int jpending;              /* a record is owed: the client tries again */
+  int found_by_list;         /* the id came from the gateway's task list, not the submit reply */
+  pf_err jerr;
+  int has_jerr;
 } pf_task;
+
+/* Records of a task the journal has (pf_task.jrec). */
+enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD = 8,
+       PF_JR_DOWNLOADED = 16 };
 
 /* client.c */
 double pf_client_now(const pf_client *c);
@@ -242,10 +268,15 @@ void pf_task_sync_anchor(lua_State *L, int cidx, int tidx, pf_client *c, pf_task
 void pf_read_request(lua_State *L, int idx, pf_request *rq);
 /* The same as a lua_CFunction for lua_pcall: (table, lightuserdata pf_request*). */
 int pf_read_request_p(lua_State *L);
+/* Write t's intent in c's journal from the journal arguments { key =, intent = JSON } at idx
+ * (none: nothing to write). -1 with e filled when it cannot be recorded: nothing may be sent. */
+int pf_client_write_intent(pf_client *c, pf_task *t, lua_State *L, int idx, pf_err *e);
 /* Register pixflow.Client and push core.new_client. */
 void pf_client_open(lua_State *L);
 /* Register pixflow.Journal; set open_journal and uuid in the table on top of the stack. */
-void pf_journal_open(lua_State *L);
+void pf_journal_open_lua(lua_State *L);
+/* The engine journal of a pixflow.Journal userdata at idx (raises if it is not one, or closed). */
+struct pf_journal *pf_journal_check(lua_State *L, int idx);
 
 /* http.c: the transport */
 /* Take ownership of req and start (or queue) it for t. On failure req is freed. */
@@ -296,5 +327,10 @@ pf_ctx pf_client_ctx(const pf_client *c, char trace[37]);
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action);
 /* Start t's deadline (task_timeout seconds from now; 0 = none). */
 void pf_task_start_deadline(pf_client *c, pf_task *t);
+/* Write what the journal does not yet know of t (its id, its end, its file); a failure is kept
+ * on t (journal_error) and on c (reported by the next poll), and tried again later. */
+void pf_task_journal(pf_client *c, pf_task *t);
+/* Give up t's claims in the journal (it is closed: another run may follow it). */
+void pf_task_unclaim(pf_client *c, pf_task *t);
 
 #endif

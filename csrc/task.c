@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "journal.h"
+#include "reconcile.h"
 #include "retry.h"
 
 static void free_uploads(pf_task *t);
@@ -76,7 +78,104 @@ static void halt(pf_client *c, pf_task *t, const pf_err *e) {
   }
 }
 
+/* ---------------------------------------------------------------- the journal */
+
+static json_t *error_fields(const pf_err *e) {
+  json_t *o = json_pack("{s:s,s:s}", "kind", pf_errkind_name(e->kind), "message", e->message);
+  if (o && e->code[0]) json_object_set_new(o, "code", json_string(e->code));
+  if (o && e->status) json_object_set_new(o, "status", json_integer(e->status));
+  return o;
+}
+
+/* A record the pump could not write: kept as owed, tried again (the next pump when another
+ * process held the journal's lock, else a second later), and reported unless it was only busy. */
+static void journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what) {
+  if (!t->jpending) {
+    t->jpending = 1;
+    c->jpending++;
+  }
+  int busy = strcmp(e->code, "busy") == 0;
+  c->jretry_at = pf_client_now(c) + (busy ? 0 : 1);
+  if (busy) return;
+  pf_err_set(&t->jerr, PF_EK_IO, 0, "journal", "the journal could not record %s of task %s "
+             "(pixflow keeps trying while this client is open): %s", what,
+             t->id ? t->id : t->jkey, e->message);
+  t->has_jerr = 1;
+  c->jerr = t->jerr;
+  c->jerr_new = 1;
+}
+
+static int journal_write(pf_client *c, pf_task *t, const char *ev, json_t *f, pf_err *e) {
+  if (!f) {
+    pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    return -1;
+  }
+  int rc = pf_journal_record(c->journal, t->jkey, ev, pf_walltime(), f, 0, PF_J_NOWAIT, e);
+  json_decref(f);
+  return rc;
+}
+
+void pf_task_journal(pf_client *c, pf_task *t) {
+  if (!c || !c->journal || !t->jkey[0]) return;
+  pf_err e;
+  pf_err_clear(&e);
+  /* in order: the id before the end, the end before the file */
+  if (t->id && !(t->jrec & PF_JR_ACCEPTED)) {
+    json_t *f = json_pack("{s:s}", "id", t->id);
+    if (f && t->found_by_list) json_object_set_new(f, "found", json_string("task list"));
+    if (journal_write(c, t, "accepted", f, &e) != 0) { journal_owed(c, t, &e, "the id"); return; }
+    t->jrec |= PF_JR_ACCEPTED;
+  }
+  if (pf_state_terminal(t->state) && t->jstate != (int)t->state + 1) {
+    json_t *f = json_pack("{s:s}", "status", pf_state_name(t->state));
+    if (f && t->has_err) json_object_set_new(f, "error", error_fields(&t->err));
+    if (journal_write(c, t, "status", f, &e) != 0) { journal_owed(c, t, &e, "the end"); return; }
+    t->jstate = (int)t->state + 1;
+  }
+  if (t->dl != PF_DL_NONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOAD)) {
+    if (journal_write(c, t, "download", json_pack("{s:s}", "path", t->dl_path), &e) != 0) {
+      journal_owed(c, t, &e, "the download path");
+      return;
+    }
+    t->jrec |= PF_JR_DOWNLOAD;
+  }
+  if (t->dl == PF_DL_DONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOADED)) {
+    if (journal_write(c, t, "downloaded", json_pack("{s:s}", "path", t->dl_path), &e) != 0) {
+      journal_owed(c, t, &e, "the downloaded file");
+      return;
+    }
+    t->jrec |= PF_JR_DOWNLOADED;
+  }
+  if (t->jpending) {
+    t->jpending = 0;
+    c->jpending--;
+    t->has_jerr = 0;                  /* what was owed is written now */
+  }
+}
+
+void pf_task_unclaim(pf_client *c, pf_task *t) {
+  if (!c || !c->journal || !t->jkey[0]) return;
+  if (t->jpending) pf_task_journal(c, t);
+  pf_err e;
+  pf_journal_release_task(c->journal, t->jkey, &e);   /* else it goes when the journal closes */
+}
+
 int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
+  /* the journal knows the submit may have left before it does (intent and sending are synced):
+   * a process killed while uploading left "uploading", which means nothing was sent */
+  if (c->journal && t->jkey[0] && !(t->jrec & PF_JR_SENDING)) {
+    pf_err je;
+    pf_err_clear(&je);
+    if (pf_journal_record(c->journal, t->jkey, "sending", pf_walltime(), NULL, 1, PF_J_NOWAIT,
+                          &je) != 0) {
+      if (strcmp(je.code, "busy") == 0 && pf_task_schedule(c, t, 0.005, PF_AT_SUBMIT) == 0)
+        return 0;                     /* another process is writing it: in a moment */
+      pf_err_set(err, PF_EK_IO, 0, "journal", "%s; the submit was not sent, so nothing was "
+                 "charged", je.message);
+      return -1;
+    }
+    t->jrec |= PF_JR_SENDING;
+  }
   char trace[37];
   pf_ctx ctx = pf_client_ctx(c, trace);
   pf_http_req req;
@@ -378,8 +477,62 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   submit_unconfirmed(c, t, &u);
 }
 
-/* The task list's answer for an unconfirmed submit: adopt the one task that can only be this
- * submit's, or say what was found. */
+/* Start the next request of a lookup in the task list (the first: a new lookup). */
+static int start_lookup(pf_client *c, pf_task *t, pf_err *e) {
+  if (!t->list) {
+    t->list = json_object();
+    if (!t->list) {
+      pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+      return -1;
+    }
+    t->list_page = 1;
+    t->list_win = 0;
+    t->list_cut = 0;
+    t->list_count = t->list_total = 0;
+    t->list_to = pf_client_wall(c);
+  }
+  double a, b;
+  t->list_nwin = pf_list_window(t->submit_wall, t->list_to, t->list_win, &a, &b);
+  char trace[37];
+  pf_ctx ctx = pf_client_ctx(c, trace);
+  pf_http_req req;
+  memset(&req, 0, sizeof req);
+  if (c->adapter->build_list(&ctx, t->model, a, b, t->list_page, &req, e) != 0) {
+    pf_http_req_free(&req);
+    return -1;
+  }
+  return pf_xfer_start(c, t, PF_X_LIST, &req, e);
+}
+
+static void end_lookup(pf_task *t) {
+  json_decref(t->list);
+  t->list = NULL;
+}
+
+/* Is id already a known task's: this client's, or (with a journal) any recorded one? */
+static int id_owned(const char *id, void *ud) {
+  pf_client *c = ud;
+  for (pf_task *o = c->tasks; o; o = o->next)
+    if (o->id && strcmp(o->id, id) == 0) return 1;
+  return c->journal && pf_journal_has_id(c->journal, id) != 0;
+}
+
+/* A lookup that could not finish: look again later, or give up (unconfirmed, saying why). */
+static void lookup_failed(pf_client *c, pf_task *t, const char *why) {
+  end_lookup(t);
+  if (t->lookups < c->o.lookup_attempts &&
+      pf_task_schedule(c, t, c->o.lookup_delay * t->lookups, PF_AT_LOOKUP) == 0) {
+    t->lookups++;
+    return;
+  }
+  t->state = PF_ST_UNCONFIRMED;
+  pf_err_append(&t->unconfirmed_err, " (its task list could not be read: %s)", why);
+  set_error(t, &t->unconfirmed_err);
+}
+
+/* A page of the task list for an unconfirmed submit. When every page of every window is in,
+ * the one matcher (reconcile.c) decides: adopt the one task that can only be this submit's,
+ * look again (the list may lag), or say what was found. */
 static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
@@ -389,51 +542,71 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   char trace[37];
   pf_ctx ctx = pf_client_ctx(c, trace);
   if (rc != CURLE_OK) transfer_error(c, t, rc, 0, &e);
+  long total = -1;
   if (rc != CURLE_OK ||
-      c->adapter->parse_list(&ctx, http, x->resp.data, x->resp.len, &items, &more, &e) != 0) {
+      c->adapter->parse_list(&ctx, http, x->resp.data, x->resp.len, &items, &more, &total, &e) != 0) {
     json_decref(items);
-    if (t->lookups < c->o.lookup_attempts &&
-        pf_task_schedule(c, t, c->o.lookup_delay * t->lookups, PF_AT_LOOKUP) == 0) {
-      t->lookups++;
-      return;
-    }
-    t->state = PF_ST_UNCONFIRMED;
-    pf_err_append(&t->unconfirmed_err, " (its task list could not be read: %s)", e.message);
-    set_error(t, &t->unconfirmed_err);
+    lookup_failed(c, t, e.message);
     return;
   }
-  /* a candidate: made since this submit was sent (the list rounds times down, and clocks
-   * differ a little [INFERENCE]), and not a task this client already knows */
-  size_t n = 0, idx = 0;
-  double now = pf_client_wall(c);
-  for (size_t i = 0; i < json_array_size(items); i++) {
-    json_t *it = json_array_get(items, i);
+  size_t i;
+  json_t *it;
+  json_array_foreach(items, i, it) {
     const char *id = json_string_value(json_object_get(it, "id"));
-    double created = json_number_value(json_object_get(it, "created"));
-    if (!id || created < t->submit_wall - 2 || created > now + 2) continue;
-    int known = 0;
-    for (pf_task *o = c->tasks; o && !known; o = o->next) known = o->id && strcmp(o->id, id) == 0;
-    if (known) continue;
-    n++;
-    idx = i;
+    if (id) json_object_set(t->list, id, json_object_get(it, "created"));
+    t->list_count++;
   }
-  /* another submit of this client in the same window, not yet answered, would make a
-   * candidate ambiguous */
+  json_decref(items);
+  if (total > t->list_total) t->list_total = total;
+  if (more < 0 || (more > 0 && t->list_page >= PF_LIST_MAX_PAGES)) t->list_cut = 1;
+  if (more > 0 && !t->list_cut) {
+    t->list_page++;                           /* the next page; a little apart (20 QPS) */
+    if (pf_task_schedule(c, t, 0.06, PF_AT_LOOKUP) != 0) lookup_failed(c, t, "out of memory");
+    return;
+  }
+  /* a list that shifted while it was read (fewer distinct tasks than it announced) may have
+   * skipped one: it is not complete */
+  if (t->list_total >= 0 && t->list_count < t->list_total) t->list_cut = 1;
+  if (t->list_win + 1 < t->list_nwin) {
+    t->list_win++;
+    t->list_page = 1;
+    t->list_count = t->list_total = 0;
+    if (pf_task_schedule(c, t, 0.06, PF_AT_LOOKUP) != 0) lookup_failed(c, t, "out of memory");
+    return;
+  }
+  size_t n = json_object_size(t->list), k = 0;
+  pf_listed *arr = calloc(n ? n : 1, sizeof *arr);
+  if (!arr) { lookup_failed(c, t, "out of memory"); return; }
+  const char *id;
+  json_t *v;
+  json_object_foreach(t->list, id, v) {
+    arr[k].id = id;
+    arr[k].created = json_number_value(v);
+    k++;
+  }
+  /* another submit of this client in the same window, not yet answered, makes a candidate
+   * ambiguous */
   int rivals = 0;
   for (pf_task *o = c->tasks; o; o = o->next)
     if (o != t && !o->id && o->submit_wall > 0 && o->submit_wall >= t->submit_wall - 2 &&
         (o->state == PF_ST_SUBMITTING || o->state == PF_ST_UNCONFIRMED))
       rivals = 1;
-  if (n == 1 && !rivals) {
-    const char *id = json_string_value(json_object_get(json_array_get(items, idx), "id"));
-    t->id = pf_strdup(id);
-    json_decref(items);
-    if (!t->id) {
+  pf_match_query q = { t->submit_wall, pf_client_wall(c), 2, !t->list_cut, 0, rivals, id_owned, c };
+  size_t found = 0, ncands = 0;
+  pf_match_result m = pf_match_unconfirmed(arr, k, &q, &found, &ncands);
+  char *adopt = m == PF_MATCH_FOUND ? pf_strdup(arr[found].id) : NULL;
+  free(arr);
+  int cut = t->list_cut;
+  end_lookup(t);
+  if (m == PF_MATCH_FOUND) {
+    if (!adopt) {
       t->state = PF_ST_UNCONFIRMED;
       set_error(t, &t->unconfirmed_err);
       return;
     }
+    t->id = adopt;
     t->lookups = 0;
+    t->found_by_list = 1;
     t->state = PF_ST_QUEUED;
     t->accepted_at = pf_client_now(c);
     if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) {
@@ -442,20 +615,22 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     }
     return;
   }
-  json_decref(items);
-  if (n == 0 && !rivals && t->lookups < c->o.lookup_attempts &&
+  if (!cut && ncands == 0 && !rivals && t->lookups < c->o.lookup_attempts &&
       pf_task_schedule(c, t, c->o.lookup_delay * t->lookups, PF_AT_LOOKUP) == 0) {
     t->lookups++;                             /* the list may lag: look again a little later */
     return;
   }
   t->state = PF_ST_UNCONFIRMED;
-  if (n == 0 && !rivals)
+  if (cut)
+    pf_err_append(&t->unconfirmed_err, " (%s's task list could not be read to its end, so "
+                  "pixflow cannot tell whether this submit made a task)", c->provider);
+  else if (ncands == 0 && !rivals)
     pf_err_append(&t->unconfirmed_err, " (%s's task list showed no task from this submit "
                   "after %d looks: it was most likely never created; check before submitting "
                   "again)", c->provider, t->lookups);
   else
     pf_err_append(&t->unconfirmed_err, " (%s's task list has %zu tasks that could be this one; "
-                  "pixflow does not guess)", c->provider, n);
+                  "pixflow does not guess)", c->provider, ncands);
   set_error(t, &t->unconfirmed_err);
 }
 
@@ -772,8 +947,10 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
   /* a cancel asked for while this request ran goes out next, ahead of the next poll */
   if (t->cancel == PF_CANCEL_WANTED && t->id && !pf_state_terminal(t->state))
     pf_task_schedule(c, t, 0, PF_AT_CANCEL);
-  if (t->state != before || t->progress != progress || t->halted != halted || t->dl != dl)
+  if (t->state != before || t->progress != progress || t->halted != halted || t->dl != dl) {
+    pf_task_journal(c, t);
     pf_client_changed(L, cidx, c, t);
+  }
   pf_task_sync_anchor(L, cidx, 0, c, t);
 }
 
@@ -810,6 +987,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
   pf_err_clear(&e);
   if (t->timer_action != PF_AT_CANCEL && deadline_passed(c, t)) {
     deadline_fired(c, t);
+    pf_task_journal(c, t);
     pf_client_changed(L, cidx, c, t);
     pf_task_sync_anchor(L, cidx, 0, c, t);
     return;
@@ -823,24 +1001,15 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
         pf_client_changed(L, cidx, c, t);
       }
       break;
-    case PF_AT_LOOKUP: {
-      char trace[37];
-      pf_ctx ctx = pf_client_ctx(c, trace);
-      pf_http_req req;
-      memset(&req, 0, sizeof req);
-      /* the list's time zone is not documented [NOT FOUND]: ask a wide window, then filter
-       * on the tasks' own creation times */
-      double now = pf_client_wall(c);
-      if (c->adapter->build_list(&ctx, t->model, t->submit_wall - 9 * 3600 - 60,
-                                 now + 9 * 3600 + 60, 1, &req, &e) != 0 ||
-          pf_xfer_start(c, t, PF_X_LIST, &req, &e) != 0) {
-        if (req.url) pf_http_req_free(&req);
+    case PF_AT_LOOKUP:
+      if (start_lookup(c, t, &e) != 0) {
+        end_lookup(t);
         t->state = PF_ST_UNCONFIRMED;
+        pf_err_append(&t->unconfirmed_err, " (its task list could not be read: %s)", e.message);
         set_error(t, &t->unconfirmed_err);
         pf_client_changed(L, cidx, c, t);
       }
       break;
-    }
     case PF_AT_DOWNLOAD:
       if (start_download_attempt(c, t, &e) != 0) {
         t->dl = PF_DL_FAILED;
@@ -876,12 +1045,20 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       }
       break;
   }
+  pf_task_journal(c, t);
   pf_task_sync_anchor(L, cidx, 0, c, t);
 }
 
 void pf_task_detach(pf_task *t) {
   pf_client *c = t->client;
   if (!c) return;
+  /* a task nobody follows any more gives its journal claims up, so that `pixflow resume` (or
+   * another process) can take it; a finished one gave them up when it finished */
+  if (t->jkey[0] && !(t->jrec & PF_JR_DOWNLOADED) &&
+      !(pf_state_terminal(t->state) && t->state != PF_ST_SUCCEEDED))
+    pf_task_unclaim(c, t);
+  else if (t->jpending)
+    pf_task_journal(c, t);
   release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
   int downloading = t->x.kind == PF_X_DOWNLOAD;
@@ -935,6 +1112,7 @@ static void free_uploads(pf_task *t) {
 
 static void free_task(pf_task *t) {
   pf_task_detach(t);
+  end_lookup(t);
   free_uploads(t);
   pf_request_free(&t->rq);
   free(t->id); t->id = NULL;
@@ -1017,6 +1195,14 @@ static int task_index(lua_State *L) {
       return 1;
     }
     if (strcmp(k, "retries") == 0) { lua_pushinteger(L, t->retries); return 1; }
+    if (strcmp(k, "journal_error") == 0) {  /* a record the journal could not write */
+      if (t->has_jerr) push_err(L, t, &t->jerr); else lua_pushnil(L);
+      return 1;
+    }
+    if (strcmp(k, "journal_key") == 0) {
+      if (t->jkey[0]) lua_pushstring(L, t->jkey); else lua_pushnil(L);
+      return 1;
+    }
     if (strcmp(k, "bytes") == 0) {          /* of the download under way */
       lua_pushinteger(L, t->x.kind == PF_X_DOWNLOAD ? (lua_Integer)t->x.written : 0);
       return 1;
@@ -1087,6 +1273,24 @@ static int task_download_start(lua_State *L) {
     push_err(L, t, &e);
     return 2;
   }
+  /* the journal learns where the file goes before a byte of it is written (and refuses a path
+   * another task may still write) */
+  if (t->client->journal && t->jkey[0]) {
+    json_t *f = json_pack("{s:s}", "path", path);
+    int rc = f ? pf_journal_record(t->client->journal, t->jkey, "download", pf_walltime(), f, 0,
+                                   PF_J_WAIT, &e)
+               : (pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory"), -1);
+    json_decref(f);
+    if (rc != 0 && e.kind != PF_EK_IO) {     /* the path is another task's: refused */
+      lua_pushnil(L);
+      push_err(L, t, &e);
+      return 2;
+    }
+    /* a journal that cannot be written (a full disk) must not cost the video: the download goes
+     * ahead, and the record is owed (written by pf_task_journal once it can be) */
+    if (rc == 0) t->jrec |= PF_JR_DOWNLOAD;
+    else journal_owed(t->client, t, &e, "the download path");
+  }
   free(t->dl_path);
   free(t->dl_part);
   t->dl_path = pf_strdup(path);
@@ -1146,8 +1350,9 @@ static int task_release(lua_State *L) {
   pf_task_start_deadline(c, t);             /* a chained task's time starts when it is sent */
   pf_err e;
   pf_err_clear(&e);
-  int rc = !t->rq.extend_from ? -1
-         : t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);
+  int rc = !t->rq.extend_from ? -1 : pf_client_write_intent(c, t, L, 3, &e);
+  if (rc == 0)
+    rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);
   if (rc != 0) {
     if (e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
     t->state = PF_ST_FAILED;

@@ -74,7 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (a->parse_list) {
         json_t *items = NULL;
         int more = 0;
-        if (a->parse_list(&ctx, http, body, len, &items, &more, &e) == 0 && !json_is_array(items))
+        long total = 0;
+        if (a->parse_list(&ctx, http, body, len, &items, &more, &total, &e) == 0 &&
+            (!json_is_array(items) || more < -1 || more > 1))
           abort();
         json_decref(items);
       }

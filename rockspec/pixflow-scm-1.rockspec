@@ -24,6 +24,7 @@ external_dependencies = {
   CURL = { library = "curl" },
   JANSSON = { library = "jansson" },
   CRYPTO = { library = "crypto" },   -- OpenSSL's libcrypto: SHA-256 for the upload cache
+  SQLITE = { library = "sqlite3" },  -- the journal
 }
 build = {
   type = "builtin",
@@ -31,16 +32,17 @@ build = {
     ["pixflow.core"] = {
       sources = {
         "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/hash.c",
-        "csrc/http.c", "csrc/journal.c", "csrc/retry.c", "csrc/sched.c", "csrc/task.c", "csrc/trace.c",
+        "csrc/http.c", "csrc/journal.c", "csrc/journal_lua.c", "csrc/reconcile.c", "csrc/retry.c",
+        "csrc/sched.c", "csrc/task.c", "csrc/trace.c",
         "csrc/util.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
         "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",
         "csrc/adapters/pixverse.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      libraries = { "curl", "jansson", "crypto" },
-      incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)", "$(CRYPTO_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+      libraries = { "curl", "jansson", "crypto", "sqlite3" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)", "$(CRYPTO_INCDIR)", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(SQLITE_LIBDIR)" },
     },
     ["pixflow"] = "lua/pixflow/init.lua",
     ["pixflow.capabilities"] = "lua/pixflow/capabilities.lua",
@@ -50,6 +52,7 @@ build = {
     ["pixflow.providers"] = "lua/pixflow/providers.lua",
     ["pixflow.validate"] = "lua/pixflow/validate.lua",
     ["pixflow.journal"] = "lua/pixflow/journal.lua",
+    ["pixflow.resume"] = "lua/pixflow/resume.lua",
     ["pixflow.workflow"] = "lua/pixflow/workflow.lua",
     ["pixflow.fallback"] = "lua/pixflow/fallback.lua",
     ["pixflow.batch"] = "lua/pixflow/batch.lua",

@@ -288,6 +288,23 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *method, con
     if (!ok) return sbx_reply_json(c, -1, 400, json_pack("{s:s}", "error", "expected {\"now\": seconds >= 0}"), NULL);
     return sbx_reply_json(c, -1, 200, json_pack("{s:f}", "now", sbx_now()), NULL);
   }
+  if (strcmp(what, "tasks") == 0 && strcmp(method, "POST") == 0) {
+    json_t *o = json_loadb(body, len, 0, NULL);
+    const char *why = "expected a JSON object";
+    long n = -1;
+    if (json_is_object(o)) {
+      const char *gw = json_string_value(json_object_get(o, "gateway"));
+      if (!gw || strcmp(gw, "dashscope") != 0) why = "only the dashscope task list can be seeded";
+      else n = sbx_dashscope_seed(json_string_value(json_object_get(o, "key")),
+                                  json_string_value(json_object_get(o, "model")),
+                                  (long)json_integer_value(json_object_get(o, "count")),
+                                  json_number_value(json_object_get(o, "created")),
+                                  json_number_value(json_object_get(o, "spacing")), &why);
+    }
+    json_decref(o);
+    if (n < 0) return sbx_reply_json(c, -1, 400, json_pack("{s:s}", "error", why), NULL);
+    return sbx_reply_json(c, -1, 200, json_pack("{s:I}", "made", (json_int_t)n), NULL);
+  }
   if (strcmp(what, "health") == 0)
     return sbx_reply_json(c, -1, 200, json_pack("{s:b}", "ok", 1), NULL);
   if (strcmp(what, "shutdown") == 0 && strcmp(method, "POST") == 0) {

@@ -23,6 +23,8 @@ typedef struct sbx_stats {
   unsigned long errors;      /* 4xx/5xx replies sent */
   unsigned long faults;      /* requests a fault plan spoiled */
   unsigned long resumed;     /* downloads served from an offset (Range requests) */
+  unsigned long lists;       /* task-list pages served (DashScope) */
+  unsigned long list_rejected;  /* task-list queries refused (a window over 24 hours) */
 } sbx_stats;
 
 /* How a task ends; chosen from magic words in the prompt (docs/sandbox.md). */
@@ -89,6 +91,16 @@ void sbx_id64(char *out, size_t n);
 int sbx_task_cancel(int gw, const char *id);
 /* Copies of up to max tasks of gw made with key, created in [from, to]; returns how many. */
 size_t sbx_task_list(int gw, const char *key, double from, double to, sbx_task *out, size_t max);
+/* Copies of every task of gw and key created in [from, to], oldest first (malloc'd; *n of them),
+ * or NULL when there are none or memory ran out (*n = 0). */
+sbx_task *sbx_task_list_all(int gw, const char *key, double from, double to, size_t *n);
+/* Set when a task was created (seeded task lists). */
+void sbx_task_set_created(int gw, const char *id, double created);
+/* POST /_sandbox/tasks {"gateway": "dashscope", "key", "model", "count", "created", "spacing"}:
+ * count finished tasks made at created, created + spacing, ... (a long task list). Returns how
+ * many were made, or -1 with *why set. */
+long sbx_dashscope_seed(const char *key, const char *model, long count, double created,
+                        double spacing, const char **why);
 void sbx_task_set_pub(int gw, const char *id, const char *pub_id);
 /* Set a field of a stored task (after creation). */
 void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int stuck);

@@ -177,6 +177,37 @@ size_t sbx_task_list(int gw, const char *key, double from, double to, sbx_task *
   return n;
 }
 
+static int by_created(const void *a, const void *b) {
+  double x = ((const sbx_task *)a)->created, y = ((const sbx_task *)b)->created;
+  return (x > y) - (x < y);
+}
+
+sbx_task *sbx_task_list_all(int gw, const char *key, double from, double to, size_t *n) {
+  *n = 0;
+  pthread_mutex_lock(&g_sbx.lock);
+  size_t cap = 0;
+  for (size_t b = 0; b < g_sbx.nbuckets; b++)
+    for (sbx_task *t = g_sbx.buckets[b]; t; t = t->next)
+      if (t->gw == gw && strcmp(t->key, key) == 0 && t->created >= from && t->created <= to) cap++;
+  sbx_task *out = cap ? malloc(cap * sizeof *out) : NULL;
+  for (size_t b = 0; out && b < g_sbx.nbuckets; b++)
+    for (sbx_task *t = g_sbx.buckets[b]; t; t = t->next)
+      if (t->gw == gw && strcmp(t->key, key) == 0 && t->created >= from && t->created <= to)
+        out[(*n)++] = *t;
+  pthread_mutex_unlock(&g_sbx.lock);
+  /* oldest first: the order the real list uses is NOT FOUND, and this one puts the newest task
+   * (an unconfirmed submit's) on the last page, where a reader that stops early misses it */
+  if (out) qsort(out, *n, sizeof *out, by_created);
+  return out;
+}
+
+void sbx_task_set_created(int gw, const char *id, double created) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) t->created = created;
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
 void sbx_task_set_pub(int gw, const char *id, const char *pub_id) {
   pthread_mutex_lock(&g_sbx.lock);
   sbx_task *t = find(gw, id);
@@ -226,13 +257,15 @@ json_t *sbx_stats_json(void) {
   for (int i = 0; o && i < SBX_GW__COUNT; i++) {
     const sbx_stats *s = &g_sbx.stats[i];
     json_object_set_new(o, sbx_gw_names[i],
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
                                   "tasks", (json_int_t)s->tasks, "polls", (json_int_t)s->polls,
                                   "downloads", (json_int_t)s->downloads,
                                   "uploads", (json_int_t)s->uploads,
                                   "errors", (json_int_t)s->errors,
                                   "faults", (json_int_t)s->faults,
-                                  "resumed", (json_int_t)s->resumed));
+                                  "resumed", (json_int_t)s->resumed,
+                                  "lists", (json_int_t)s->lists,
+                                  "list_rejected", (json_int_t)s->list_rejected));
   }
   pthread_mutex_unlock(&g_sbx.lock);
   return o;

@@ -7,7 +7,7 @@ local ok, err = pcall(function()
   local pixflow = require "pixflow"
   for _, p in ipairs({ "apimart", "dashscope" }) do
     local c, cerr = pixflow.new{ provider = p, api_key = "sk-allocfail", base_url = url .. "/" .. p,
-                                 journal = dir .. "/journal.jsonl",
+                                 journal = dir .. "/journal.db",
                                  poll = { initial = 0.02, interval = 0.02, max = 0.05 },
                                  retry = { base = 0.01, max = 0.02, lookup_delay = 0.05 } }
     if not c then print("error", p, tostring(cerr)) return end

@@ -17,7 +17,7 @@ local IN_FLIGHT = 48
 local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute("mkdir -p " .. dir))
-local jpath = dir .. "/journal.jsonl"
+local jpath = dir .. "/journal.db"
 local sbx = sandbox.start{ task_seconds = 0.5, seed = 42 }
 
 -- Faults a gateway really shows, spread over every route; each request has RATE chance of one.

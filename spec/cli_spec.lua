@@ -78,7 +78,7 @@ describe("the pixflow command", function()
     p:close()
     -- wait until the task is accepted (its id is in the journal), then interrupt
     local deadline = require("pixflow").now() + 10
-    while not (util.read(dir .. "/ctrlc-state/pixflow/journal.jsonl") or ""):find('"ev":"accepted"', 1, true) do
+    while util.journal_count(dir .. "/ctrlc-state/pixflow/journal.db", "accepted") == 0 do
       assert.is_true(require("pixflow").now() < deadline, "the task was never accepted")
       os.execute("sleep 0.05")
     end

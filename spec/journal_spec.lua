@@ -9,10 +9,20 @@ local util = require "spec.support.util"
 local KEY = "sk-journal-SECRET-42"
 local sbx, dir
 
+-- Every record of the journal at path, oldest first (its history, as the old JSONL lines).
 local function lines(path)
-  local out = {}
-  for l in (util.read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(l) end
+  local j = assert(journal.open(path))
+  local out = assert(j:events())
+  j:close()
   return out
+end
+
+-- Every file pixflow wrote for the journal at path (the database, its WAL, its lock files).
+local function journal_bytes(path)
+  local p = io.popen(("cat '%s'* 2>/dev/null"):format(path))
+  local s = p:read("a")
+  p:close()
+  return s
 end
 
 -- Run a Lua script in its own process (with the key in its environment), arguments in arg[].
@@ -33,7 +43,7 @@ describe("journal", function()
   sandbox.around({ task_seconds = 0.4, reset = true }, function(s, d) sbx, dir = s, d end)
 
   it("records intent, acceptance, the end and the file, in that order, without the key", function()
-    local path = dir .. "/a/b/journal.jsonl"       -- directories are made
+    local path = dir .. "/a/b/journal.db"          -- directories are made
     local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = sbx.base("apimart"),
                                   journal = path, poll = { initial = 0.05, interval = 0.1 } })
     local t = assert(c:submit({ prompt = "@hero x", references = { { name = "hero", image = "https://e.com/h.png" } } },
@@ -54,12 +64,13 @@ describe("journal", function()
     assert.equal("apimart", recs[1].provider)
     assert.equal(sbx.base("apimart"), recs[1].base_url)
     assert.equal("shot 1", recs[1].label)
-    assert.is_nil(util.read(path):find(KEY, 1, true))
+    assert.equal(dir .. "/j.mp4", recs[1].output)   -- stored absolute
+    assert.is_nil(journal_bytes(path):find(KEY, 1, true))
     c:close()
   end)
 
   it("a failure is recorded with its error", function()
-    local path = dir .. "/fail.jsonl"
+    local path = dir .. "/fail.db"
     local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = sbx.base("apimart"),
                                   journal = path, poll = { initial = 0.05, interval = 0.1 } })
     local t = assert(c:submit{ prompt = "#moderate" })

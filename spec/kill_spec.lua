@@ -49,13 +49,11 @@ describe("a batch killed twenty times, then resumed", function()
     local status, out = util.run(cmd:gsub(" %-%-json$", ""))
     out = resumed .. "\n" .. out
     local st = sbx.stats().dashscope
-    local journal = util.read(dir .. "/state/pixflow/journal.jsonl") or ""
     -- every output complete, downloaded (recorded) exactly once, and no task made twice
     local downloaded, keys = {}, {}
-    for line in journal:gmatch("[^\n]+") do
-      local ok, rec = pcall(cjson.decode, line)
-      if ok and rec.ev == "downloaded" then downloaded[rec.path] = (downloaded[rec.path] or 0) + 1 end
-      if ok and rec.ev == "intent" then keys[#keys + 1] = rec.key end
+    for _, rec in ipairs(util.journal_events(dir .. "/state/pixflow/journal.db")) do
+      if rec.ev == "downloaded" then downloaded[rec.path] = (downloaded[rec.path] or 0) + 1 end
+      if rec.ev == "intent" then keys[#keys + 1] = rec.key end
     end
     for i = 1, 5 do
       local path = ("%s/shot-%d.mp4"):format(dir, i)

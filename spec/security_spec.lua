@@ -127,7 +127,7 @@ describe("secrets", function()
     local seen = {}
     -- the library: errors of every kind this run can meet
     local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = sbx.base("apimart"),
-                                  journal = dir .. "/j.jsonl", trace = dir .. "/trace.jsonl",
+                                  journal = dir .. "/j.db", trace = dir .. "/trace.jsonl",
                                   poll = { initial = 0.05, interval = 0.05 } })
     local ok_task = assert(c:submit{ prompt = "@hero x", references = REFS })
     assert(ok_task:download(dir .. "/lib.mp4", { timeout = 10 }))
@@ -140,7 +140,8 @@ describe("secrets", function()
     seen[#seen + 1] = tostring(aerr)
     c:close()
     bad:close()
-    seen[#seen + 1] = util.read(dir .. "/j.jsonl")
+    seen[#seen + 1] = util.journal_bytes(dir .. "/j.db")
+    assert.truthy(#seen[#seen] > 0)
     -- the command: --json events and the human output, stdout and stderr
     local status, out = util.run(("APIMART_API_KEY=%s XDG_STATE_HOME=%s bin/pixflow generate --json "
       .. "--trace " .. dir .. "/cli-trace.jsonl --sandbox %s --provider apimart --prompt '@hero runs' --ref hero=https://cdn.example.com/hero.png "
@@ -151,7 +152,8 @@ describe("secrets", function()
       .. "--sandbox %s --provider apimart --prompt '@hero runs #fail' --ref hero=https://cdn.example.com/hero.png "
       .. "--output %s/cli2.mp4 2>&1"):format(KEY, dir, sbx.url, dir))
     seen[#seen + 1] = out2
-    seen[#seen + 1] = util.read(dir .. "/pixflow/journal.jsonl") or ""
+    seen[#seen + 1] = util.journal_bytes(dir .. "/pixflow/journal.db")
+    assert.truthy(#seen[#seen] > 0)
     -- the debug traces: one line per request, every request there, and no signed query string
     local traces = util.read(dir .. "/trace.jsonl") .. util.read(dir .. "/cli-trace.jsonl")
     seen[#seen + 1] = traces

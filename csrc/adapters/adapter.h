@@ -164,9 +164,12 @@ typedef struct pf_adapter {
    * submit be found again */
   int (*build_list)(const pf_ctx *ctx, const char *model, double from, double to, int page,
                     pf_http_req *out, pf_err *err);
-  /* *items gets a JSON array of {id, status, created (Unix seconds)}; *more = another page */
+  /* *items gets a JSON array of {id, status, created (Unix seconds, -1 when the reply does not
+   * say)}; *more: 1 another page follows, 0 this was the last, -1 the reply does not tell (the
+   * caller must then treat the list as incomplete); *total the tasks the list announces for the
+   * whole query, -1 if it does not say */
   int (*parse_list)(const pf_ctx *ctx, long http, const char *body, size_t len, json_t **items,
-                    int *more, pf_err *err);
+                    int *more, long *total, pf_err *err);
   /* cancel: 0 when the gateway accepted the cancel */
   int (*build_cancel)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_cancel)(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err);

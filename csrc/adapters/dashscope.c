@@ -207,33 +207,51 @@ static int build_list(const pf_ctx *ctx, const char *model, double from, double 
   return 0;
 }
 
-/* The list reply's shape is NOT FOUND in the docs: {"data": [{"task_id", "status", "gmt_create"
- * (milliseconds)}], "page_no", "page_size", "total"} is assumed [INFERENCE]. */
+/* The list reply [DSa] (../shared/providers.md 10.1): {total, total_page, page_no, page_size,
+ * request_id, data: [{task_id, status, gmt_create (milliseconds), ...}]}. Whether another page
+ * follows comes from total_page, else from total and page_size; a reply that says neither is
+ * "cannot tell" (-1), never "last page". */
 static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len, json_t **items,
-                      int *more, pf_err *err) {
+                      int *more, long *total, pf_err *err) {
   (void)ctx;
+  *items = NULL;
+  *more = -1;
+  *total = -1;
   json_t *root = success_reply(http, body, len, err);
   if (!root) return -1;
   json_t *data = json_object_get(root, "data");
+  if (data && !json_is_array(data)) {
+    json_decref(root);
+    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_reply", "the task list's data is not an array");
+    return -1;
+  }
   json_t *out = json_array();
   if (!out) { json_decref(root); return nomem(err); }
   size_t i;
   json_t *it;
   json_array_foreach(data, i, it) {
     char *id = pf_json_id(json_object_get(it, "task_id"));
-    double created = 0;
-    pf_json_number(it, "gmt_create", &created);
+    double created = -1;
+    if (pf_json_number(it, "gmt_create", &created) == 0 && created > 0) created /= 1000.0;
+    else created = -1;                  /* unknown: it may be anyone's, so it counts everywhere */
     const char *st = pf_json_string(it, "status");
     if (!st) st = pf_json_string(it, "task_status");
-    if (id) json_array_append_new(out, json_pack("{s:s,s:s,s:f}", "id", id, "status", st ? st : "",
-                                                 "created", created / 1000.0));
+    json_t *row = id ? json_pack("{s:s,s:s,s:f}", "id", id, "status", st ? st : "", "created", created) : NULL;
     free(id);
+    if (!row || json_array_append_new(out, row) != 0) {
+      json_decref(out);
+      json_decref(root);
+      return nomem(err);
+    }
   }
-  double total = 0, size = 0, page = 0;
-  pf_json_number(root, "total", &total);
+  double tot = -1, size = 0, page = 0, pages = -1;
+  int has_total = pf_json_number(root, "total", &tot) == 0 && tot >= 0;
+  int has_pages = pf_json_number(root, "total_page", &pages) == 0 && pages >= 0;
   pf_json_number(root, "page_size", &size);
   pf_json_number(root, "page_no", &page);
-  *more = size > 0 && page * size < total;
+  if (has_total) *total = tot > 1e12 ? (long)1e12 : (long)tot;
+  if (has_pages && page >= 1) *more = page < pages;
+  else if (has_total && size > 0 && page >= 1) *more = page * size < tot;
   *items = out;
   json_decref(root);
   return 0;

@@ -147,11 +147,14 @@ function M.is_mp4(path)
 end
 
 local RUN = { provider = "string", base_urls = "table", keys = "table", concurrency = "number",
-              journal = "string", on_event = "function", poll = "table", timeout = "number",
+              journal = { "string", "table" }, on_event = "function", poll = "table", timeout = "number",
               new_client = "function", on_tick = "function" }
 
 --- Run items (from M.load, or a list of unified requests with output and provider). Returns a
 -- summary: a list of { output, provider, id, status, seconds, error, action }.
+-- With a journal, each item's output is claimed for this run first: an item another live
+-- pixflow process is running (a second batch of the same manifest, a resume) is left to it
+-- (status "claimed"); a dead process's claims are taken over.
 function M.run(items, opts)
   opts = opts or {}
   options.check("batch", 2, opts, RUN, 2)
@@ -159,19 +162,30 @@ function M.run(items, opts)
   local limit = opts.concurrency or 4
   local emit = opts.on_event or function() end
   local summary, rows, queue = {}, {}, {}
-  -- what the journal already knows, by output file
-  local known = {}
-  if opts.journal then
-    local entries, warnings = journal.read(opts.journal)
-    if not entries then return nil, warnings end
-    for _, w in ipairs(warnings) do emit{ event = "warning", message = w } end
-    for _, e in ipairs(entries) do if e.output then known[e.output] = e end end
+  local j, own_journal
+  if journal.is(opts.journal) then
+    j = opts.journal
+  elseif opts.journal then
+    local jerr
+    j, jerr = journal.open(opts.journal)
+    if not j then return nil, jerr end
+    own_journal = true
+    for _, w in ipairs(j.warnings) do emit{ event = "warning", message = w } end
+  end
+  -- outputs are kept absolute (the journal's, and a claim's, name for them)
+  for _, item in ipairs(items) do
+    local abs, aerr = core.abspath(item.output)
+    if not abs then
+      if own_journal then j:close() end
+      return nil, aerr
+    end
+    item.output = abs
   end
   local clients = {}
   local function client_for(provider, base_url)
     local k = provider .. "|" .. (base_url or "")
     if clients[k] == nil then
-      local c, err = new_client{ provider = provider, journal = opts.journal, poll = opts.poll,
+      local c, err = new_client{ provider = provider, journal = j, poll = opts.poll,
         base_url = base_url or (opts.base_urls and opts.base_urls[provider]),
         api_key = opts.keys and opts.keys[provider] or nil }
       clients[k] = c or false
@@ -179,39 +193,69 @@ function M.run(items, opts)
     end
     return clients[k] or nil
   end
-  -- unconfirmed submits of earlier runs: ask the gateways that list their tasks
-  if opts.journal then
-    local entries = journal.read(opts.journal)
-    if entries and journal.reconcile(opts.journal, entries, function(e) return client_for(e.provider, e.base_url) end) > 0 then
-      known = {}
-      for _, e in ipairs(entries) do if e.output then known[e.output] = e end end
+  local function finish()
+    for _, r in ipairs(rows) do r.task, r.client = nil, nil end
+    for _, c in pairs(clients) do if c then c:close() end end
+    if own_journal then j:close() end
+  end
+  -- this run's items: claimed before anything is decided, so that two runs never both submit one
+  local held = {}
+  if j then
+    for _, item in ipairs(items) do
+      local how, pid = j:claim("output:" .. item.output)
+      if not how then finish() return nil, pid end
+      if how == "held" then held[item.output] = pid end
     end
   end
-  local jw                    -- a journal handle for what is learnt from the disk
+  -- what the journal already knows, by output file
+  local known = {}
+  if j then
+    local entries, terr = j:tasks()
+    if not entries then finish() return nil, terr end
+    journal.settle_unsent(j, entries)
+    -- unconfirmed submits of earlier runs: ask the gateways that list their tasks
+    journal.reconcile(j, entries, function(e) return client_for(e.provider, e.base_url) end)
+    for _, e in ipairs(entries) do if e.output then known[e.output] = e end end
+  end
   for i, item in ipairs(items) do
     local provider = item.provider or opts.provider or "apimart"
     local row = { output = item.output, provider = provider, label = item.label, status = "pending" }
     rows[i] = row
     summary[i] = row
     local e = known[item.output]
-    if M.is_mp4(item.output) then
+    if held[item.output] then
+      row.status = "claimed"
+      row.action = ("another pixflow process (pid %s) is running this item: it is left to that one")
+        :format(tostring(held[item.output]))
+      emit{ event = "claimed", output = item.output, message = row.action }
+    elseif M.is_mp4(item.output) then
       row.status, row.id = "done", e and e.id
       -- a file is renamed into place only when complete: if the process died before the journal
-      -- said so, the disk says it now
-      if e and e.state ~= "done" and e.key and opts.journal then
-        jw = jw or journal.open(opts.journal)
-        if jw then jw:record("downloaded", e.key, { path = item.output, found = true }) end
+      -- said so, the disk says it now (if it was written after the task began: else it is older)
+      if e and e.state == "open" and e.key and require("pixflow.resume").written_after(item.output, e.t) then
+        j:record("downloaded", e.key, { path = item.output, found = true })
       end
       emit{ event = "skipped", output = item.output, reason = "the file is there" }
     elseif e and e.state == "unconfirmed" then
       row.status = "unconfirmed"
       row.action = "its submit was sent but never answered: look for it at the gateway before running it again"
       emit{ event = "unconfirmed", output = item.output, provider = e.provider }
+    elseif e and e.state == "claimed" then
+      row.status = "claimed"
+      row.action = ("a running pixflow process (pid %s) is following its task: it is left to that one")
+        :format(tostring(e.owner and e.owner.pid))
+      emit{ event = "claimed", output = item.output, message = row.action }
     elseif e and (e.state == "open" or (e.state == "done" and e.status == "succeeded")) and e.id then
       local c, cerr = client_for(e.provider, e.base_url)
-      if not c then row.status, row.error = "failed", cerr
+      local t, terr
+      if c then t, terr = c:task(e.id, { key = e.key }) end
+      if not c then
+        row.status, row.error = "failed", cerr
+      elseif not t then
+        row.status, row.action = "claimed", tostring(terr)
+        emit{ event = "claimed", output = item.output, message = row.action }
       else
-        row.task, row.client, row.id, row.started = c:task(e.id, { key = e.key }), c, e.id, core.now()
+        row.task, row.client, row.id, row.started = t, c, e.id, core.now()
         row.status = "attached"
         emit{ event = "attached", output = item.output, provider = e.provider, id = e.id }
       end
@@ -270,11 +314,15 @@ function M.run(items, opts)
           if ok then ok, derr = r.client:_start_download(t, r.output) end
           if not ok then r.finished, r.status, r.error = true, "failed", derr end
         end
-        local dstate, derr = r.downloading and t:_download_state()
-        if dstate == "done" then
+        local dstate, derr
+        if r.downloading then dstate, derr = t:_download_state() end
+        if r.finished then
+          -- the download could not start (reported above)
+        elseif dstate == "done" then
           r.finished, r.status = true, "downloaded"
         elseif dstate == "failed" then
           r.finished, r.status, r.error = true, "failed", derr
+          r.action = "the video was not saved: run the batch again to retry the download"
         elseif not r.downloading and (t.done or t.halted) then
           r.finished, r.status, r.error = true, t.status, t.error
         end
@@ -310,9 +358,7 @@ function M.run(items, opts)
     end
     if first then first:poll(0.2) end
   end
-  for _, r in ipairs(rows) do r.task, r.client = nil, nil end
-  for _, c in pairs(clients) do if c then c:close() end end
-  if jw then jw:close() end
+  finish()
   return summary
 end
 

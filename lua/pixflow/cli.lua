@@ -1,5 +1,5 @@
 --- pixflow.cli: the `pixflow` command. `pixflow help` lists the commands, `pixflow CMD --help`
--- each one's options. Tasks go through the journal ($XDG_STATE_HOME/pixflow/journal.jsonl) so
+-- each one's options. Tasks go through the journal ($XDG_STATE_HOME/pixflow/journal.db) so
 -- that an interrupted run can be finished with `pixflow resume`.
 local M = {}
 
@@ -16,6 +16,7 @@ commands:
   download   download a finished task's MP4 by id
   cancel     ask the gateway to cancel a task (DashScope, while queued)
   list       the journal's tasks and where each one stands
+  forget     drop a task from the journal's unfinished work
   resume     finish what an interrupted run left: poll and download, never resubmit
   batch      run many generations from a JSON or CSV manifest
   providers  the gateways and what each model accepts
@@ -26,7 +27,8 @@ common options:
   --provider NAME      gateway preset (default apimart)
   --base-url URL       the gateway's base URL
   --sandbox URL        use a running sandbox: the base URL becomes URL/<provider>
-  --journal PATH       journal file (default $XDG_STATE_HOME/pixflow/journal.jsonl)
+  --journal PATH       journal database (default $XDG_STATE_HOME/pixflow/journal.db; a
+                       journal.jsonl of an earlier pixflow beside it is imported once)
   --no-journal         keep no journal
   --trace PATH         append one JSON line per HTTP request to PATH (no key, no signed query)
   --poll SECONDS       status poll interval (default: the gateway's; 0.5 with --sandbox)
@@ -58,7 +60,8 @@ usage: pixflow generate --prompt TEXT [options]
   status = "usage: pixflow status TASK_ID [--provider NAME] [--base-url URL]",
   download = "usage: pixflow download TASK_ID [-o PATH] [--provider NAME] [--base-url URL] [--timeout S]",
   cancel = "usage: pixflow cancel TASK_ID [--provider NAME] [--base-url URL]",
-  list = "usage: pixflow list [--journal PATH] [--json]",
+  list = "usage: pixflow list [--journal PATH] [--json] [--events]\n  --events   every record of the journal, one JSON object per line",
+  forget = "usage: pixflow forget KEY|TASK_ID [--journal PATH]\n  drop a task from what resume and batch follow (its video is given up)",
   resume = "usage: pixflow resume [--journal PATH] [--timeout SECONDS] [--json] [--sandbox URL]",
   batch = [[
 usage: pixflow batch MANIFEST [--concurrency N] [--provider NAME] [--sandbox URL] [--journal PATH]
@@ -81,7 +84,7 @@ end
 
 -- "--flag value", "--flag=value", boolean flags, -o; positional arguments apart.
 local BOOLEANS = { audio = true, watermark = true, ["expand-prompt"] = true, help = true, json = true,
-                   ["no-journal"] = true }
+                   ["no-journal"] = true, events = true }
 local function parse(args)
   local out, pos = { refs = {} }, {}
   local i = 1
@@ -289,21 +292,70 @@ end
 local function list(o)
   local journal = require "pixflow.journal"
   local path = journal_path(o) or journal.default_path()
-  local tasks, warnings = journal.read(path)
-  if not tasks then eprint("pixflow: " .. tostring(warnings)) return EXIT.other end
+  local j, jerr = journal.open(path)
+  if not j then eprint("pixflow: " .. tostring(jerr)) return EXIT.other end
   local ui = make_ui(o)
-  for _, w in ipairs(warnings) do eprint("pixflow: warning: " .. w) end
+  for _, w in ipairs(j.warnings) do eprint("pixflow: warning: " .. w) end
+  if o.events then
+    -- the whole history, one JSON object per record (the old JSONL journal's lines)
+    local events, eerr = j:events()
+    j:close()
+    if not events then eprint("pixflow: " .. tostring(eerr)) return EXIT.other end
+    local cjson = require "cjson"
+    for _, ev in ipairs(events) do io.stdout:write(cjson.encode(ev), "\n") end
+    return EXIT.ok
+  end
+  local tasks, terr = j:tasks()
+  j:close()
+  if not tasks then eprint("pixflow: " .. tostring(terr)) return EXIT.other end
   for _, t in ipairs(tasks) do
-    local status = t.downloaded and "downloaded" or t.status or (t.id and "running") or "unconfirmed"
+    local status = t.downloaded and "downloaded" or t.status
+      or (t.state == "claimed" and "running") or (t.id and "open") or t.state
     if ui.json then
-      ui.event{ event = "task", key = t.key, provider = t.provider, id = t.id, status = status,
-                output = t.output, path = t.downloaded, label = t.label, submitted = t.t }
+      ui.event{ event = "task", key = t.key, provider = t.provider, base_url = t.base_url, model = t.model,
+                id = t.id, status = status, state = t.state, stage = t.stage, output = t.output,
+                path = t.downloaded, label = t.label, submitted = t.t, updated = t.updated,
+                request = t.request, error = t.error,
+                owner = t.owner and t.owner.alive and t.owner.pid or nil }
     else
+      local where = t.downloaded or t.output or ""
+      if t.state == "claimed" and t.owner then where = where .. ("  (pid %s)"):format(tostring(t.owner.pid)) end
       print(("%-20s %-12s %-40s %-12s %s"):format(os.date("%Y-%m-%d %H:%M:%S", math.floor(t.t or 0)),
-        t.provider or "?", t.id or "-", ui.status_word(status), t.downloaded or t.output or ""))
+        t.provider or "?", t.id or "-", ui.status_word(status), where))
     end
   end
-  if not ui.json and #tasks == 0 then print("(no tasks in " .. path .. ")") end
+  if not ui.json and #tasks == 0 then print("(no tasks in " .. j.path .. ")") end
+  return EXIT.ok
+end
+
+-- Drop a task from what resume and batch would follow (its video is given up).
+local function forget(o, pos)
+  if not pos[1] then eprint(HELP.forget) return EXIT.usage end
+  local journal = require "pixflow.journal"
+  local j, jerr = journal.open(journal_path(o) or journal.default_path())
+  if not j then eprint("pixflow: " .. tostring(jerr)) return EXIT.other end
+  local tasks, terr = j:tasks()
+  if not tasks then j:close() eprint("pixflow: " .. tostring(terr)) return EXIT.other end
+  local hit
+  for _, t in ipairs(tasks) do
+    if t.key == pos[1] or (t.id and t.id == pos[1]) then hit = t end
+  end
+  if not hit then
+    j:close()
+    eprint(("pixflow forget: no task with key or id %s in %s"):format(pos[1], j.path))
+    return EXIT.usage
+  end
+  if hit.state == "claimed" then
+    j:close()
+    eprint(("pixflow forget: a running pixflow process (pid %s) follows task %s; stop it first")
+      :format(tostring(hit.owner and hit.owner.pid), pos[1]))
+    return EXIT.usage
+  end
+  local ok, err = j:record("forgotten", hit.key)
+  j:close()
+  if not ok then eprint("pixflow: " .. tostring(err)) return EXIT.other end
+  print(("forgot task %s (%s %s): resume and batch leave it alone now"):format(hit.key, tostring(hit.provider),
+    tostring(hit.id or "-")))
   return EXIT.ok
 end
 
@@ -456,8 +508,8 @@ local function sandbox(args, env)
   return how == "signal" and EXIT.interrupted or code
 end
 
-local COMMANDS = { "generate", "status", "download", "cancel", "list", "resume", "batch", "providers",
-                   "sandbox", "version", "help" }
+local COMMANDS = { "generate", "status", "download", "cancel", "list", "forget", "resume", "batch",
+                   "providers", "sandbox", "version", "help" }
 
 local function dispatch(cmd, rest, env)
   if cmd == "sandbox" then return sandbox(rest, env) end
@@ -467,6 +519,7 @@ local function dispatch(cmd, rest, env)
   if cmd == "generate" then return generate(o, pos) end
   if cmd == "status" or cmd == "download" or cmd == "cancel" then return by_id(cmd, o, pos) end
   if cmd == "list" then return list(o) end
+  if cmd == "forget" then return forget(o, pos) end
   if cmd == "resume" then return resume(o) end
   if cmd == "batch" then return batch(o, pos) end
   if cmd == "providers" then return providers() end

@@ -16,6 +16,7 @@ local providers = require "pixflow.providers"
 local capabilities = require "pixflow.capabilities"
 local validate = require "pixflow.validate"
 local journal = require "pixflow.journal"
+local cjson = require "cjson"
 local workflow = require "pixflow.workflow"
 local fallback = require "pixflow.fallback"
 
@@ -46,7 +47,7 @@ local NEW = {
   poll = "table", timeouts = "table", max_per_host = "number", max_body_bytes = "number",
   max_download_bytes = "number", download_attempts = "number", ca_file = "string",
   user_agent = "string", task_timeout = { "number", "table" }, region = "string",
-  workspace = "string", ref_names = "boolean", uploader = "function", journal = "string",
+  workspace = "string", ref_names = "boolean", uploader = "function", journal = { "string", "table" },
   retry = "table", clock = "string", trace = "string",
 }
 -- The retry policy (csrc/retry.c): full-jitter back-off between base and max seconds, a
@@ -136,6 +137,20 @@ function M.new(opts)
   if not base_url:find("^https?://") then
     options.fail("new", 1, 2, "field 'base_url' must start with http:// or https://, got %q", base_url)
   end
+  -- the journal: a path (this client opens and closes it), or an open Journal shared with
+  -- others (a batch's or a resume's: one owner for all the tasks it follows)
+  local j, own_journal = nil, false
+  if type(opts.journal) == "table" then
+    if not journal.is(opts.journal) then
+      options.fail("new", 1, 2, "field 'journal' must be a path or an open journal (pixflow.journal.open)")
+    end
+    j = opts.journal
+  elseif opts.journal then
+    local jerr
+    j, jerr = journal.open(opts.journal)
+    if not j then return nil, jerr end
+    own_journal = true
+  end
   local c, err = core.new_client{
     provider = name, adapter = preset.adapter, base_url = base_url, api_key = key,
     connect_timeout = t.connect, request_timeout = t.request, download_timeout = t.download,
@@ -155,14 +170,13 @@ function M.new(opts)
     max_poll_failures = (opts.retry or {}).poll_failures or poll.max_failures,
     clock = opts.clock,
     trace = opts.trace,
+    journal = j and j._h,
     auth = preset.auth,
     ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names,
   }
-  if not c then return nil, err end
-  local j
-  if opts.journal then
-    j, err = journal.open(opts.journal)
-    if not j then c:close() return nil, err end
+  if not c then
+    if own_journal then j:close() end
+    return nil, err
   end
   return setmetatable({
     _core = c,
@@ -178,8 +192,8 @@ function M.new(opts)
     uploader = opts.uploader,
     journal = j and j.path,
     _journal = j,
-    _keys = setmetatable({}, { __mode = "k" }),     -- task -> its journal key
-    _written = setmetatable({}, { __mode = "k" }),  -- task -> what the journal has of it
+    _own_journal = own_journal,
+    _by_key = setmetatable({}, { __mode = "v" }),   -- journal key -> the task following it here
     _listeners = {},
     _flows = setmetatable({}, { __mode = "k" }),      -- flows waiting on this client's tasks
     _chains = {},                                     -- task -> tasks held until it succeeds
@@ -246,28 +260,24 @@ function Client:submit(req, opts)
     table.insert(chains[source], { client = self, task = task, norm = norm, opts = opts })
     return task
   end
-  local key, jerr = self:_journal_intent(norm, opts)
-  if jerr then return nil, jerr end
-  local task, serr = self._core:submit(norm, self, false, self:_timeout_for(norm.unified_model))
-  if key then
-    if task then
-      self._keys[task] = key
-    else
-      self._journal:record("status", key, { status = "failed", error = journal.error_fields(serr) })
-    end
-  end
+  -- the core writes the intent (before anything is sent) and every later record itself
+  local task, serr = self._core:submit(norm, self, false, self:_timeout_for(norm.unified_model),
+                                       self:_intent(norm, opts))
+  if task and task.journal_key then self._by_key[task.journal_key] = task end
   return task, serr
 end
 
--- The intent is on disk before anything is sent: a crash from then on leaves a trace.
-function Client:_journal_intent(norm, opts)
+-- What the journal records before anything of a task is sent: the arguments the core's submit
+-- and release take ({ key, intent = JSON }), or nil without a journal.
+function Client:_intent(norm, opts)
   if not self._journal then return nil end
-  local key = core.uuid()
-  local ok, err = self._journal:record("intent", key, {
+  local ok, text = pcall(cjson.encode, {
     provider = self.provider, base_url = self.base_url, model = norm.unified_model,
     request = norm, output = opts and opts.output, label = opts and opts.label })
-  if not ok then return nil, err end
-  return key
+  if not ok then
+    options.fail("submit", 1, 3, "the request cannot be recorded in the journal: %s", tostring(text))
+  end
+  return { key = core.uuid(), intent = text }
 end
 
 -- A task that others extend has ended: send them (with its id), or give them up.
@@ -278,9 +288,8 @@ function Client:_settle_chain(source)
   for _, d in ipairs(deps) do
     if source.status == "succeeded" then
       d.norm.extend_from = source.id
-      local key = d.client:_journal_intent(d.norm, d.opts)
-      if key then d.client._keys[d.task] = key end
-      d.task:_release(source.id)
+      d.task:_release(source.id, d.client:_intent(d.norm, d.opts))   -- a failure ends d.task
+      if d.task.journal_key then d.client._by_key[d.task.journal_key] = d.task end
     else
       d.task:_abandon(("the task it extends (%s) ended %s"):format(tostring(source.id), source.status))
     end
@@ -327,43 +336,18 @@ function Client:task(id, opts)
     options.fail("task", 1, 2, "task id (non-empty string) expected, got %s", type(id))
   end
   if opts ~= nil then options.check("task", 2, opts, { key = "string" }) end
-  local t = self._core:attach(id, self, self.task_timeout)
-  if opts and opts.key and self._journal then
-    self._keys[t] = opts.key
-    self._written[t] = { accepted = true }
-  end
+  local key = opts and opts.key
+  -- a journal task this client already follows is that task, not a second follower of it
+  if key and self._by_key[key] and not self._by_key[key].done then return self._by_key[key] end
+  local t, err = self._core:attach(id, self, self.task_timeout, self._journal and key or nil)
+  if not t then return nil, err end     -- another live process follows it (journal claims)
+  if key and self._journal then self._by_key[key] = t end
   return t
 end
 
--- What the journal learns from a task that changed: its id, its end, its file.
-function Client:_journal_change(t)
-  local key = self._keys[t]
-  if not key then return end
-  local w = self._written[t]
-  if not w then w = {}; self._written[t] = w end
-  local j = self._journal
-  if t.id and not w.accepted then
-    w.accepted = true
-    j:record("accepted", key, { id = t.id })
-  end
-  local status = t.status
-  if t.done and w.status ~= status then
-    w.status = status
-    j:record("status", key, { status = status, error = journal.error_fields(t.error) })
-  end
-  if t.path and not w.downloaded then
-    w.downloaded = true
-    j:record("downloaded", key, { path = t.path })
-  end
-end
-
--- Start t's download to path (through the journal, which records where it goes first).
+-- Start t's download to path (the core records where it goes first, and refuses a path another
+-- task of the journal may still write).
 function Client:_start_download(t, path)
-  local key = self._keys[t]
-  if key then
-    local ok, err = self._journal:record("download", key, { path = path })
-    if not ok then return nil, err end
-  end
   return t:_download(path)
 end
 
@@ -374,32 +358,29 @@ function Client:poll(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout) then
     options.fail("poll", 1, 2, "timeout must be a number >= 0, got %s", tostring(timeout))
   end
-  local n = self:_pump(timeout)
+  local n, jerr = self:_pump(timeout)
   -- workflows waiting on this client's tasks go on where they can
   if next(self._flows) then
     local flows = {}
     for f in pairs(self._flows) do flows[#flows + 1] = f end
     for _, f in ipairs(flows) do f:_advance() end
   end
-  return n
+  return n, jerr
 end
 
 -- The pump and the change dispatch, without stepping workflows (Flow:step calls this).
 function Client:_pump(timeout)
-  local n = self._core:poll(timeout)
+  local n, jerr = self._core:poll(timeout)
   local changed = self._core:_changed()
   if #changed > 0 then
     if next(self._chains) then
       for _, task in ipairs(changed) do self:_settle_chain(task) end
     end
-    if self._journal then
-      for _, task in ipairs(changed) do self:_journal_change(task) end
-    end
     for _, fn in ipairs(self._listeners) do
       for _, task in ipairs(changed) do fn(task) end
     end
   end
-  return n
+  return n, jerr
 end
 
 --- Call fn(task) after a pump in which task changed (status, progress, halt, download).
@@ -417,142 +398,21 @@ end
 --- Stop every transfer and release the client. Tasks keep their last known state.
 function Client:close()
   self._core:close()
-  if self._journal then self._journal:close() end
+  if self._own_journal then self._journal:close() end
 end
 client_mt.__close = Client.close
 client_mt.__tostring = function(self) return tostring(self._core) end
 
 -- ------------------------------------------------------------------ resume
 
-local RESUME = { journal = "string", keys = "table", timeout = "number", download = "boolean",
-                 poll = "table", on_event = "function", timeouts = "table", client = "table" }
-
 --- Re-attach to every task of a journal that is not finished, with the gateway, base URL and
 -- model recorded when it was submitted; poll them and download what succeeded (to the path the
--- journal recorded). Never submits anything.
+-- journal recorded). Never submits anything. Tasks another live process follows are left to it.
 -- syntax: report, err = pixflow.resume{ journal = path, keys = { dashscope = "..." }, timeout = 1800 }
 -- Returns a report { tasks = { {key, provider, id, status, path, error, state, action} },
 -- warnings = {...} }, or nil and an io error when the journal cannot be read.
 function M.resume(opts)
-  opts = opts or {}
-  options.check("resume", 1, opts, RESUME)
-  local path = opts.journal or journal.default_path()
-  local entries, werr = journal.read(path)
-  if not entries then return nil, werr end
-  local report = { tasks = {}, warnings = werr, journal = path }
-  local clients, pending = {}, {}
-  local own = opts.client          -- a client of the caller's, used for its provider and base URL
-  if own then clients[own.provider .. "|" .. own.base_url] = own end
-  local function client_for(e)
-    local ck = e.provider .. "|" .. e.base_url
-    if clients[ck] == nil then
-      clients[ck] = M.new{ provider = e.provider, base_url = e.base_url,
-                           api_key = opts.keys and opts.keys[e.provider] or nil,
-                           journal = path, poll = opts.poll, timeouts = opts.timeouts } or false
-    end
-    return clients[ck] or nil
-  end
-  -- submits whose answer was never recorded: ask the gateways that list their tasks
-  journal.reconcile(path, entries, client_for)
-  local function emit(ev) if opts.on_event then opts.on_event(ev) end end
-  for _, w in ipairs(report.warnings) do emit{ event = "warning", message = w } end
-  for _, e in ipairs(entries) do
-    local row = { key = e.key, provider = e.provider, id = e.id, status = e.status or "unknown",
-                  path = e.downloaded or e.output, state = e.state, label = e.label }
-    report.tasks[#report.tasks + 1] = row
-    if e.state == "not_created" then
-      row.status = "not_created"
-      row.action = "the gateway never created this task (its task list says so): submit it again if you still want it"
-      emit{ event = "not_created", key = e.key, provider = e.provider, message = row.action }
-    elseif e.state == "unconfirmed" then
-      row.status = "unconfirmed"
-      row.action = ("the submit to %s was sent but its answer was never recorded: it may exist and be "
-        .. "billed. Look for it in the gateway's task list (submitted near %s) before submitting "
-        .. "again; with its id, `pixflow download ID --provider %s` fetches it"):format(
-        tostring(e.provider), os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(e.t or 0)), tostring(e.provider))
-      if e.candidates then
-        local ids = {}
-        for i, x in ipairs(e.candidates) do ids[i] = x.id end
-        row.action = row.action .. ". The gateway has these unclaimed tasks from that time: " .. table.concat(ids, ", ")
-      end
-      emit{ event = "unconfirmed", key = e.key, provider = e.provider, message = row.action }
-    elseif e.state == "open" and e.output and require("pixflow.batch").is_mp4(e.output) then
-      -- the file was renamed into place (so it is complete) before the journal said so
-      local jw = journal.open(path)
-      if jw then
-        jw:record("downloaded", e.key, { path = e.output, found = true })
-        jw:close()
-      end
-      row.status, row.path = "downloaded", e.output
-      emit{ event = "finished", key = e.key, provider = e.provider, id = e.id, status = "downloaded", path = e.output }
-    elseif e.state == "open" then
-      local c = client_for(e)
-      if not c then
-        local _, cerr = M.new{ provider = e.provider, base_url = e.base_url,
-                               api_key = opts.keys and opts.keys[e.provider] or nil }
-        row.error = cerr
-        row.action = tostring(cerr)
-        emit{ event = "error", key = e.key, provider = e.provider, message = tostring(cerr) }
-      else
-        local t = c:task(e.id, { key = e.key })
-        pending[#pending + 1] = { row = row, task = t, client = c, output = e.output }
-        emit{ event = "attached", key = e.key, provider = e.provider, id = e.id }
-      end
-    end
-  end
-  local deadline = core.now() + (opts.timeout or 1800)
-  local want_download = opts.download ~= false
-  while true do
-    local busy = false
-    for _, p in ipairs(pending) do
-      local t, row = p.task, p.row
-      if not p.finished then
-        if t.status == "succeeded" and want_download and p.output and not p.started then
-          p.started = true
-          local ok, derr = core.make_parents(p.output)
-          if ok then ok, derr = p.client:_start_download(t, p.output) end
-          if not ok then p.finished, row.error = true, derr end
-        end
-        local dstate, derr = p.started and t:_download_state()
-        if dstate == "done" then
-          p.finished, row.status, row.path = true, "downloaded", t.path
-        elseif dstate == "failed" then
-          p.finished, row.status, row.error = true, t.status, derr
-        elseif t.done and not (p.started or (t.status == "succeeded" and want_download and p.output)) then
-          p.finished, row.status, row.error = true, t.status, t.error
-        elseif t.halted then
-          p.finished, row.status, row.error = true, t.status, t.error
-        end
-        if p.finished then
-          row.id = t.id
-          emit{ event = "finished", key = row.key, provider = row.provider, id = t.id, status = row.status,
-                path = row.path, error = row.error and tostring(row.error) }
-        else
-          busy = true
-        end
-      end
-    end
-    if not busy then break end
-    local left = deadline - core.now()
-    if left <= 0 then
-      for _, p in ipairs(pending) do
-        if not p.finished then
-          p.row.status = p.task.status
-          p.row.action = "still running at the gateway: run resume again later"
-        end
-      end
-      break
-    end
-    local any
-    for _, c in pairs(clients) do
-      if c then c:poll(0); any = c end
-    end
-    if any then any:poll(math.min(left, 0.25)) end
-  end
-  for _, c in pairs(clients) do
-    if c and c ~= own then c:close() end
-  end
-  return report
+  return require("pixflow.resume").run(M.new, opts)
 end
 
 --- Resume the unfinished tasks of this client's journal (see pixflow.resume). This client serves

@@ -1,0 +1,192 @@
+--- pixflow.resume: finish what a journal's earlier runs left, never submitting anything.
+-- Each unfinished task is re-attached with the gateway, base URL and model recorded at submit,
+-- polled, and downloaded to its recorded (absolute) path. A task that a live process follows
+-- (its journal claim) is left to that process; a dead process's claim is taken over.
+local core = require "pixflow.core"
+local journal = require "pixflow.journal"
+local options = require "pixflow.options"
+
+local M = {}
+
+local RESUME = { journal = { "string", "table" }, keys = "table", timeout = "number", download = "boolean",
+                 poll = "table", on_event = "function", timeouts = "table", client = "table" }
+
+-- Is path a complete MP4 written after t (a file is renamed into place only when complete; one
+-- older than the task is another task's)?
+local function written_after(path, t)
+  local st = core.stat(path)
+  if not st or st.type ~= "file" or st.size < 8 then return false end
+  if t and st.mtime + 2 < t then return false end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(8)
+  f:close()
+  return head ~= nil and #head == 8 and head:sub(5, 8) == "ftyp"
+end
+M.written_after = written_after
+
+local function when(t)
+  return os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(t or 0))
+end
+
+--- Run it. new(opts) makes a client (pixflow.new). Returns a report { tasks = { {key,
+-- provider, id, status, path, error, state, action} }, warnings = {...}, journal = path }, or
+-- nil and an io error when the journal cannot be read.
+function M.run(new, opts)
+  opts = opts or {}
+  options.check("resume", 1, opts, RESUME)
+  local own = opts.client          -- a client of the caller's, used for its provider and base URL
+  local j, jerr
+  if own and own._journal then
+    j = own._journal                -- the client's own claims are this resume's
+  elseif journal.is(opts.journal) then
+    j = opts.journal
+  else
+    j, jerr = journal.open(opts.journal or journal.default_path())
+    if not j then return nil, jerr end
+  end
+  local close_journal = j ~= opts.journal and not (own and own._journal == j)
+  local entries, terr = j:tasks()
+  if not entries then
+    if close_journal then j:close() end
+    return nil, terr
+  end
+  local report = { tasks = {}, warnings = j.warnings or {}, journal = j.path }
+  local clients, pending = {}, {}
+  if own then clients[own.provider .. "|" .. own.base_url] = own end
+  local function client_for(e)
+    local ck = e.provider .. "|" .. e.base_url
+    if clients[ck] == nil then
+      clients[ck] = new{ provider = e.provider, base_url = e.base_url,
+                         api_key = opts.keys and opts.keys[e.provider] or nil,
+                         journal = j, poll = opts.poll, timeouts = opts.timeouts } or false
+    end
+    return clients[ck] or nil
+  end
+  local function emit(ev) if opts.on_event then opts.on_event(ev) end end
+  for _, w in ipairs(report.warnings) do emit{ event = "warning", message = w } end
+  -- a process killed while uploading never sent its submit: say so (it can run again)
+  journal.settle_unsent(j, entries)
+  -- submits whose answer was never recorded: ask the gateways that list their tasks
+  journal.reconcile(j, entries, client_for)
+  for _, e in ipairs(entries) do
+    local row = { key = e.key, provider = e.provider, id = e.id, status = e.status or "unknown",
+                  path = e.downloaded or e.output, state = e.state, label = e.label }
+    report.tasks[#report.tasks + 1] = row
+    if e.state == "not_created" then
+      row.status = "not_created"
+      row.action = "the gateway never created this task (its task list says so): submit it again if you still want it"
+      emit{ event = "not_created", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "not_sent" then
+      row.status = "not_sent"
+      row.action = "its process ended while uploading the images, before the submit was sent: nothing was "
+        .. "charged; submit it again if you still want it"
+      emit{ event = "not_sent", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "claimed" then
+      row.status = "running"
+      row.action = ("a running pixflow process (pid %s) is following this task; it is left to that one")
+        :format(tostring(e.owner and e.owner.pid))
+      emit{ event = "claimed", key = e.key, provider = e.provider, id = e.id, message = row.action }
+    elseif e.state == "unconfirmed" then
+      row.status = "unconfirmed"
+      row.action = ("the submit to %s was sent but its answer was never recorded: it may exist and be "
+        .. "billed. Look for it in the gateway's task list (submitted near %s) before submitting "
+        .. "again; with its id, `pixflow download ID --provider %s` fetches it"):format(
+        tostring(e.provider), when(e.t), tostring(e.provider))
+      if e.list_incomplete then
+        row.action = row.action .. ". The gateway's task list could not be read to its end, so pixflow could not tell"
+      end
+      if e.candidates then
+        local ids = {}
+        for i, x in ipairs(e.candidates) do ids[i] = x.id end
+        row.action = row.action .. ". The gateway has these unclaimed tasks from that time: " .. table.concat(ids, ", ")
+      end
+      emit{ event = "unconfirmed", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "open" and e.output and written_after(e.output, e.t) then
+      -- the file was renamed into place (so it is complete) before the journal said so
+      j:record("downloaded", e.key, { path = e.output, found = true })
+      row.status, row.path = "downloaded", e.output
+      emit{ event = "finished", key = e.key, provider = e.provider, id = e.id, status = "downloaded", path = e.output }
+    elseif e.state == "open" then
+      local c = client_for(e)
+      if not c then
+        local _, cerr = new{ provider = e.provider, base_url = e.base_url,
+                             api_key = opts.keys and opts.keys[e.provider] or nil }
+        row.error = cerr
+        row.action = tostring(cerr)
+        emit{ event = "error", key = e.key, provider = e.provider, message = tostring(cerr) }
+      else
+        local t, aerr = c:task(e.id, { key = e.key })
+        if not t then
+          -- another process took it between our read and our claim
+          row.status, row.state = "running", "claimed"
+          row.action = tostring(aerr)
+          emit{ event = "claimed", key = e.key, provider = e.provider, id = e.id, message = row.action }
+        else
+          pending[#pending + 1] = { row = row, task = t, client = c, output = e.output }
+          emit{ event = "attached", key = e.key, provider = e.provider, id = e.id }
+        end
+      end
+    end
+  end
+  local deadline = core.now() + (opts.timeout or 1800)
+  local want_download = opts.download ~= false
+  while true do
+    local busy = false
+    for _, p in ipairs(pending) do
+      local t, row = p.task, p.row
+      if not p.finished then
+        if t.status == "succeeded" and want_download and p.output and not p.started then
+          p.started = true
+          local ok, derr = core.make_parents(p.output)
+          if ok then ok, derr = p.client:_start_download(t, p.output) end
+          if not ok then p.finished, row.status, row.error = true, "failed", derr end
+        end
+        local dstate, derr
+        if p.started then dstate, derr = t:_download_state() end
+        if p.finished then
+          -- the download could not start (reported above)
+        elseif dstate == "done" then
+          p.finished, row.status, row.path = true, "downloaded", t.path
+        elseif dstate == "failed" then
+          p.finished, row.status, row.error = true, "failed", derr
+          row.action = "the video was not saved: run resume again to retry the download"
+        elseif t.done and not (p.started or (t.status == "succeeded" and want_download and p.output)) then
+          p.finished, row.status, row.error = true, t.status, t.error
+        elseif t.halted then
+          p.finished, row.status, row.error = true, t.status, t.error
+        end
+        if p.finished then
+          row.id = t.id
+          emit{ event = "finished", key = row.key, provider = row.provider, id = t.id, status = row.status,
+                path = row.status == "downloaded" and row.path or nil, error = row.error and tostring(row.error) }
+        else
+          busy = true
+        end
+      end
+    end
+    if not busy then break end
+    local left = deadline - core.now()
+    if left <= 0 then
+      for _, p in ipairs(pending) do
+        if not p.finished then
+          p.row.status = p.task.status
+          p.row.action = "still running at the gateway: run resume again later"
+        end
+      end
+      break
+    end
+    local any
+    for _, c in pairs(clients) do
+      if c then c:poll(0); any = c end
+    end
+    if any then any:poll(math.min(left, 0.25)) end
+  end
+  for _, c in pairs(clients) do
+    if c and c ~= own then c:close() end
+  end
+  if close_journal then j:close() end
+  return report
+end
+
+return M
