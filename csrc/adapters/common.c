@@ -1,5 +1,6 @@
 /* common.c: helpers every adapter uses: URLs, headers, JSON access, prompt references, records. */
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,26 @@ void pf_status_free(pf_status *st) {
   free(st->videos);
   st->videos = NULL;
   st->nvideos = 0;
+}
+
+void pf_costs_merge(pf_cost *dst, size_t *n, const pf_cost *src, size_t nsrc) {
+  for (size_t i = 0; i < nsrc; i++) {
+    if (!isfinite(src[i].amount) || !src[i].unit[0]) continue;
+    size_t k = 0;
+    while (k < *n && strcmp(dst[k].unit, src[i].unit) != 0) k++;
+    if (k == *n) {
+      if (*n == PF_MAX_COSTS) continue;
+      (*n)++;
+    }
+    dst[k] = src[i];
+  }
+}
+
+void pf_status_add_cost(pf_status *st, double amount, const char *unit) {
+  pf_cost c;
+  c.amount = amount;
+  snprintf(c.unit, sizeof c.unit, "%s", unit);
+  pf_costs_merge(st->costs, &st->ncosts, &c, 1);
 }
 
 int pf_status_add_video(pf_status *st, const char *url, double expires_at) {
