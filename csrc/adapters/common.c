@@ -279,6 +279,20 @@ int pf_json_body(json_t *obj, pf_http_req *out, pf_err *err) {
 json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *err) {
   json_error_t je;
   json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+  if (!root && json_error_code(&je) == json_error_numeric_overflow && strstr(je.text, "integer")) {
+    /* valid JSON, but an integer (an id: PixVerse's are bare integers) past what pixflow keeps
+     * exact; asking again gets the same number */
+    size_t end = je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : 0, start = end;
+    while (start > 0 && (isdigit((unsigned char)body[start - 1]) || body[start - 1] == '-')) start--;
+    char num[48];
+    pf_utf8_copy(num, sizeof num, body + start, end - start);
+    pf_err_set(err, http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL, http, "big_integer",
+               "the reply (HTTP %ld) holds the integer %s%s, beyond 64 bits: pixflow keeps ids exact "
+               "only up to 9223372036854775807 and cannot use this reply", http, num,
+               end - start >= sizeof num - 1 ? "..." : "");
+    err->retryable = 0;
+    return NULL;
+  }
   if (!root || !json_is_object(root)) {
     char snippet[120];
     pf_utf8_copy(snippet, sizeof snippet, body ? body : "", len);
