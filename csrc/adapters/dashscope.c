@@ -13,12 +13,15 @@ static int nomem(pf_err *err) {
   return -1;
 }
 
-/* parameters.size from resolution and aspect ratio. Only 1280*720 is documented (seed 001);
- * the 16:9 and 9:16 sizes follow a third-party table, the rest keep the short side of the tier
- * [INFERENCE, unverified: docs/gateways.md]. */
+/* parameters.size from resolution and aspect ratio, as PixVerse's own frames: width*height with
+ * the tier's short side. 1280*720 is documented (seed 001); 640*360, 1024*576, 1280*720 and
+ * 1920*1080 are the sizes third-party catalogs of these models price, and PixVerse's own 540p
+ * output is 1024x576 ([DMX], providers.md 10.2 item 2): so 540p's short side is 576, not 540.
+ * 9:16 is 16:9 turned; the other ratios keep the tier's short side (at 540p: 576) [INFERENCE,
+ * unverified: docs/gateways.md]. */
 static int size_for(const char *res, const char *ratio, char *out, size_t n) {
   static const struct { const char *tier; int s; } tiers[] = {
-    { "360p", 360 }, { "540p", 540 }, { "720p", 720 }, { "1080p", 1080 },
+    { "360p", 360 }, { "540p", 576 }, { "720p", 720 }, { "1080p", 1080 },
   };
   static const struct { const char *r; int w, h; } ratios[] = {
     { "16:9", 16, 9 }, { "9:16", 9, 16 }, { "4:3", 4, 3 }, { "3:4", 3, 4 }, { "1:1", 1, 1 },
@@ -287,7 +290,8 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
   out->method = "POST";
   out->url = pf_strdup(host);
   out->no_auth = 1;                          /* the object store gets the policy, never the key */
-  /* the form fields the SDK sends, in its order; the file goes last */
+  /* the form fields the SDK sends, in its order ([DSp] in providers.md 10.1,
+   * dashscope/utils/oss_utils.py): x-oss-content-type is the file's MIME type; the file goes last */
   static const char *const fields[][3] = {
     { "OSSAccessKeyId", "oss_access_key_id", "" }, { "Signature", "signature", "" },
     { "policy", "policy", "" }, { "key", NULL, NULL },
@@ -301,6 +305,8 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
     if (!v) v = fields[i][2] ? fields[i][2] : key;
     bad = pf_http_add_part(out, fields[i][0], v, NULL, NULL, NULL);
   }
+  bad = bad || pf_http_add_part(out, "x-oss-content-type", up->mime && up->mime[0] ? up->mime
+                                : "application/octet-stream", NULL, NULL, NULL);
   bad = bad || pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime);
   free(key);
   return bad ? nomem(err) : 0;
