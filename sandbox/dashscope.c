@@ -152,7 +152,10 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
     sbx_result_url(GW, &t, url, sizeof url);
     json_object_set_new(o, "task_status", json_string("SUCCEEDED"));
     if (t.outcome != SBX_NO_VIDEO) json_object_set_new(o, "video_url", json_string(url));
-    usage = json_pack("{s:i,s:i,s:i}", "video_duration", 5, "video_count", 1, "SR", 720);
+    /* the PixVerse models' usage fields (a third-party transcription, providers.md 10.1;
+     * values illustrative) */
+    usage = json_pack("{s:i,s:i,s:s,s:i,s:s,s:b}", "video_count", 1, "duration", 5, "size", "1280*720",
+                      "fps", 24, "SR", "720", "audio", 0);
   }
   json_t *reply = json_pack("{s:s,s:o}", "request_id", rid, "output", o);
   if (usage) json_object_set_new(reply, "usage", usage);
@@ -165,9 +168,9 @@ static enum MHD_Result cancel(const sbx_req *r, const char *id) {
   if (refuse(r, &key, &ret)) return ret;
   sbx_task t;
   if (!lookup(id, key, &t, 0)) return fail(r, 404, "NotFound", "the task does not exist");
-  /* only a PENDING task can be canceled; the refusal's exact body is not documented */
+  /* only a PENDING task can be canceled; the refusal as documented ([DSa], providers.md 10.1) */
   if (sbx_task_cancel(GW, t.id) != 1)
-    return fail(r, 400, "UnsupportedOperation", "Failed to cancel the task, please confirm that the task status is PENDING.");
+    return fail(r, 400, "UnsupportedOperation", "Failed to cancel the task, please confirm if the task is in PENDING status.");
   char rid[40];
   sbx_id64(rid, sizeof rid);
   return sbx_reply_json(r->conn, GW, 200, json_pack("{s:s}", "request_id", rid), NULL);

@@ -56,8 +56,9 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   for (size_t i = 0; i < rq->nrefs; i++) {
     const char *url = rq->refs[i].images[0];
     json_t *m = json_pack("{s:s,s:s}", "type", "image_url", "url", url);
-    /* ref_name on media items is used by third-party clients; DashScope's own field list does
-     * not show it [NOT FOUND officially], so the preset can switch it off */
+    /* ref_name on media items: optional, @小猫 meaning ref_name "小猫", in a third-party
+     * transcription of the official page (providers.md 10.1, idx #68976001936); DashScope's own
+     * stored field list does not show it, so the preset can switch it off [unverified] */
     if (m && ctx->ref_names) bad |= json_object_set_new(m, "ref_name", json_string(rq->refs[i].name));
     bad |= !m || json_array_append_new(media, m);
     if (strncmp(url, "oss://", 6) == 0) oss = 1;
@@ -164,8 +165,7 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
     }
   } else if (strcmp(s, "FAILED") == 0) {
     const char *code = pf_json_string(out, "code"), *msg = pf_json_string(out, "message");
-    /* the moderation code on a failed task is not documented; DataInspectionFailed is the
-     * code of the synchronous check [INFERENCE] */
+    /* moderation: FAILED with code DataInspectionFailed ([DSa] in providers.md 10.1) */
     int mod = (code && strcmp(code, "DataInspectionFailed") == 0) || pf_text_says_moderated(msg);
     st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
     pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code ? code : "FAILED", "%s",

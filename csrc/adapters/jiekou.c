@@ -1,5 +1,6 @@
 /* jiekou.c: jiekou.ai's novita-style async API: /v3/async/<model> submit and the task-result
- * query. Facts: ../shared/providers.md section 4, seed 000. jiekou has no upload call. */
+ * query (novita's shape, which jiekou's own client reads: [jk]). Facts: ../shared/providers.md
+ * sections 4 and 10, seed 000. jiekou has no upload call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

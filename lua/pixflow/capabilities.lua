@@ -124,7 +124,7 @@ M.data = {
       watermark = true,
       uploads = true,                                -- temporary OSS upload, 48 h
       unverified = { "durations 1-15 (PixVerse's c1 range; DashScope documents only 5)",
-                     "sizes other than 1280*720", "ref_name on media items",
+                     "sizes for ratios other than 16:9 and 9:16", "ref_name on media items",
                      "aspect ratios 2:3, 3:2, 21:9", "the seed range" },
     },
     ["v5.6"] = {
@@ -141,7 +141,7 @@ M.data = {
       watermark = true,
       uploads = true,
       unverified = { "durations (third-party: 5/8/10, only 5/8 at 1080P)",
-                     "sizes other than 1280*720", "ref_name on media items", "the seed range" },
+                     "sizes for ratios other than 16:9 and 9:16", "ref_name on media items", "the seed range" },
     },
   },
 
@@ -157,8 +157,9 @@ M.data = {
       reference_names = true, reference_types = true,
       audio = true,
       uploads = false,                               -- public URLs only (or an uploader)
-      unverified = { "the task-result query and its fields (novita's, which jiekou clones)",
-                     "the error envelope" },
+      -- the task-result query and its fields: novita's, and jiekou's own client reads them
+      -- ([jk] in providers.md 10.1)
+      unverified = { "the error envelope" },
     },
   },
 
