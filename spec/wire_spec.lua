@@ -90,9 +90,9 @@ describe("wire corrections (issue 12, section 6)", function()
     end)
 
     it("examples/fusion.lua prints the cost with its unit", function()
-      local status, out = util.run(("PIXFLOW_BASE_URL=%s APIMART_API_KEY=k PIXFLOW_POLL=0.1 "
-        .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 examples/fusion.lua %s/f.mp4")
-        :format(sbx.base("apimart"), dir))
+      local status, out = util.run(("XDG_STATE_HOME=%s/state HOME=%s PIXFLOW_BASE_URL=%s APIMART_API_KEY=k "
+        .. "PIXFLOW_POLL=0.1 LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
+        .. "lua5.4 examples/fusion.lua %s/f.mp4"):format(dir, dir, sbx.base("apimart"), dir))
       assert.equal(0, status, out)
       assert.matches("wrote " .. dir .. "/f.mp4 %(apimart, task task_%w+, cost 0.2 USD%)", out)
     end)
@@ -101,9 +101,9 @@ describe("wire corrections (issue 12, section 6)", function()
   describe("PixVerse", function()
     it("statuses 2 and 3 read as queued and running (#reply=staged)", function()
       local c = client("pixverse")
-      local task = assert(c:submit{ prompt = "@hero runs #reply=staged #seconds=6", references = REF })
+      local task = assert(c:submit{ prompt = "@hero runs #reply=staged #seconds=10", references = REF })
       while sbx.stats().pixverse.polls < 2 do c:poll(0.05) end
-      assert.equal("queued", task.status)               -- the sandbox answered 2 (its first 0.9 s)
+      assert.equal("queued", task.status)               -- the sandbox answered 2 (its first 1.5 s)
       local seen = {}
       assert(task:wait{ timeout = 15, on_progress = function(t) seen[t.status] = true end })
       assert.is_true(seen.running)                      -- 3

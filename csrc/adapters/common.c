@@ -282,10 +282,11 @@ json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *er
   if (!root && json_error_code(&je) == json_error_numeric_overflow && strstr(je.text, "integer")) {
     /* valid JSON, but an integer (an id: PixVerse's are bare integers) past what pixflow keeps
      * exact; asking again gets the same number */
+    const char *b = body ? body : "";
     size_t end = je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : 0, start = end;
-    while (start > 0 && (isdigit((unsigned char)body[start - 1]) || body[start - 1] == '-')) start--;
+    while (start > 0 && (isdigit((unsigned char)b[start - 1]) || b[start - 1] == '-')) start--;
     char num[48];
-    pf_utf8_copy(num, sizeof num, body + start, end - start);
+    pf_utf8_copy(num, sizeof num, b + start, end - start);
     pf_err_set(err, http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL, http, "big_integer",
                "the reply (HTTP %ld) holds the integer %s%s, beyond 64 bits: pixflow keeps ids exact "
                "only up to 9223372036854775807 and cannot use this reply", http, num,
