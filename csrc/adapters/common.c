@@ -288,8 +288,8 @@ json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *er
     char num[48];
     pf_utf8_copy(num, sizeof num, b + start, end - start);
     pf_err_set(err, http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL, http, "big_integer",
-               "the reply (HTTP %ld) holds the integer %s%s, beyond 64 bits: pixflow keeps ids exact "
-               "only up to 9223372036854775807 and cannot use this reply", http, num,
+               "the reply (HTTP %ld) holds the integer %s%s, beyond 64 bits (signed: pixflow keeps ids "
+               "exact up to 9223372036854775807) and cannot use this reply", http, num,
                end - start >= sizeof num - 1 ? "..." : "");
     err->retryable = 0;
     return NULL;
