@@ -132,7 +132,12 @@ static int ad_decode_submit(lua_State *L) {
   if (a->parse_submit(&ctx, http, body, len, &id, &e) != 0) return push_fail(L, &e, &ctx);
   lua_pushstring(L, id);
   free(id);
-  return 1;
+  /* the second result: the costs the reply names (a list, or nil) */
+  pf_status cs;
+  pf_status_init(&cs);
+  if (a->submit_costs) a->submit_costs(&ctx, http, body, len, &cs);
+  pf_push_costs(L, cs.costs, cs.ncosts, 1);
+  return 2;
 }
 
 typedef int (*build_by_id)(const pf_ctx *, const char *, pf_http_req *, pf_err *);
@@ -161,7 +166,12 @@ static void push_status(lua_State *L, const pf_status *st, const pf_ctx *ctx) {
   lua_setfield(L, -2, "status");
   if (st->progress >= 0) { lua_pushinteger(L, st->progress); lua_setfield(L, -2, "progress"); }
   if (st->eta >= 0) { lua_pushnumber(L, st->eta); lua_setfield(L, -2, "eta"); }
-  if (st->has_cost) { lua_pushnumber(L, st->cost); lua_setfield(L, -2, "cost"); }
+  if (st->ncosts) {
+    pf_push_costs(L, st->costs, st->ncosts, 0);
+    lua_setfield(L, -2, "cost");
+    pf_push_costs(L, st->costs, st->ncosts, 1);
+    lua_setfield(L, -2, "costs");
+  }
   if (st->need_result) { lua_pushboolean(L, 1); lua_setfield(L, -2, "need_result"); }
   lua_createtable(L, (int)st->nvideos, 0);
   for (size_t i = 0; i < st->nvideos; i++) {

@@ -191,8 +191,8 @@ typedef struct pf_task {
   pf_state state;
   int progress;
   double eta;
-  int has_cost;
-  double cost;
+  pf_cost costs[PF_MAX_COSTS];  /* what the gateway says it costs, each with its unit */
+  size_t ncosts;
   pf_video *videos;
   size_t nvideos;
   pf_err err;                /* why it failed, or why polling halted */
@@ -315,6 +315,9 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t);
 void pf_task_detach(pf_task *t);
 int pf_task_in_flight(const pf_task *t);
 void pf_task_open(lua_State *L);
+/* Lua: costs[0] as {amount=, unit=} (tostring gives "0.2 USD"), or (all) the list of every
+ * cost; nil when there is none. */
+void pf_push_costs(lua_State *L, const pf_cost *costs, size_t n, int all);
 int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err);
 /* Look up and store upload results (client.c). */
 const char *pf_cache_get(pf_client *c, const char *key);

@@ -435,6 +435,12 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     char *id = NULL;
     if (c->adapter->parse_submit(&ctx, http, x->resp.data, x->resp.len, &id, &e) == 0) {
       t->id = id;
+      if (c->adapter->submit_costs) {         /* the price the submit's reply names */
+        pf_status cs;
+        pf_status_init(&cs);
+        c->adapter->submit_costs(&ctx, http, x->resp.data, x->resp.len, &cs);
+        pf_costs_merge(t->costs, &t->ncosts, cs.costs, cs.ncosts);
+      }
       pf_request_free(&t->rq);
       free_uploads(t);
       t->state = PF_ST_QUEUED;
@@ -640,7 +646,7 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
   t->npolls++;
   if (st->progress >= 0) t->progress = st->progress;
   t->eta = st->eta;
-  if (st->has_cost) { t->has_cost = 1; t->cost = st->cost; }
+  pf_costs_merge(t->costs, &t->ncosts, st->costs, st->ncosts);
   if (st->nvideos > 0) {
     free_videos(t);
     t->videos = st->videos;
@@ -1166,6 +1172,41 @@ static void push_videos(lua_State *L, const pf_task *t) {
   }
 }
 
+static int cost_tostring(lua_State *L) {
+  lua_getfield(L, 1, "unit");
+  const char *unit = lua_tostring(L, -1);
+  lua_getfield(L, 1, "amount");
+  const char *amount = luaL_tolstring(L, -1, NULL);
+  lua_pushfstring(L, "%s %s", amount, unit ? unit : "");
+  return 1;
+}
+
+static void push_cost(lua_State *L, const pf_cost *c) {
+  lua_createtable(L, 0, 2);
+  lua_Integer i;
+  /* a whole amount (45 credits) stays an integer: 45, not 45.0 */
+  if (lua_numbertointeger(c->amount, &i) && (double)i == c->amount) lua_pushinteger(L, i);
+  else lua_pushnumber(L, c->amount);
+  lua_setfield(L, -2, "amount");
+  lua_pushstring(L, c->unit);
+  lua_setfield(L, -2, "unit");
+  if (luaL_newmetatable(L, "pixflow.cost")) {
+    lua_pushcfunction(L, cost_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_setmetatable(L, -2);
+}
+
+void pf_push_costs(lua_State *L, const pf_cost *costs, size_t n, int all) {
+  if (n == 0) { lua_pushnil(L); return; }
+  if (!all) { push_cost(L, &costs[0]); return; }
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    push_cost(L, &costs[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
 /* __index: the task's fields, then its methods (upvalue 1). */
 static int task_index(lua_State *L) {
   pf_task *t = check_task(L, 1);
@@ -1184,7 +1225,8 @@ static int task_index(lua_State *L) {
       if (t->nvideos) lua_pushstring(L, t->videos[0].url); else lua_pushnil(L);
       return 1;
     }
-    if (strcmp(k, "cost") == 0) { if (t->has_cost) lua_pushnumber(L, t->cost); else lua_pushnil(L); return 1; }
+    if (strcmp(k, "cost") == 0) { pf_push_costs(L, t->costs, t->ncosts, 0); return 1; }
+    if (strcmp(k, "costs") == 0) { pf_push_costs(L, t->costs, t->ncosts, 1); return 1; }
     if (strcmp(k, "error") == 0) { if (t->has_err) push_err(L, t, &t->err); else lua_pushnil(L); return 1; }
     if (strcmp(k, "mode") == 0) { lua_pushstring(L, pf_mode_name(t->mode)); return 1; }
     if (strcmp(k, "model") == 0) { if (t->model) lua_pushstring(L, t->model); else lua_pushnil(L); return 1; }

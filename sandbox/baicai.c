@@ -84,7 +84,12 @@ static enum MHD_Result submit(const sbx_req *r) {
   sbx_task *t = sbx_task_new(GW, key, prompt, "fusion", "", "0123456789abcdef", 32);
   if (!t) FAIL("out of memory");
   sbx_task_set(GW, t->id, model, nv ? (int)json_integer_value(nv) : 1, 0);
-  out = reply(r, 200, 0, "任务提交成功", json_pack("{s:s}", "taskId", t->id));
+  /* data:{taskId} (seed 002), or with #reply=submit_array the data:[{taskId, status}] that
+   * baicai's image API answers ([baoyu], providers.md 10.2 item 1) */
+  if (sbx_reply_is(prompt, "submit_array"))
+    out = reply(r, 200, 0, "任务提交成功", json_pack("[{s:s,s:s}]", "taskId", t->id, "status", "PENDING"));
+  else
+    out = reply(r, 200, 0, "任务提交成功", json_pack("{s:s}", "taskId", t->id));
 done:
 #undef FAIL
   json_decref(b);
@@ -110,7 +115,29 @@ static enum MHD_Result task_call(const sbx_req *r, const char *id, int want_resu
              t.id, k, sbx_now() + t.url_ttl);
     json_array_append_new(urls, json_string(url));
   }
-  return reply(r, 200, 0, "success", json_pack("{s:o}", "urls", urls));
+  /* the result's shapes a third-party client reads ([baoyu], providers.md 6.2 and 10.2 item 1):
+   * data.urls (the default), or with #reply=NAME: result (data.result.urls), strings (data[] of
+   * URLs), items (data[].urls, one item per video), items_result (data[].result.urls) */
+  json_t *data;
+  if (sbx_reply_is(t.reply, "result")) {
+    data = json_pack("{s:{s:o}}", "result", "urls", urls);
+  } else if (sbx_reply_is(t.reply, "strings")) {
+    data = urls;
+  } else if (sbx_reply_is(t.reply, "items") || sbx_reply_is(t.reply, "items_result")) {
+    int nested = sbx_reply_is(t.reply, "items_result");
+    data = json_array();
+    size_t i;
+    json_t *u;
+    json_array_foreach(urls, i, u) {
+      json_t *one = json_pack("[O]", u);
+      json_array_append_new(data, nested ? json_pack("{s:{s:o}}", "result", "urls", one)
+                                         : json_pack("{s:o}", "urls", one));
+    }
+    json_decref(urls);
+  } else {
+    data = json_pack("{s:o}", "urls", urls);
+  }
+  return reply(r, 200, 0, "success", data);
 }
 
 static enum MHD_Result upload(const sbx_req *r) {

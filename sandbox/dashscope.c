@@ -26,12 +26,16 @@ static int refuse(const sbx_req *r, const char **key, enum MHD_Result *ret) {
   return 0;
 }
 
-/* 1280*720 is documented; the rest are the sizes pixflow derives (unverified, providers 5.1). */
+/* PixVerse's frames. 1280*720 is documented (seed 001); 640*360, 1024*576, 1280*720 and
+ * 1920*1080 are what third-party catalogs of these models price, and 540P is 1024x576, not
+ * 960x540 ([DMX]: providers.md 10.2 item 2). The portrait sizes and the other ratios (the tier's
+ * short side, 576 at 540P) are unverified [INFERENCE]. */
 static const char *const SIZES[] = {
-  "640*360", "360*640", "960*540", "540*960", "1280*720", "720*1280", "1920*1080", "1080*1920",
-  "480*360", "360*480", "360*360", "720*540", "540*720", "540*540", "960*720", "720*960", "720*720",
-  "1440*1080", "1080*1440", "1080*1080", "540*360", "360*540", "810*540", "540*810", "1080*720",
-  "720*1080", "1620*1080", "1080*1620", "840*360", "1260*540", "1680*720", "2520*1080", NULL,
+  "640*360", "360*640", "480*360", "360*480", "360*360", "540*360", "360*540", "840*360",
+  "1024*576", "576*1024", "768*576", "576*768", "576*576", "864*576", "576*864", "1344*576",
+  "1280*720", "720*1280", "960*720", "720*960", "720*720", "1080*720", "720*1080", "1680*720",
+  "1920*1080", "1080*1920", "1440*1080", "1080*1440", "1080*1080", "1620*1080", "1080*1620",
+  "2520*1080", NULL,
 };
 
 
@@ -73,13 +77,25 @@ static enum MHD_Result submit(const sbx_req *r) {
         FAIL("an oss:// url needs the header X-DashScope-OssResourceResolve: enable");
       if (!sbx_object_get(GW, url + 6, bound, sizeof bound) || strcmp(bound, model) != 0)
         FAIL("the oss:// file was not uploaded for this model");
+      /* the object's type is what the form's x-oss-content-type said (the SDK sends the file's
+       * MIME type, [DSp]); one stored without it is not taken as an image [INFERENCE] */
+      char tkey[2100], ctype[64];
+      snprintf(tkey, sizeof tkey, "type:%s", url + 6);
+      if (!sbx_object_get(GW, tkey, ctype, sizeof ctype) || strncmp(ctype, "image/", 6) != 0)
+        FAIL("the oss:// file is not an image: its Content-Type is not image/* (set x-oss-content-type in the upload form)");
     } else if (!sbx_is_http_url(url)) {
       FAIL("input.media[].url must be a public URL or an oss:// temporary file");
     }
   }
   const char *size = json_string_value(json_object_get(params, "size"));
   json_t *dur = json_object_get(params, "duration");
-  if (json_object_get(params, "size") && !sbx_one_of(size, SIZES)) FAIL("parameters.size is not supported");
+  if (json_object_get(params, "size") && !sbx_one_of(size, SIZES)) {
+    char why[160];
+    snprintf(why, sizeof why, "parameters.size '%s' is not supported%s", size ? size : "",
+             size && (strcmp(size, "960*540") == 0 || strcmp(size, "540*960") == 0)
+             ? " (540P is 1024*576 or 576*1024)" : "");
+    FAIL(why);
+  }
   if (dur) {
     json_int_t d = json_is_integer(dur) ? json_integer_value(dur) : -1;
     if (c1 ? (d < 1 || d > 15) : (d != 5 && d != 8 && d != 10)) FAIL("parameters.duration is not supported");
@@ -136,7 +152,10 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
     sbx_result_url(GW, &t, url, sizeof url);
     json_object_set_new(o, "task_status", json_string("SUCCEEDED"));
     if (t.outcome != SBX_NO_VIDEO) json_object_set_new(o, "video_url", json_string(url));
-    usage = json_pack("{s:i,s:i,s:i}", "video_duration", 5, "video_count", 1, "SR", 720);
+    /* the PixVerse models' usage fields (a third-party transcription, providers.md 10.1;
+     * values illustrative) */
+    usage = json_pack("{s:i,s:i,s:s,s:i,s:s,s:b}", "video_count", 1, "duration", 5, "size", "1280*720",
+                      "fps", 24, "SR", "720", "audio", 0);
   }
   json_t *reply = json_pack("{s:s,s:o}", "request_id", rid, "output", o);
   if (usage) json_object_set_new(reply, "usage", usage);
@@ -149,9 +168,9 @@ static enum MHD_Result cancel(const sbx_req *r, const char *id) {
   if (refuse(r, &key, &ret)) return ret;
   sbx_task t;
   if (!lookup(id, key, &t, 0)) return fail(r, 404, "NotFound", "the task does not exist");
-  /* only a PENDING task can be canceled; the refusal's exact body is not documented */
+  /* only a PENDING task can be canceled; the refusal as documented ([DSa], providers.md 10.1) */
   if (sbx_task_cancel(GW, t.id) != 1)
-    return fail(r, 400, "UnsupportedOperation", "Failed to cancel the task, please confirm that the task status is PENDING.");
+    return fail(r, 400, "UnsupportedOperation", "Failed to cancel the task, please confirm if the task is in PENDING status.");
   char rid[40];
   sbx_id64(rid, sizeof rid);
   return sbx_reply_json(r->conn, GW, 200, json_pack("{s:s}", "request_id", rid), NULL);
@@ -196,6 +215,12 @@ enum MHD_Result sbx_dashscope_oss(const sbx_req *r) {
     return sbx_reply(r->conn, GW, 403, "application/xml", denied, sizeof denied - 1, NULL);
   SBX_COUNT(GW, uploads);
   sbx_object_put(GW, k->value, model);
+  /* x-oss-content-type sets the object's type; without it the object store keeps
+   * application/octet-stream [INFERENCE] */
+  const sbx_field *ct = sbx_form(r, "x-oss-content-type");
+  char tkey[sizeof k->value + 8];
+  snprintf(tkey, sizeof tkey, "type:%s", k->value);
+  sbx_object_put(GW, tkey, ct && ct->value[0] ? ct->value : "application/octet-stream");
   return sbx_reply(r->conn, GW, 200, "text/plain", "", 0, NULL);
 }
 

@@ -94,9 +94,15 @@ static enum MHD_Result result(const sbx_req *r) {
     json_array_append_new(videos, json_pack("{s:s,s:s,s:s}", "video_url", url, "video_url_ttl", "3600",
                                             "video_type", "mp4"));
   }
+  /* the failure reason is in task.reason; jiekou's own client also reads task.error, then
+   * task.message ([jk], providers.md 10.1): #reply=error or #reply=message puts it there, with
+   * reason left empty */
+  const char *where = sbx_reply_is(t.reply, "error") ? "error" : sbx_reply_is(t.reply, "message") ? "message" : "reason";
+  int ended = p.phase == 2 && reason[0];
   json_t *task = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "task_id", t.id, "status", status,
-                           "reason", p.phase == 2 ? reason : "", "task_type", "pixverse-c1-r2v",
-                           "eta", (int)(eta + 0.5), "progress_percent", p.pct);
+                           "reason", ended && strcmp(where, "reason") == 0 ? reason : "",
+                           "task_type", "pixverse-c1-r2v", "eta", (int)(eta + 0.5), "progress_percent", p.pct);
+  if (ended && strcmp(where, "reason") != 0) json_object_set_new(task, where, json_string(reason));
   return sbx_reply_json(r->conn, GW, 200, json_pack("{s:o,s:o,s:{s:s}}", "task", task, "videos", videos,
                                                     "extra", "seed", "0"), NULL);
 }

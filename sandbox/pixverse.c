@@ -69,6 +69,33 @@ static const char *const RATIOS8[] = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3
 static const char *const QUALITIES[] = { "360p", "540p", "720p", "1080p", NULL };
 static const char *const MODELS[] = { "v4.5", "v5", "v5.5", "v5.6", "v6", "c1", NULL };
 
+/* What a generation costs, in credits ("$1 = 100 credits"; v5 5 s: 45 at 540p, 120 at 1080p:
+ * the platform's pricing pages, providers.md 10.3). 360p and 720p, other models and longer
+ * durations are priced here by the same per-second rate [INFERENCE, illustrative]. */
+static int credits_for(const char *quality, json_int_t seconds) {
+  int per5 = strcmp(quality, "1080p") == 0 ? 120 : strcmp(quality, "720p") == 0 ? 60 : 45;
+  return (int)((per5 * seconds + 4) / 5);
+}
+
+/* ref_name: the vendor's own client takes [a-zA-Z0-9_ ], 1-30 characters ([MCP] in providers.md
+ * 10.1); that the server refuses other names is assumed [INFERENCE]. */
+static int ref_name_ok(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!(isalnum((unsigned char)s[n]) && (unsigned char)s[n] < 0x80) && s[n] != '_' && s[n] != ' ') return 0;
+  return n >= 1 && n <= 30;
+}
+
+/* A relay's own view of a task, OpenAI-style ({id, object: "video", status, ...}): what new-api
+ * relays answer their clients (providers.md 10.2 item 4); QuickRouter does so for a prompt with
+ * #reply=openai [INFERENCE]. The relay's id is "video_" and the platform's. */
+static json_t *video_object(const sbx_task *t, const char *status, int pct) {
+  char id[80];
+  snprintf(id, sizeof id, "video_%s", t->id);
+  return json_pack("{s:s,s:s,s:s,s:s,s:i,s:I}", "id", id, "object", "video", "model", t->model,
+                   "status", status, "progress", pct, "created_at", (json_int_t)t->created);
+}
+
 /* An id the platform issued: a JSON integer whose digits this gateway handed out. */
 static int known_id(const sbx_req *r, const json_t *v, const char *kind) {
   if (!json_is_integer(v)) return 0;
@@ -124,6 +151,8 @@ static enum MHD_Result generate(const sbx_req *r, const char *mode) {
       if (!type || (strcmp(type, "subject") != 0 && strcmp(type, "background") != 0))
         FAIL(400017, "invalid parameter: image_references[%zu].type", i);
       if (!name || !name[0]) FAIL(400011, "empty parameter: image_references[%zu].ref_name", i);
+      if (!ref_name_ok(name))
+        FAIL(400017, "invalid parameter: image_references[%zu].ref_name must be 1-30 letters, digits, '_' or spaces", i);
       if (!known_id(r, json_object_get(ref, "img_id"), "img"))
         FAIL(400032, "invalid image ID in image_references[%zu]", i);
     }
@@ -161,7 +190,21 @@ static enum MHD_Result generate(const sbx_req *r, const char *mode) {
     if (!stuck) sbx_object_put(r->gw, tkey, "1");
   }
   sbx_task_set(r->gw, t->id, model, 0, stuck);
-  out = envelope(r, 200, 0, json_pack("{s:I}", "video_id", (json_int_t)strtoll(t->id, NULL, 10)), "success");
+  int credits = credits_for(quality, d);
+  sbx_task_set_credits(r->gw, t->id, credits);
+  if (relay(r) && sbx_reply_is(prompt, "openai")) {
+    sbx_task ct;
+    char pub[80];
+    snprintf(pub, sizeof pub, "video_%s", t->id);
+    sbx_object_put(r->gw, pub, t->id);          /* the relay's id -> the platform's */
+    sbx_task_get(r->gw, t->id, &ct);
+    out = sbx_reply_json(r->conn, r->gw, 200, video_object(&ct, "queued", 0), NULL);
+    goto done;
+  }
+  /* Resp{video_id, credits}: the reply a relay passes through from PixVerse ([DMX], providers.md
+   * 10.1) */
+  out = envelope(r, 200, 0, json_pack("{s:I,s:i}", "video_id", (json_int_t)strtoll(t->id, NULL, 10),
+                                      "credits", credits), "success");
 done:
 #undef FAIL
   json_decref(b);
@@ -174,14 +217,42 @@ static enum MHD_Result result(const sbx_req *r, const char *id) {
   SBX_COUNT(r->gw, polls);
   if (refuse(r, &key, &ret)) return ret;
   sbx_task t;
+  if (relay(r) && strncmp(id, "video_", 6) == 0) {
+    /* the relay's own id: new-api answers an unknown one with its task error [INFERENCE] */
+    char inner[64];
+    if (!sbx_object_get(r->gw, id, inner, sizeof inner) || !sbx_task_poll(r->gw, inner, &t) ||
+        strcmp(t.key, key) != 0) {
+      SBX_COUNT(r->gw, errors);
+      return sbx_reply_json(r->conn, r->gw, 400, json_pack("{s:s,s:s,s:n}", "code", "task_not_exist",
+                                                           "message", "task_not_exist", "data"), NULL);
+    }
+    sbx_phase p = sbx_task_phase(&t, sbx_now());
+    const char *st = p.phase == 0 ? "queued" : p.phase == 1 ? "in_progress"
+                   : t.outcome == SBX_FAIL || t.outcome == SBX_MODERATE ? "failed" : "completed";
+    json_t *v = video_object(&t, st, p.pct);
+    if (strcmp(st, "completed") == 0) {
+      char url[256] = "";
+      if (t.outcome != SBX_NO_VIDEO) sbx_result_url(r->gw, &t, url, sizeof url);
+      json_object_set_new(v, "completed_at", json_integer((json_int_t)sbx_now()));
+      json_object_set_new(v, "metadata", json_pack("{s:s}", "url", url));
+    } else if (strcmp(st, "failed") == 0) {
+      json_object_set_new(v, "error", json_pack("{s:s,s:s}", "code", "task_failed", "message",
+        t.outcome == SBX_MODERATE ? "upstream status 7: content moderation failed"
+                                  : "upstream status 8: generation failed"));
+    }
+    return sbx_reply_json(r->conn, r->gw, 200, v, NULL);
+  }
   for (const char *p = id; *p; p++)
     if (!isdigit((unsigned char)*p)) return envelope(r, 200, 400017, NULL, "invalid parameter: id");
   if (!sbx_task_poll(r->gw, id, &t) || strcmp(t.key, key) != 0)
     return envelope(r, 200, 500008, NULL, "data not found");
   sbx_phase p = sbx_task_phase(&t, sbx_now());
-  int status = 5;
+  /* 5 covers queued and running; with #reply=staged the task shows 2 (pending) while queued and
+   * 3 (in progress) while running, the codes the vendor's own client knows ([MCP]) */
+  int staged = sbx_reply_is(t.reply, "staged");
+  int status = staged ? (p.phase == 0 ? 2 : 3) : 5;
   char url[256] = "";
-  if (p.phase == 1) {
+  if (p.phase == 1 && !staged) {
     /* the trap: a URL appears while the status is still 5, and answers 404 */
     snprintf(url, sizeof url, "%s://127.0.0.1:%u/%s/files/%s-pending.mp4", sbx_scheme(), g_sbx.port,
              sbx_gw_names[r->gw], t.id);
@@ -194,12 +265,13 @@ static enum MHD_Result result(const sbx_req *r, const char *id) {
       if (t.outcome != SBX_NO_VIDEO) sbx_result_url(r->gw, &t, url, sizeof url);
     }
   }
-  json_t *resp = json_pack("{s:I,s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:I,s:s}",
+  /* the result carries credits too ([DMX], [Comfy]); moderated videos are refunded (the FAQ) */
+  json_t *resp = json_pack("{s:I,s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:I,s:s,s:i}",
     "id", (json_int_t)strtoll(t.id, NULL, 10), "status", status, "url", url,
     "prompt", t.prompt_head, "negative_prompt", "", "create_time", "2026-01-01T00:00:00Z",
     "modify_time", "2026-01-01T00:00:05Z", "outputWidth", status == 1 ? 1024 : 0,
     "outputHeight", status == 1 ? 576 : 0, "resolution_ratio", 540, "size", (json_int_t)0,
-    "style", "");
+    "style", "", "credits", status == 7 ? 0 : t.credits);
   return envelope(r, 200, 0, resp, "success");
 }
 

@@ -53,6 +53,8 @@ typedef struct sbx_task {
   int finish_polls;          /* #polls=N: the task ends at its Nth status request (benchmarks) */
   int polled;                /* status requests answered so far */
   double estimate;           /* #estimate=S: the duration the gateway reports; default seconds */
+  char reply[64];            /* #reply=NAME[,NAME]: other reply shapes the gateway is seen to send */
+  int credits;               /* what the task costs, in the gateway's credits (PixVerse) */
 } sbx_task;
 
 typedef struct sbx {
@@ -104,6 +106,10 @@ long sbx_dashscope_seed(const char *key, const char *model, long count, double c
 void sbx_task_set_pub(int gw, const char *id, const char *pub_id);
 /* Set a field of a stored task (after creation). */
 void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int stuck);
+void sbx_task_set_credits(int gw, const char *id, int credits);
+/* Does text (a prompt, or a task's reply field) ask for the reply shape name with
+ * #reply=NAME[,NAME...] (docs/sandbox.md)? */
+int sbx_reply_is(const char *text, const char *name);
 /* Objects: uploads and policies, key -> value, per gateway. */
 void sbx_object_put(int gw, const char *key, const char *value);
 /* Copies the value into out (n bytes); returns 1 when found. */

@@ -122,6 +122,21 @@ static void outcome_from_prompt(sbx_task *t, const char *prompt) {
   if (polls) t->finish_polls = atoi(polls + 7);
   const char *est = strstr(prompt, "#estimate=");
   t->estimate = est ? strtod(est + 10, NULL) : t->seconds;
+  const char *shape = strstr(prompt, "#reply=");
+  if (shape) snprintf(t->reply, sizeof t->reply, "%.*s", (int)strcspn(shape, " \t\n"), shape);
+}
+
+int sbx_reply_is(const char *text, const char *name) {
+  const char *p = text ? strstr(text, "#reply=") : NULL;
+  if (!p) return 0;
+  p += 7;
+  size_t n = strlen(name), end = strcspn(p, " \t\n");
+  for (size_t i = 0; i < end;) {
+    size_t w = strcspn(p + i, ", \t\n");
+    if (w == n && strncmp(p + i, name, n) == 0) return 1;
+    i += w + 1;
+  }
+  return 0;
 }
 
 sbx_task *sbx_task_new(int gw, const char *key, const char *prompt, const char *mode,
@@ -223,6 +238,13 @@ void sbx_task_set(int gw, const char *id, const char *model, int nvideos, int st
     if (nvideos > 0) t->nvideos = nvideos;
     if (stuck) t->stuck = 1;
   }
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
+void sbx_task_set_credits(int gw, const char *id, int credits) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_task *t = find(gw, id);
+  if (t) t->credits = credits;
   pthread_mutex_unlock(&g_sbx.lock);
 }
 

@@ -120,13 +120,22 @@ typedef struct pf_video {
   double expires_at;        /* Unix seconds, 0 if unknown */
 } pf_video;
 
+/* One amount a gateway reports as the task's price, with its unit: "credits" (PixVerse's
+ * Resp.credits, apimart's credits_cost) or a currency ("USD": apimart's cost). A reply may carry
+ * several; the first one kept is the task's `cost`, all of them are its `costs`. */
+#define PF_MAX_COSTS 4
+typedef struct pf_cost {
+  double amount;            /* always finite */
+  char unit[16];
+} pf_cost;
+
 /* A parsed status response. */
 typedef struct pf_status {
   pf_state state;
   int progress;             /* 0-100, -1 unknown */
   double eta;               /* seconds until done as the gateway estimates, < 0 unknown */
-  int has_cost;
-  double cost;
+  pf_cost costs[PF_MAX_COSTS];
+  size_t ncosts;
   pf_video *videos;
   size_t nvideos;
   pf_err err;               /* for failed / moderated / canceled */
@@ -173,6 +182,9 @@ typedef struct pf_adapter {
   /* cancel: 0 when the gateway accepted the cancel */
   int (*build_cancel)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_cancel)(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err);
+  /* what an accepted submit's reply says the task costs (PixVerse's Resp.credits): adds to
+   * st's costs only, after parse_submit succeeded on the same reply */
+  void (*submit_costs)(const pf_ctx *ctx, long http, const char *body, size_t len, pf_status *st);
 } pf_adapter;
 
 const pf_adapter *pf_adapter_find(const char *name);
@@ -204,6 +216,11 @@ const char *pf_json_string(const json_t *obj, const char *key);
 int pf_json_number(const json_t *obj, const char *key, double *out);
 /* Set a status's error to "the gateway said success but sent no video" (a failure). */
 void pf_status_no_video(pf_status *st, const char *provider);
+/* Record a cost in st: a unit already there gets the new amount; a non-finite amount or one past
+ * PF_MAX_COSTS is dropped. */
+void pf_status_add_cost(pf_status *st, double amount, const char *unit);
+/* Merge the costs of src into dst[*n] (PF_MAX_COSTS room) the same way: by unit, in order. */
+void pf_costs_merge(pf_cost *dst, size_t *n, const pf_cost *src, size_t nsrc);
 /* Add one video (url copied); -1 on allocation failure. */
 int pf_status_add_video(pf_status *st, const char *url, double expires_at);
 /* Does the text mention moderation (any language the gateways use)? */

@@ -152,7 +152,10 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   }
   double d;
   if (pf_json_number(data, "progress", &d) == 0 && d >= 0 && d <= 100) st->progress = (int)d;
-  if (pf_json_number(data, "cost", &d) == 0) { st->has_cost = 1; st->cost = d; }
+  /* cost is a currency amount, credits_cost the same price in apimart's credits (seed 003:
+   * 0.2 and 2); both are kept. The status page names no currency: USD is assumed [INFERENCE] */
+  if (pf_json_number(data, "cost", &d) == 0) pf_status_add_cost(st, d, "USD");
+  if (pf_json_number(data, "credits_cost", &d) == 0) pf_status_add_cost(st, d, "credits");
   double est, created;
   if (pf_json_number(data, "estimated_time", &est) == 0 &&
       pf_json_number(data, "created", &created) == 0 && ctx->wall_now > 0) {

@@ -1,7 +1,7 @@
 /* baicai.c: baicaiinfer cloud's multi-reference video API (PixVerse-v4.5-MR2V): submit, the
- * ComfyUI-style status and result calls, and its upload. Facts: ../shared/providers.md section 6,
- * seed 002. Only the submit is documented by baicai itself; the query and upload calls come from
- * a third-party client [INFERENCE, unverified: docs/gateways.md]. */
+ * ComfyUI-style status and result calls, and its upload. Facts: ../shared/providers.md sections 6
+ * and 10, seed 002. Only the submit is documented by baicai itself; the query and upload calls
+ * come from a third-party client ([baoyu]: unverified, docs/gateways.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +67,12 @@ static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t l
                         char **task_id, pf_err *err) {
   json_t *root = success_reply(http, body, len, err);
   if (!root) return -1;
-  return pf_reply_id(root, json_object_get(json_object_get(root, "data"), "taskId"), http,
-                     ctx->provider, "data.taskId", task_id, err);
+  /* data.taskId (seed 002), or data[0].taskId: baicai's image API answers a submit with
+   * data:[{taskId, status}] ([baoyu] in providers.md 10.2 item 1) */
+  const json_t *data = json_object_get(root, "data");
+  if (json_is_array(data)) data = json_array_get(data, 0);
+  return pf_reply_id(root, json_object_get(data, "taskId"), http, ctx->provider, "data.taskId",
+                     task_id, err);
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
@@ -114,6 +118,16 @@ static int build_result(const pf_ctx *ctx, const char *task_id, pf_http_req *out
   return pf_get_by_id(ctx, "/v1/comfyui/tasks/%s/result", task_id, out, err);
 }
 
+static int add_urls(const json_t *urls, pf_status *st);
+
+/* One result object: its urls[], else its result.urls[] (the same videos are never taken twice). */
+static int add_item(const json_t *item, pf_status *st) {
+  size_t before = st->nvideos;
+  if (add_urls(json_object_get(item, "urls"), st)) return -1;
+  if (st->nvideos > before) return 0;
+  return add_urls(json_object_get(json_object_get(item, "result"), "urls"), st);
+}
+
 static int add_urls(const json_t *urls, pf_status *st) {
   size_t i;
   json_t *u;
@@ -124,7 +138,8 @@ static int add_urls(const json_t *urls, pf_status *st) {
   return 0;
 }
 
-/* data.urls[], data.result.urls[], or an array form (3P code handles all three). */
+/* data.urls[], data.result.urls[], data[] of URL strings, data[].urls[] or data[].result.urls[]
+ * ([baoyu] reads each: providers.md 6.2 and 10.2 item 1). */
 static int parse_result(const pf_ctx *ctx, long http, const char *body, size_t len,
                         pf_status *st, pf_err *err) {
   json_t *root = success_reply(http, body, len, err);
@@ -135,12 +150,14 @@ static int parse_result(const pf_ctx *ctx, long http, const char *body, size_t l
     size_t i;
     json_t *item;
     json_array_foreach(data, i, item) {
-      if (json_is_string(item)) rc |= pf_status_add_video(st, json_string_value(item), 0);
-      else rc |= add_urls(json_object_get(item, "urls"), st);
+      if (json_is_string(item)) {
+        if (json_string_length(item) > 0) rc |= pf_status_add_video(st, json_string_value(item), 0);
+      } else {
+        rc |= add_item(item, st);
+      }
     }
   } else {
-    rc |= add_urls(json_object_get(data, "urls"), st);
-    rc |= add_urls(json_object_get(json_object_get(data, "result"), "urls"), st);
+    rc |= add_item(data, st);
   }
   json_decref(root);
   if (rc) return nomem(err);

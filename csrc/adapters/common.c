@@ -1,5 +1,6 @@
 /* common.c: helpers every adapter uses: URLs, headers, JSON access, prompt references, records. */
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,26 @@ void pf_status_free(pf_status *st) {
   st->nvideos = 0;
 }
 
+void pf_costs_merge(pf_cost *dst, size_t *n, const pf_cost *src, size_t nsrc) {
+  for (size_t i = 0; i < nsrc; i++) {
+    if (!isfinite(src[i].amount) || !src[i].unit[0]) continue;
+    size_t k = 0;
+    while (k < *n && strcmp(dst[k].unit, src[i].unit) != 0) k++;
+    if (k == *n) {
+      if (*n == PF_MAX_COSTS) continue;
+      (*n)++;
+    }
+    dst[k] = src[i];
+  }
+}
+
+void pf_status_add_cost(pf_status *st, double amount, const char *unit) {
+  pf_cost c;
+  c.amount = amount;
+  snprintf(c.unit, sizeof c.unit, "%s", unit);
+  pf_costs_merge(st->costs, &st->ncosts, &c, 1);
+}
+
 int pf_status_add_video(pf_status *st, const char *url, double expires_at) {
   pf_video *nv = realloc(st->videos, (st->nvideos + 1) * sizeof *nv);
   if (!nv) return -1;
@@ -258,6 +279,21 @@ int pf_json_body(json_t *obj, pf_http_req *out, pf_err *err) {
 json_t *pf_json_parse_object(const char *body, size_t len, long http, pf_err *err) {
   json_error_t je;
   json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+  if (!root && json_error_code(&je) == json_error_numeric_overflow && strstr(je.text, "integer")) {
+    /* valid JSON, but an integer (an id: PixVerse's are bare integers) past what pixflow keeps
+     * exact; asking again gets the same number */
+    const char *b = body ? body : "";
+    size_t end = je.position > 0 && (size_t)je.position <= len ? (size_t)je.position : 0, start = end;
+    while (start > 0 && (isdigit((unsigned char)b[start - 1]) || b[start - 1] == '-')) start--;
+    char num[48];
+    pf_utf8_copy(num, sizeof num, b + start, end - start);
+    pf_err_set(err, http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL, http, "big_integer",
+               "the reply (HTTP %ld) holds the integer %s%s, beyond 64 bits (signed: pixflow keeps ids "
+               "exact up to 9223372036854775807) and cannot use this reply", http, num,
+               end - start >= sizeof num - 1 ? "..." : "");
+    err->retryable = 0;
+    return NULL;
+  }
   if (!root || !json_is_object(root)) {
     char snippet[120];
     pf_utf8_copy(snippet, sizeof snippet, body ? body : "", len);

@@ -13,12 +13,15 @@ static int nomem(pf_err *err) {
   return -1;
 }
 
-/* parameters.size from resolution and aspect ratio. Only 1280*720 is documented (seed 001);
- * the 16:9 and 9:16 sizes follow a third-party table, the rest keep the short side of the tier
- * [INFERENCE, unverified: docs/gateways.md]. */
+/* parameters.size from resolution and aspect ratio, as PixVerse's own frames: width*height with
+ * the tier's short side. 1280*720 is documented (seed 001); 640*360, 1024*576, 1280*720 and
+ * 1920*1080 are the sizes third-party catalogs of these models price, and PixVerse's own 540p
+ * output is 1024x576 ([DMX], providers.md 10.2 item 2): so 540p's short side is 576, not 540.
+ * 9:16 is 16:9 turned; the other ratios keep the tier's short side (at 540p: 576) [INFERENCE,
+ * unverified: docs/gateways.md]. */
 static int size_for(const char *res, const char *ratio, char *out, size_t n) {
   static const struct { const char *tier; int s; } tiers[] = {
-    { "360p", 360 }, { "540p", 540 }, { "720p", 720 }, { "1080p", 1080 },
+    { "360p", 360 }, { "540p", 576 }, { "720p", 720 }, { "1080p", 1080 },
   };
   static const struct { const char *r; int w, h; } ratios[] = {
     { "16:9", 16, 9 }, { "9:16", 9, 16 }, { "4:3", 4, 3 }, { "3:4", 3, 4 }, { "1:1", 1, 1 },
@@ -53,8 +56,9 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   for (size_t i = 0; i < rq->nrefs; i++) {
     const char *url = rq->refs[i].images[0];
     json_t *m = json_pack("{s:s,s:s}", "type", "image_url", "url", url);
-    /* ref_name on media items is used by third-party clients; DashScope's own field list does
-     * not show it [NOT FOUND officially], so the preset can switch it off */
+    /* ref_name on media items: optional, @小猫 meaning ref_name "小猫", in a third-party
+     * transcription of the official page (providers.md 10.1, idx #68976001936); DashScope's own
+     * stored field list does not show it, so the preset can switch it off [unverified] */
     if (m && ctx->ref_names) bad |= json_object_set_new(m, "ref_name", json_string(rq->refs[i].name));
     bad |= !m || json_array_append_new(media, m);
     if (strncmp(url, "oss://", 6) == 0) oss = 1;
@@ -161,8 +165,7 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
     }
   } else if (strcmp(s, "FAILED") == 0) {
     const char *code = pf_json_string(out, "code"), *msg = pf_json_string(out, "message");
-    /* the moderation code on a failed task is not documented; DataInspectionFailed is the
-     * code of the synchronous check [INFERENCE] */
+    /* moderation: FAILED with code DataInspectionFailed ([DSa] in providers.md 10.1) */
     int mod = (code && strcmp(code, "DataInspectionFailed") == 0) || pf_text_says_moderated(msg);
     st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
     pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code ? code : "FAILED", "%s",
@@ -305,7 +308,8 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
   out->method = "POST";
   out->url = pf_strdup(host);
   out->no_auth = 1;                          /* the object store gets the policy, never the key */
-  /* the form fields the SDK sends, in its order; the file goes last */
+  /* the form fields the SDK sends, in its order ([DSp] in providers.md 10.1,
+   * dashscope/utils/oss_utils.py): x-oss-content-type is the file's MIME type; the file goes last */
   static const char *const fields[][3] = {
     { "OSSAccessKeyId", "oss_access_key_id", "" }, { "Signature", "signature", "" },
     { "policy", "policy", "" }, { "key", NULL, NULL },
@@ -319,6 +323,8 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
     if (!v) v = fields[i][2] ? fields[i][2] : key;
     bad = pf_http_add_part(out, fields[i][0], v, NULL, NULL, NULL);
   }
+  bad = bad || pf_http_add_part(out, "x-oss-content-type", up->mime && up->mime[0] ? up->mime
+                                : "application/octet-stream", NULL, NULL, NULL);
   bad = bad || pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime);
   free(key);
   return bad ? nomem(err) : 0;

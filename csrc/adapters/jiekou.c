@@ -1,5 +1,6 @@
 /* jiekou.c: jiekou.ai's novita-style async API: /v3/async/<model> submit and the task-result
- * query. Facts: ../shared/providers.md section 4, seed 000. jiekou has no upload call. */
+ * query (novita's shape, which jiekou's own client reads: [jk]). Facts: ../shared/providers.md
+ * sections 4 and 10, seed 000. jiekou has no upload call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,14 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
     }
     if (st->nvideos == 0) pf_status_no_video(st, ctx->provider);
   } else if (strcmp(s, "TASK_STATUS_FAILED") == 0) {
-    const char *reason = pf_json_string(task, "reason");
+    /* the reason is task.reason, else task.error, else task.message: what jiekou's own client
+     * reads ([jk] in providers.md 10.1, utils/api_client.py); an empty one counts as none */
+    const char *reason = NULL;
+    static const char *const fields[] = { "reason", "error", "message" };
+    for (size_t i = 0; i < 3 && !(reason && reason[0]); i++) {
+      const json_t *v = json_object_get(task, fields[i]);
+      reason = json_is_string(v) ? json_string_value(v) : pf_json_string(v, "message");
+    }
     /* moderation has no status of its own; the reason text says it [INFERENCE] */
     int mod = pf_text_says_moderated(reason);
     st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;

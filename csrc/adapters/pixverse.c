@@ -1,7 +1,8 @@
 /* pixverse.c: the PixVerse platform openapi v2 wire protocol, for the `pixverse` preset
  * (API-KEY header) and the `quickrouter` relay (Bearer). Facts: ../shared/providers.md sections
- * 2 and 3, seed 004. Ids (img_id, video_id) are JSON integers beyond 2^53: kept as digit strings
- * and written back as exact integers. */
+ * 2, 3 and 10, seed 004. Ids (img_id, video_id) are JSON integers beyond 2^53: kept as digit
+ * strings and written back as exact integers. Costs are PixVerse credits (Resp.credits). A relay
+ * may answer with an OpenAI-style video object instead of the envelope: read too [INFERENCE]. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,9 +133,30 @@ static pf_errkind code_kind(long long code, int *retryable) {
   return PF_EK_PROVIDER;
 }
 
+/* A relay's own error codes, OpenAI-style (error.code / error.type) or new-api's task errors
+ * (a top-level string code): what each says [INFERENCE: new-api relays and OpenAI's video API,
+ * providers.md 3.2 and 10.2 item 4]. */
+static pf_errkind relay_code_kind(const char *c, pf_errkind k, int *retryable) {
+  static const struct { const char *code; pf_errkind kind; } codes[] = {
+    { "invalid_api_key", PF_EK_AUTH }, { "authentication_error", PF_EK_AUTH },
+    { "insufficient_quota", PF_EK_QUOTA }, { "insufficient_user_quota", PF_EK_QUOTA },
+    { "rate_limit_exceeded", PF_EK_RATE_LIMIT }, { "rate_limit_error", PF_EK_RATE_LIMIT },
+    { "moderation_blocked", PF_EK_MODERATED }, { "content_policy_violation", PF_EK_MODERATED },
+    { "sensitive_words_detected", PF_EK_MODERATED },
+    { "task_not_exist", PF_EK_NOT_FOUND }, { "video_not_found", PF_EK_NOT_FOUND },
+    { "not_found", PF_EK_NOT_FOUND },
+  };
+  for (size_t i = 0; c && i < sizeof codes / sizeof codes[0]; i++)
+    if (strcmp(c, codes[i].code) == 0) {
+      if (codes[i].kind == PF_EK_RATE_LIMIT) *retryable = 1;
+      return codes[i].kind;
+    }
+  return k;
+}
+
 /* The envelope {ErrCode, ErrMsg, Resp}, its lower-case variant, or (from a relay) an
- * OpenAI-style {"error": {...}}. Returns Resp on success (borrowed from root), else NULL with
- * err filled. */
+ * OpenAI-style {"error": {message, type, code}} or new-api's {"code", "message"}. Returns Resp
+ * on success (borrowed from root), else NULL with err filled. */
 static const json_t *envelope(long http, const json_t *root, pf_err *err) {
   const json_t *code = json_object_get(root, "ErrCode");
   const char *msg = pf_json_string(root, "ErrMsg");
@@ -159,24 +181,105 @@ static const json_t *envelope(long http, const json_t *root, pf_err *err) {
   char cbuf[32];
   pf_error_fields(root, &m, &cstr, cbuf, sizeof cbuf);
   pf_errkind k = http >= 400 ? pf_kind_for_http(http) : PF_EK_PROTOCOL;
+  int retry = http >= 400 ? pf_http_retryable(http) : 1;
   if (pf_text_says_quota(cstr) || pf_text_says_quota(m)) k = PF_EK_QUOTA;
   if (pf_text_says_moderated(m)) k = PF_EK_MODERATED;
-  pf_err_set(err, k, http, cstr ? cstr : "bad_shape", "%s",
+  /* the specific code of an OpenAI-style body is error.code; error.type is its class */
+  const json_t *e = json_object_get(root, "error");
+  const char *ecode = pf_json_string(e, "code");
+  if (!ecode) ecode = pf_json_string(root, "code");
+  if (http >= 400) {
+    k = relay_code_kind(pf_json_string(e, "type"), k, &retry);
+    k = relay_code_kind(ecode, k, &retry);
+  }
+  pf_err_set(err, k, http, ecode ? ecode : cstr ? cstr : "bad_shape", "%s",
              m ? m : "the reply has neither ErrCode nor an error member");
-  err->retryable = http >= 400 ? pf_http_retryable(http) : 1;
+  err->retryable = retry;
   return NULL;
+}
+
+/* An OpenAI-style video object {id, object: "video", status, progress, ...}, as new-api relays
+ * answer their own clients (providers.md 10.2 item 4) [INFERENCE for QuickRouter]. */
+static int video_object(long http, const json_t *root) {
+  const char *o = pf_json_string(root, "object");
+  return http >= 200 && http < 300 && o && strcmp(o, "video") == 0;
+}
+
+/* Resp.credits: what the task costs, in PixVerse credits ([DMX] in providers.md 10.1: the fusion
+ * reply {"video_id":...,"credits":65}; the result's fields include credits). */
+static void add_credits(const json_t *resp, pf_status *st) {
+  double d;
+  if (pf_json_number(resp, "credits", &d) == 0 && d >= 0) pf_status_add_cost(st, d, "credits");
 }
 
 static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
                         char **task_id, pf_err *err) {
   json_t *root = pf_json_parse_object(body, len, http, err);
   if (!root) return -1;
+  if (video_object(http, root))
+    return pf_reply_id(root, json_object_get(root, "id"), http, ctx->provider, "id", task_id, err);
   const json_t *resp = envelope(http, root, err);
   if (!resp) { json_decref(root); return -1; }
-  /* the fusion page documents only {}; every other generation endpoint returns Resp.video_id,
-   * and so do clients of fusion [INFERENCE] */
+  /* the fusion page documents only {}; the vendor's fusion guide says a video_id comes back,
+   * and a relay passing PixVerse's reply through shows Resp{video_id, credits} ([PVg], [DMX],
+   * [Comfy] in providers.md 10.1) */
   return pf_reply_id(root, json_object_get(resp, "video_id"), http, ctx->provider, "Resp.video_id",
                      task_id, err);
+}
+
+static void submit_costs(const pf_ctx *ctx, long http, const char *body, size_t len, pf_status *st) {
+  (void)ctx;
+  pf_err e;
+  json_t *root = pf_json_parse_object(body, len, http, &e);
+  if (!root) return;
+  pf_err_clear(&e);
+  const json_t *resp = video_object(http, root) ? NULL : envelope(http, root, &e);
+  if (resp) add_credits(resp, st);
+  json_decref(root);
+}
+
+/* The status of an OpenAI-style video object: queued, in_progress, completed, failed (OpenAI's
+ * video API and new-api's); the URL in metadata.url (new-api), url or video_url [INFERENCE]. */
+static int parse_video_object(const pf_ctx *ctx, long http, json_t *root, pf_status *st, pf_err *err) {
+  const char *s = pf_json_string(root, "status");
+  if (!s) {
+    json_decref(root);
+    return pf_missing(err, http, ctx->provider, "status (of the video object)");
+  }
+  double d;
+  if (pf_json_number(root, "progress", &d) == 0 && d >= 0 && d <= 100) st->progress = (int)d;
+  if (strcmp(s, "completed") == 0) {
+    st->state = PF_ST_SUCCEEDED;
+    const json_t *meta = json_object_get(root, "metadata");
+    const char *url = pf_json_string(meta, "url");
+    if (!url || !url[0]) url = pf_json_string(root, "url");
+    if (!url || !url[0]) url = pf_json_string(meta, "video_url");
+    if (!url || !url[0]) url = pf_json_string(root, "video_url");
+    double exp = 0;
+    pf_json_number(root, "expires_at", &exp);
+    if (url && url[0]) {
+      if (pf_status_add_video(st, url, exp > 0 ? exp : 0)) { json_decref(root); return nomem(err); }
+    } else {
+      pf_status_no_video(st, ctx->provider);
+    }
+  } else if (strcmp(s, "failed") == 0) {
+    const json_t *e = json_object_get(root, "error");
+    const char *msg = json_is_string(e) ? json_string_value(e) : pf_json_string(e, "message");
+    const char *code = pf_json_string(e, "code");
+    int retry = 0;
+    int mod = pf_text_says_moderated(msg) ||
+              relay_code_kind(code, PF_EK_FAILED, &retry) == PF_EK_MODERATED;
+    st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
+    pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code && code[0] ? code : "failed",
+               "%s", msg && msg[0] ? msg : "the relay reports the generation failed without a reason");
+  } else if (strcmp(s, "cancelled") == 0 || strcmp(s, "canceled") == 0) {
+    st->state = PF_ST_CANCELED;
+    pf_err_set(&st->err, PF_EK_CANCELED, 0, "cancelled", "the video was cancelled at the relay");
+  } else {
+    st->state = strcmp(s, "queued") == 0 ? PF_ST_QUEUED : PF_ST_RUNNING;
+  }
+  json_decref(root);
+  return 0;
 }
 
 static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
@@ -190,12 +293,14 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
                         pf_status *st, pf_err *err) {
   json_t *root = pf_json_parse_object(body, len, http, err);
   if (!root) return -1;
+  if (video_object(http, root)) return parse_video_object(ctx, http, root, st, err);
   const json_t *resp = envelope(http, root, err);
   const json_t *status = json_object_get(resp, "status");
   if (!resp || !json_is_integer(status)) {
     json_decref(root);
     return resp ? pf_missing(err, http, ctx->provider, "Resp.status") : -1;
   }
+  add_credits(resp, st);
   switch (json_integer_value(status)) {
     case 1: {
       st->state = PF_ST_SUCCEEDED;
@@ -210,6 +315,10 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
     /* 5 covers queued and running. A url may already be filled here and answers 404: it is
      * never read before status 1 (providers.md 2.6, "Trap") */
     case 5: st->state = PF_ST_RUNNING; break;
+    /* the vendor's own client maps 2 to pending and 3 to in progress ([MCP] in providers.md
+     * 10.1, src/client/pixverse.py); the public status list has neither */
+    case 2: st->state = PF_ST_QUEUED; break;
+    case 3: st->state = PF_ST_RUNNING; break;
     case 6:
       st->state = PF_ST_CANCELED;
       pf_err_set(&st->err, PF_EK_CANCELED, 0, "6", "the video was deleted at PixVerse");
@@ -265,4 +374,5 @@ const pf_adapter pf_adapter_pixverse = {
   .build_upload = build_upload, .parse_upload = parse_upload,
   .upload_urls = 1,
   .trace_ids = 1,
+  .submit_costs = submit_costs,
 };

@@ -10,7 +10,9 @@
 --                        duration_rules { { resolution =, max =, modes = } } limit by resolution
 --   resolutions, aspect_ratios; aspect_ratio_modes (where it applies); aspect_ratio = false when
 --                        the gateway ignores it (asking for one is then an error, not a drop)
---   references           { min, max, images_per_reference }; reference_names, reference_types
+--   references           { min, max, images_per_reference }; reference_names, reference_types;
+--                        reference_name { chars, max, text }: the gateway's own rule for a name
+--                        (chars: a Lua character class body), checked before sending
 --   prompt_max, negative_prompt_max (nil: no negative prompt), negative_prompt_modes
 --   seed { min, max } (nil: no seed); audio, audio_modes; watermark; count { min, max };
 --   expand_prompt; uploads (local files can be uploaded); defaults (filled where the gateway
@@ -39,6 +41,11 @@ local PV_BASE = {
   aspect_ratio_modes = { "text", "fusion" },   -- image/transition/extend follow their inputs
   references = { min = 1, max = 7, images_per_reference = 1 },
   reference_names = true, reference_types = true,
+  -- ref_name: the vendor's own client (PixVerse-MCP src/models/requests.py, [MCP] in
+  -- providers.md 10.1) takes ^[a-zA-Z0-9_ ]+$ and at most 30 characters. pixflow takes that
+  -- without the space: a name with a space cannot be written as @name followed by a space,
+  -- the prompt rule of the vendor's guide (providers.md 2.4) and of pixflow
+  reference_name = { chars = "A-Za-z0-9_", max = 30, text = "ASCII letters, digits and '_', 1 to 30 of them" },
   prompt_max = 2048,
   negative_prompt_max = 2048, negative_prompt_modes = { "text", "image" },
   seed = SEED,
@@ -117,7 +124,7 @@ M.data = {
       watermark = true,
       uploads = true,                                -- temporary OSS upload, 48 h
       unverified = { "durations 1-15 (PixVerse's c1 range; DashScope documents only 5)",
-                     "sizes other than 1280*720", "ref_name on media items",
+                     "sizes for ratios other than 16:9 and 9:16", "ref_name on media items",
                      "aspect ratios 2:3, 3:2, 21:9", "the seed range" },
     },
     ["v5.6"] = {
@@ -134,7 +141,7 @@ M.data = {
       watermark = true,
       uploads = true,
       unverified = { "durations (third-party: 5/8/10, only 5/8 at 1080P)",
-                     "sizes other than 1280*720", "ref_name on media items", "the seed range" },
+                     "sizes for ratios other than 16:9 and 9:16", "ref_name on media items", "the seed range" },
     },
   },
 
@@ -150,8 +157,9 @@ M.data = {
       reference_names = true, reference_types = true,
       audio = true,
       uploads = false,                               -- public URLs only (or an uploader)
-      unverified = { "the task-result query and its fields (novita's, which jiekou clones)",
-                     "the error envelope" },
+      -- the task-result query and its fields: novita's, and jiekou's own client reads them
+      -- ([jk] in providers.md 10.1)
+      unverified = { "the error envelope" },
     },
   },
 

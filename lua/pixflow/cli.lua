@@ -243,7 +243,8 @@ local function generate(o, pos)
     if not ui.json then eprint("pixflow: " .. tostring(derr)) end
     return exit_code(derr)
   end
-  ui.event{ event = "done", provider = task.provider, id = task.id, path = path, cost = task.cost }
+  ui.event{ event = "done", provider = task.provider, id = task.id, path = path, cost = task.cost,
+             costs = task.costs }
   if not ui.json then print(path) end
   client:close()
   return EXIT.ok

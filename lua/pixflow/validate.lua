@@ -248,6 +248,15 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
         problem(f .. ".name", r.name, nil,
                 "%s is not a usable name (letters, digits, '_' and '-', as written after @)",
                 quote(r.name))
+      elseif caps.reference_name and (#r.name > caps.reference_name.max
+                                      or not r.name:find("^[" .. caps.reference_name.chars .. "]+$")) then
+        -- the gateway's own rule for a name (pixflow.capabilities: reference_name)
+        local rule = caps.reference_name
+        local bad = r.name:match("[^" .. rule.chars .. "][\128-\191]*")
+        problem(f .. ".name", r.name, rule.text, "%s is not a name %s takes: %s (allowed: %s)", quote(r.name),
+                where, bad and ("%q is not allowed"):format(bad) or ("%d characters is too long"):format(#r.name),
+                rule.text)
+        names[r.name] = names[r.name] or i   -- the prompt's @name still refers to it
       elseif names[r.name] then
         problem(f .. ".name", r.name, nil, "%s is used by two references", quote(r.name))
       else

@@ -57,6 +57,27 @@ describe("baicai adapter", function()
     assert.equal("failed", A.decode_result(200, '{"code":0,"data":{"urls":[]}}', CTX).status)
   end)
 
+  it("a submit whose data is an array: data[0].taskId ([baoyu], providers.md 10.2 item 1)", function()
+    assert.equal("3524e0b3ba014b12ab1faf29f9f00001", A.decode_submit(200, fixture("submit_reply_array.json"), CTX))
+    local _, err = A.decode_submit(200, '{"code":0,"data":[]}', CTX)
+    assert.equal("no_task_id", err.code)
+  end)
+
+  it("result: every shape the third-party client reads, each URL once", function()
+    for _, f in ipairs({ "result_urls.json", "result_result_urls.json", "result_strings.json", "result_items.json" }) do
+      local st = assert(A.decode_result(200, fixture(f), CTX))
+      assert.equal("succeeded", st.status, f)
+      assert.same({ { url = "https://s1.llamafactory.online/baicai-infer/out/1.mp4" },
+                    { url = "https://s1.llamafactory.online/baicai-infer/out/2.mp4" } }, st.videos, f)
+    end
+    -- data[].result.urls: the client's own test fixture, verbatim
+    local st = assert(A.decode_result(200, fixture("result_items_result.json"), CTX))
+    assert.same({ { url = "https://x/r2.png" } }, st.videos)
+    -- urls and result.urls naming the same video: taken once
+    st = assert(A.decode_result(200, '{"code":0,"data":{"urls":["https://a/1.mp4"],"result":{"urls":["https://a/1.mp4"]}}}', CTX))
+    assert.equal(1, #st.videos)
+  end)
+
   it("errors: code in the body, HTTP status, and the moderation message", function()
     local _, err = A.decode_submit(400, '{"code":400,"message":"input.duration must be 5 or 8"}', CTX)
     assert.equal("invalid", err.kind)

@@ -46,11 +46,23 @@ describe("dashscope adapter", function()
   it("computes size from resolution and aspect ratio", function()
     local cases = { { "720p", "16:9", "1280*720" }, { "720p", "9:16", "720*1280" }, { "360p", "16:9", "640*360" },
                     { "1080p", "16:9", "1920*1080" }, { "720p", "4:3", "960*720" }, { "720p", "1:1", "720*720" },
-                    { "540p", "21:9", "1260*540" } }
+                    { "540p", "21:9", "1344*576" } }
     for _, c in ipairs(cases) do
       local out = assert(A.encode_submit({ mode = "fusion", model = "m", prompt = "x", resolution = c[1],
         aspect_ratio = c[2], references = { { name = "a", images = { "https://e.com/1.png" } } } }, CTX))
       assert.equal(c[3], cjson.decode(out.body).parameters.size, c[1] .. " " .. c[2])
+    end
+  end)
+
+  it("540p is PixVerse's own frame, 1024*576, not 960*540 (providers.md 10.2 item 2)", function()
+    -- 16:9 and 9:16 are sourced ([DMX] and the priced sizes); the other ratios keep the short
+    -- side 576 [INFERENCE]
+    local cases = { { "16:9", "1024*576" }, { "9:16", "576*1024" }, { "4:3", "768*576" }, { "3:4", "576*768" },
+                    { "1:1", "576*576" }, { "3:2", "864*576" }, { "2:3", "576*864" } }
+    for _, c in ipairs(cases) do
+      local out = assert(A.encode_submit({ mode = "fusion", model = "m", prompt = "x", resolution = "540p",
+        aspect_ratio = c[1], references = { { name = "a", images = { "https://e.com/1.png" } } } }, CTX))
+      assert.equal(c[2], cjson.decode(out.body).parameters.size, c[1])
     end
   end)
 
@@ -117,6 +129,15 @@ describe("dashscope adapter", function()
     assert.equal("invalid", err.kind)
   end)
 
+  it("upload: the form's x-oss-content-type is the file's MIME type, as the SDK sends it ([DSp])", function()
+    local _, _, state = A.decode_upload({ step = 0 }, 200, fixture("policy_reply.json"), CTX)
+    for _, m in ipairs({ "image/png", "image/jpeg", "image/webp" }) do
+      local out = assert(A.encode_upload({ path = "a", filename = "a", mime = m, step = 1, state = state }, CTX))
+      assert.same({ name = "x-oss-content-type", value = m }, out.parts[8])
+      assert.equal("file", out.parts[9].name)
+    end
+  end)
+
   it("upload: a policy for the model, then the object store form with the file last", function()
     local out = assert(A.encode_upload({ path = "spec/fixtures/images/hero.png", filename = "hero.png",
       mime = "image/png", model = "pixverse/pixverse-c1-r2v", step = 0 }, CTX))
@@ -131,7 +152,7 @@ describe("dashscope adapter", function()
     local names = {}
     for i, p in ipairs(out.parts) do names[i] = p.name end
     assert.same({ "OSSAccessKeyId", "Signature", "policy", "key", "x-oss-object-acl", "x-oss-forbid-overwrite",
-                  "success_action_status", "file" }, names)
+                  "success_action_status", "x-oss-content-type", "file" }, names)
     assert.equal("dashscope-instant/<hash>/2025-06-01/<uuid>/hero.png", out.parts[4].value)
     local result, ttl = A.decode_upload(up, 200, "", CTX)
     assert.equal("oss://dashscope-instant/<hash>/2025-06-01/<uuid>/hero.png", result)

@@ -52,6 +52,21 @@ describe("jiekou adapter", function()
     assert.equal("canceled", A.decode_status(200, '{"task":{"status":"TASK_STATUS_CANCELED"}}', CTX).status)
   end)
 
+  it("a failure's reason: task.reason, else task.error, else task.message ([jk], providers.md 10.1)", function()
+    local st = assert(A.decode_status(200, fixture("status_failed_error.json"), CTX))
+    assert.equal("failed", st.status)
+    assert.equal("upstream error: the reference image could not be fetched", st.error.message)
+    st = assert(A.decode_status(200, fixture("status_failed_message.json"), CTX))
+    assert.equal("moderated", st.status)
+    assert.equal("content moderation: the output was flagged", st.error.message)
+    st = assert(A.decode_status(200, '{"task":{"status":"TASK_STATUS_FAILED","reason":"r","error":"e","message":"m"}}', CTX))
+    assert.equal("r", st.error.message)
+    st = assert(A.decode_status(200, '{"task":{"status":"TASK_STATUS_FAILED","error":{"message":"nested"}}}', CTX))
+    assert.equal("nested", st.error.message)
+    st = assert(A.decode_status(200, '{"task":{"status":"TASK_STATUS_FAILED","reason":""}}', CTX))
+    assert.equal("jiekou reports the task failed without a reason", st.error.message)
+  end)
+
   local cases = {
     { 401, "FAILED_TO_AUTH", "auth" }, { 402, "x", "quota" }, { 403, "NOT_ENOUGH_BALANCE", "quota" },
     { 429, "RATE_LIMIT_EXCEEDED", "rate_limit" }, { 400, "INVALID_REQUEST_BODY", "invalid" },
