@@ -43,6 +43,16 @@ local function until_true(pred, timeout, what)
   end
 end
 
+-- Tasks of the journal under state (an XDG_STATE_HOME) whose gateway id is recorded (the
+-- database, or the JSONL journal of an earlier pixflow).
+local function accepted(state)
+  local db = state .. "/pixflow/journal.db"
+  if util.exists(db) then return util.journal_count(db, "accepted") end
+  local n = 0
+  for _ in (util.read(state .. "/pixflow/journal.jsonl") or ""):gmatch('"ev":"accepted"') do n = n + 1 end
+  return n
+end
+
 local function kill9(pid)
   os.execute(("kill -9 %d 2>/dev/null; while kill -0 %d 2>/dev/null; do sleep 0.01; done"):format(pid, pid))
 end
@@ -99,8 +109,7 @@ describe("claims across processes", function()
     local out2 = dir .. "/gen2.mp4"
     pid = spawn(("%s bin/pixflow generate --sandbox %s --prompt 'slow #seconds=2' -o %s")
       :format(env, sbx.url, out2), dir .. "/gen2.log")
-    until_true(function() return sbx.stats().apimart.tasks == 2 end, 10, "the second submit")
-    sleep(0.3)
+    until_true(function() return accepted(dir .. "/state2") == 2 end, 10, "the second submit's answer")
     kill9(pid)
     status, text = util.run(("%s bin/pixflow resume --poll 0.2 --timeout 20"):format(env))
     assert.equal(0, status, text)
@@ -144,8 +153,7 @@ describe("claims across processes", function()
       pids[i] = spawn(("cd %s/%s && %s %s/bin/pixflow generate --sandbox %s --prompt 'slow %d #seconds=2' -o out.mp4")
         :format(dir, d, env, root, sbx.url, i), dir .. "/" .. d .. ".log")
     end
-    until_true(function() return sbx.stats().apimart.tasks == 2 end, 10, "both submits")
-    sleep(0.4)
+    until_true(function() return accepted(dir .. "/state4") == 2 end, 10, "both submits' answers")
     for _, pid in ipairs(pids) do kill9(pid) end
     local status, text = util.run(("cd %s/d3 && %s %s/bin/pixflow resume --poll 0.2 --timeout 20"):format(dir, env, root))
     assert.equal(0, status, text)
