@@ -30,7 +30,7 @@ build = {
   modules = {
     ["pixflow.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/hash.c",
+        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/fs.c", "csrc/hash.c",
         "csrc/http.c", "csrc/journal.c", "csrc/retry.c", "csrc/sched.c", "csrc/task.c", "csrc/trace.c",
         "csrc/util.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
@@ -52,6 +52,7 @@ build = {
     ["pixflow.journal"] = "lua/pixflow/journal.lua",
     ["pixflow.workflow"] = "lua/pixflow/workflow.lua",
     ["pixflow.fallback"] = "lua/pixflow/fallback.lua",
+    ["pixflow.guard"] = "lua/pixflow/guard.lua",
     ["pixflow.batch"] = "lua/pixflow/batch.lua",
   },
   install = {
