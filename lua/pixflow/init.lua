@@ -18,6 +18,7 @@ local validate = require "pixflow.validate"
 local journal = require "pixflow.journal"
 local workflow = require "pixflow.workflow"
 local fallback = require "pixflow.fallback"
+local guard = require "pixflow.guard"
 
 local M = {
   _VERSION = core._VERSION,
@@ -110,6 +111,8 @@ function M.new(opts)
                            { provider = name, hint = ("pass api_key to pixflow.new or set %s")
                              :format(preset.key_env) })
   end
+  local kerr = guard.check_key(key, opts.api_key ~= nil and "api_key" or preset.key_env, name)  -- CR, LF, size
+  if kerr then return nil, kerr end
   local poll = merge(preset.poll, opts.poll)
   local t = merge(preset.timeouts, opts.timeouts)
   local base_url = opts.base_url or preset.base_url
@@ -232,6 +235,7 @@ function Client:submit(req, opts)
     return capabilities.get(self.provider, m)
   end, self.model, 2, { uploader = self.uploader ~= nil })
   if not norm then return nil, err end
+  if opts and opts.output then local ok, oerr = guard.check_output(opts.output, true) if not ok then return nil, oerr end end
   local source = err          -- validate's second result: a task to extend that has not succeeded
   if self.uploader and not capabilities.get(self.provider, norm.unified_model).uploads then
     local ok, uerr = self:_run_uploader(norm)
@@ -359,6 +363,7 @@ end
 
 -- Start t's download to path (through the journal, which records where it goes first).
 function Client:_start_download(t, path)
+  local ok_path, perr = guard.check_output(path) if not ok_path then return nil, perr end
   local key = self._keys[t]
   if key then
     local ok, err = self._journal:record("download", key, { path = path })
