@@ -59,8 +59,6 @@ end
 
 local COMMON = { OPT.provider, OPT["base-url"], OPT.sandbox, OPT.journal, OPT["no-journal"], OPT.trace,
                  OPT.poll, OPT.json }
-local BY_ID = { OPT.provider, OPT["base-url"], OPT.sandbox, OPT.journal, OPT["no-journal"], OPT.trace,
-                OPT.poll, OPT.json }
 
 local OPTIONS = {
   generate = { OPT.prompt, OPT.ref, OPT.model, OPT.image, OPT["first-frame"], OPT["last-frame"], OPT.extend,
@@ -68,10 +66,10 @@ local OPTIONS = {
                OPT.watermark, OPT["expand-prompt"], says(OPT.output, "where to write the MP4 (default out.mp4)"),
                says(OPT.timeout, "stop waiting after this long (default 1800); the task goes on"),
                table.unpack(COMMON) },
-  status = { says(OPT.timeout, "wait at most this long for a first answer (default 60)"), table.unpack(BY_ID) },
+  status = { says(OPT.timeout, "wait at most this long for a first answer (default 60)"), table.unpack(COMMON) },
   download = { says(OPT.output, "where to write the MP4 (default TASK_ID.mp4)"),
-               says(OPT.timeout, "stop waiting after this long"), table.unpack(BY_ID) },
-  cancel = { says(OPT.timeout, "wait at most this long for the gateway's answer (default 60)"), table.unpack(BY_ID) },
+               says(OPT.timeout, "stop waiting after this long"), table.unpack(COMMON) },
+  cancel = { says(OPT.timeout, "wait at most this long for the gateway's answer (default 60)"), table.unpack(COMMON) },
   list = { OPT.journal, OPT.json },
   resume = { OPT.journal, says(OPT.timeout, "stop waiting after this long (default 1800); run it again later"),
              OPT.sandbox, OPT.poll, OPT.json },
