@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "fs.h"
 #include "retry.h"
 
 /* core._retry_delay(base, max, after_max, failures, retry_after, rnd): the back-off policy as
@@ -359,5 +360,6 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_pushcfunction(L, core_retry_delay);
   lua_setfield(L, -2, "_retry_delay");
   pf_journal_open_lua(L);
+  pf_fs_open(L);
   return 1;
 }

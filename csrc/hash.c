@@ -1,10 +1,13 @@
-/* hash.c: SHA-256 through OpenSSL's EVP interface, and version 4 UUIDs from getrandom(). */
+/* hash.c: SHA-256 (OpenSSL EVP) of buffers and of regular files opened without blocking; UUIDs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdint.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -27,36 +30,80 @@ int pf_sha256_hex(const void *data, size_t len, char hex[65]) {
   return 0;
 }
 
-int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+const char *pf_file_kind(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+static int not_regular(const char *path, mode_t mode, pf_err *err) {
+  pf_err_set(err, PF_EK_INVALID, 0, "not_a_file", "%s is %s, not a regular file: give an image file",
+             path, pf_file_kind(mode));
+  return -1;
+}
+
+int pf_open_regular(const char *path, long long *size, pf_err *err) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
     pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(errno));
     return -1;
   }
+  if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode, err);
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0) {
+    int saved = errno;
+    close(fd);
+    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(saved));
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {               /* replaced between the stat and the open */
+    close(fd);
+    return not_regular(path, st.st_mode, err);
+  }
+  *size = (long long)st.st_size;
+  return fd;
+}
+
+int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err) {
+  long long expect;
+  int fd = pf_open_regular(path, &expect, err);
+  if (fd < 0) return -1;
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
     EVP_MD_CTX_free(md);
-    fclose(f);
+    close(fd);
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory hashing %s", path);
     return -1;
   }
   unsigned char buf[65536];
-  size_t n;
   long long total = 0;
-  int ok = 1;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+  int ok = 1, rerr = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      rerr = errno;
+      break;
+    }
+    if (n == 0) break;
     total += (long long)n;
-    if (EVP_DigestUpdate(md, buf, n) != 1) { ok = 0; break; }
+    if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) { ok = 0; break; }
   }
-  int rerr = ferror(f);
-  int saved = errno;
-  fclose(f);
+  close(fd);
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int outlen = 0;
   if (ok && !rerr) ok = EVP_DigestFinal_ex(md, out, &outlen) == 1;
   EVP_MD_CTX_free(md);
   if (rerr) {
-    pf_err_set(err, PF_EK_IO, 0, "read", "cannot read %s: %s", path, strerror(saved));
+    pf_err_set(err, PF_EK_IO, 0, "read", "cannot read %s: %s", path, strerror(rerr));
     return -1;
   }
   if (!ok) {

@@ -3,10 +3,20 @@
 #define PF_HASH_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 
-/* Hex SHA-256 of a file's bytes; *size gets its length. -1 with an io error on failure. */
+/* Open path for reading if it is a regular file, without ever blocking: it is checked with
+ * stat() before it is opened (so a device is never opened), opened O_NONBLOCK (so a FIFO
+ * swapped in meanwhile cannot hang the open) and checked again with fstat(). Returns the file
+ * descriptor (close-on-exec) and its size in *size; -1 with an invalid error (a directory,
+ * FIFO, device or socket) or an io error. */
+int pf_open_regular(const char *path, long long *size, pf_err *err);
+/* "a directory", "a FIFO (named pipe)", ... : what a file of this mode is, for messages. */
+const char *pf_file_kind(mode_t mode);
+/* Hex SHA-256 of a regular file's bytes (opened by pf_open_regular); *size gets its length.
+ * -1 with an invalid or io error on failure. */
 int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err);
 /* Hex SHA-256 of a buffer. -1 on failure (out of memory in OpenSSL). */
 int pf_sha256_hex(const void *data, size_t len, char hex[65]);

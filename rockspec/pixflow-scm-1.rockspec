@@ -31,7 +31,7 @@ build = {
   modules = {
     ["pixflow.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/hash.c",
+        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/fs.c", "csrc/hash.c",
         "csrc/http.c", "csrc/journal.c", "csrc/journal_lua.c", "csrc/reconcile.c", "csrc/retry.c",
         "csrc/sched.c", "csrc/task.c", "csrc/trace.c",
         "csrc/util.c",
@@ -55,6 +55,7 @@ build = {
     ["pixflow.resume"] = "lua/pixflow/resume.lua",
     ["pixflow.workflow"] = "lua/pixflow/workflow.lua",
     ["pixflow.fallback"] = "lua/pixflow/fallback.lua",
+    ["pixflow.guard"] = "lua/pixflow/guard.lua",
     ["pixflow.batch"] = "lua/pixflow/batch.lua",
   },
   install = {

@@ -131,6 +131,10 @@ describe("validation", function()
       { "a negative prompt too long", { prompt = "x", negative_prompt = ("n"):rep(2049) },
         "negative_prompt", "at most 2048 characters" },
       { "an empty extend id", { prompt = "x", extend_from = "" }, "extend_from", "the task id is empty" },
+      { "a NUL byte in the prompt", { prompt = "a\0b" }, "prompt", "holds a NUL byte at byte offset 1" },
+      { "a NUL byte in an image URL", { prompt = "x", image = "https://e.com/a.png\0.exe" }, "image",
+        "holds a NUL byte at byte offset 19" },
+      { "a NUL byte in an extend id", { prompt = "x", extend_from = "task\0x" }, "extend_from", "NUL byte" },
     }
     for _, c in ipairs(cases) do
       it(c[1], function()

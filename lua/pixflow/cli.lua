@@ -1,11 +1,101 @@
 --- pixflow.cli: the `pixflow` command. `pixflow help` lists the commands, `pixflow CMD --help`
 -- each one's options. Tasks go through the journal ($XDG_STATE_HOME/pixflow/journal.db) so
 -- that an interrupted run can be finished with `pixflow resume`.
+local options = require "pixflow.options"
+-- pixflow.guard (escaping, JSON, path checks) loads the C core: only when a command needs it, so
+-- that `pixflow help` runs before anything is built
+local guard = setmetatable({}, { __index = function(_, k) return require("pixflow.guard")[k] end })
+
 local M = {}
 
 local EXIT = { ok = 0, usage = 1, invalid = 2, auth = 3, quota = 3, failed = 4, moderated = 4,
                canceled = 4, timeout = 5, unconfirmed = 7, other = 6, interrupted = 130 }
 M.EXIT = EXIT
+
+-- ------------------------------------------------------------ options: one table per command
+
+-- Each option once: { name, ARG (nil for a switch), what it does, short = letter, many = true
+-- (repeatable), kind = how its value is checked }. A command's table (OPTIONS below) lists the
+-- ones it takes: the parser accepts those and no others, and its help lists them.
+local OPT = {
+  prompt = { "prompt", "TEXT", "the prompt; refer to references as @name" },
+  ref = { "ref", "NAME=IMAGE[:TYPE]", "a reference image (URL or local file; TYPE subject or background); repeatable",
+          many = true },
+  model = { "model", "NAME", "unified model (v4.5, v5, v5.5, v5.6, v6, c1)" },
+  image = { "image", "IMAGE", "image mode: the first frame" },
+  ["first-frame"] = { "first-frame", "IMAGE", "transition mode: the first frame (with --last-frame)" },
+  ["last-frame"] = { "last-frame", "IMAGE", "transition mode: the last frame" },
+  extend = { "extend", "TASK_ID", "extend mode: the task to continue" },
+  duration = { "duration", "N", "seconds of video", kind = "whole" },
+  resolution = { "resolution", "R", "360p, 540p, 720p or 1080p (as the model allows)" },
+  aspect = { "aspect", "A", "aspect ratio: 16:9, 9:16, 1:1, ... (as the model allows)" },
+  seed = { "seed", "N", "the seed", kind = "whole" },
+  negative = { "negative", "TEXT", "negative prompt" },
+  count = { "count", "N", "videos per task (where the gateway makes several)", kind = "whole" },
+  audio = { "audio", nil, "generate audio" },
+  watermark = { "watermark", nil, "ask for the gateway's watermark" },
+  ["expand-prompt"] = { "expand-prompt", nil, "let the gateway expand the prompt" },
+  output = { "output", "PATH", "where to write the MP4", short = "o" },
+  timeout = { "timeout", "SECONDS", "stop waiting after this long; the task goes on", kind = "seconds" },
+  concurrency = { "concurrency", "N", "tasks in flight at once", kind = "count" },
+  provider = { "provider", "NAME", "gateway preset (default apimart)" },
+  ["base-url"] = { "base-url", "URL", "the gateway's base URL", kind = "url" },
+  sandbox = { "sandbox", "URL", "use a running sandbox: the base URL becomes URL/<provider>", kind = "url" },
+  journal = { "journal", "PATH", "journal database (default $XDG_STATE_HOME/pixflow/journal.db; a journal.jsonl "
+              .. "of an earlier pixflow beside it is imported once)" },
+  events = { "events", nil, "every record of the journal, one JSON object per line" },
+  ["no-journal"] = { "no-journal", nil, "keep no journal" },
+  trace = { "trace", "PATH", "append one JSON line per HTTP request to PATH (no key, no signed query)" },
+  poll = { "poll", "SECONDS", "status poll interval (default: the gateway's; 0.5 with --sandbox)", kind = "interval" },
+  json = { "json", nil, "one JSON object per event per line (off a terminal the default is plain lines)" },
+  help = { "help", nil, "this help", short = "h" },
+}
+
+-- opt with another description (what it means for one command)
+local function says(opt, text)
+  local o = {}
+  for k, v in pairs(opt) do o[k] = v end
+  o[3] = text
+  return o
+end
+
+local COMMON = { OPT.provider, OPT["base-url"], OPT.sandbox, OPT.journal, OPT["no-journal"], OPT.trace,
+                 OPT.poll, OPT.json }
+
+local OPTIONS = {
+  generate = { OPT.prompt, OPT.ref, OPT.model, OPT.image, OPT["first-frame"], OPT["last-frame"], OPT.extend,
+               OPT.duration, OPT.resolution, OPT.aspect, OPT.seed, OPT.negative, OPT.count, OPT.audio,
+               OPT.watermark, OPT["expand-prompt"], says(OPT.output, "where to write the MP4 (default out.mp4)"),
+               says(OPT.timeout, "stop waiting after this long (default 1800); the task goes on"),
+               table.unpack(COMMON) },
+  status = { says(OPT.timeout, "wait at most this long for a first answer (default 60)"), table.unpack(COMMON) },
+  download = { says(OPT.output, "where to write the MP4 (default TASK_ID.mp4)"),
+               says(OPT.timeout, "stop waiting after this long"), table.unpack(COMMON) },
+  cancel = { says(OPT.timeout, "wait at most this long for the gateway's answer (default 60)"), table.unpack(COMMON) },
+  list = { OPT.journal, OPT.json, OPT.events },
+  forget = { OPT.journal },
+  resume = { OPT.journal, says(OPT.timeout, "stop waiting after this long (default 1800); run it again later"),
+             OPT.sandbox, OPT.poll, OPT.json },
+  batch = { OPT.concurrency, says(OPT.provider, "the gateway of items that name none (default apimart)"),
+            OPT.sandbox, OPT.journal, OPT["no-journal"], OPT.poll,
+            says(OPT.timeout, "stop waiting after this long"), OPT.json },
+  providers = {},
+}
+for _, list in pairs(OPTIONS) do list[#list + 1] = OPT.help end
+
+-- What each command takes besides options.
+local POSITIONAL = { generate = {}, status = { "TASK_ID" }, download = { "TASK_ID" }, cancel = { "TASK_ID" },
+                     list = {}, forget = { "KEY_OR_TASK_ID" }, resume = {}, batch = { "MANIFEST" },
+                     providers = {} }
+
+local function option_lines(list)
+  local lines = {}
+  for _, o in ipairs(list) do
+    local left = (o.short and ("-" .. o.short .. ", ") or "") .. "--" .. o[1] .. (o[2] and (" " .. o[2]) or "")
+    lines[#lines + 1] = ("  %-26s %s"):format(left, o[3])
+  end
+  return table.concat(lines, "\n")
+end
 
 local USAGE = [[
 usage: pixflow <command> [options]
@@ -16,24 +106,16 @@ commands:
   download   download a finished task's MP4 by id
   cancel     ask the gateway to cancel a task (DashScope, while queued)
   list       the journal's tasks and where each one stands
-  forget     drop a task from the journal's unfinished work
+  forget     drop a task from the journal's unfinished work (its video is given up)
   resume     finish what an interrupted run left: poll and download, never resubmit
   batch      run many generations from a JSON or CSV manifest
   providers  the gateways and what each model accepts
   sandbox    run the local gateway emulator
   version    print the version
 
-common options:
-  --provider NAME      gateway preset (default apimart)
-  --base-url URL       the gateway's base URL
-  --sandbox URL        use a running sandbox: the base URL becomes URL/<provider>
-  --journal PATH       journal database (default $XDG_STATE_HOME/pixflow/journal.db; a
-                       journal.jsonl of an earlier pixflow beside it is imported once)
-  --no-journal         keep no journal
-  --trace PATH         append one JSON line per HTTP request to PATH (no key, no signed query)
-  --poll SECONDS       status poll interval (default: the gateway's; 0.5 with --sandbox)
-  --json               print one JSON object per event per line (the default when stdout is
-                       not a terminal is plain lines)
+common options (`pixflow CMD --help` lists what each command takes; any other option is refused):
+]] .. option_lines(COMMON) .. [[
+
 
 The API key comes from the provider's variable: PIXVERSE_API_KEY, QUICKROUTER_API_KEY,
 APIMART_API_KEY, DASHSCOPE_API_KEY, JIEKOU_API_KEY, BAICAI_API_KEY. NO_COLOR is honoured.
@@ -42,39 +124,39 @@ exit codes: 0 success, 1 usage, 2 invalid request, 3 auth or quota, 4 generation
 moderated or canceled, 5 timeout (the task may still finish: pixflow resume), 6 network,
 gateway or disk failure, 7 unconfirmed submit, 130 interrupted (the task is in the journal).]]
 
-local HELP = {
-  generate = [[
-usage: pixflow generate --prompt TEXT [options]
-  --prompt TEXT            the prompt; refer to references as @name
-  --ref NAME=IMAGE[:TYPE]  a reference image, a public URL or a local file (repeatable);
-                           TYPE is subject or background
-  --model NAME             unified model (v4.5, v5, v5.5, v5.6, v6, c1)
-  --image IMAGE            image mode: the first frame
-  --first-frame IMAGE --last-frame IMAGE   transition mode
-  --extend TASK_ID         extend mode
-  --duration N  --resolution R  --aspect A  --seed N  --negative TEXT  --count N
-  --audio  --watermark  --expand-prompt
-  -o, --output PATH        where to write the MP4 (default out.mp4)
-  --timeout SECONDS        stop waiting after this long (default 1800); the task goes on
-  plus the common options (pixflow help)]],
-  status = "usage: pixflow status TASK_ID [--provider NAME] [--base-url URL]",
-  download = "usage: pixflow download TASK_ID [-o PATH] [--provider NAME] [--base-url URL] [--timeout S]",
-  cancel = "usage: pixflow cancel TASK_ID [--provider NAME] [--base-url URL]",
-  list = "usage: pixflow list [--journal PATH] [--json] [--events]\n  --events   every record of the journal, one JSON object per line",
-  forget = "usage: pixflow forget KEY|TASK_ID [--journal PATH]\n  drop a task from what resume and batch follow (its video is given up)",
-  resume = "usage: pixflow resume [--journal PATH] [--timeout SECONDS] [--json] [--sandbox URL]",
+local HELP_HEAD = {
+  generate = "usage: pixflow generate --prompt TEXT [options]",
+  status = "usage: pixflow status TASK_ID [options]",
+  download = "usage: pixflow download TASK_ID [options]",
+  cancel = "usage: pixflow cancel TASK_ID [options]",
+  list = "usage: pixflow list [options]",
+  forget = "usage: pixflow forget KEY|TASK_ID [options]\n  drop a task from what resume and batch follow (its video is given up)",
+  resume = "usage: pixflow resume [options]",
+  batch = "usage: pixflow batch MANIFEST [options]",
+  providers = "usage: pixflow providers",
+}
+local HELP_TAIL = {
   batch = [[
-usage: pixflow batch MANIFEST [--concurrency N] [--provider NAME] [--sandbox URL] [--journal PATH]
   MANIFEST is JSON (a list of requests, each with "output" and optionally "provider", or
   {"defaults": {...}, "items": [...]}) or CSV (a header row: output, provider, model, prompt,
   references as "name=image[:type];...", duration, resolution, aspect_ratio, seed, ...).
   Running it again skips what is done and never resubmits a task that may be billed.]],
-  providers = "usage: pixflow providers",
+}
+local HELP = {
   sandbox = "usage: pixflow sandbox [--port N] [--task-seconds S] [--seed N] [--exit-with-parent]",
 }
+for cmd, head in pairs(HELP_HEAD) do
+  HELP[cmd] = head .. (#OPTIONS[cmd] > 0 and ("\n" .. option_lines(OPTIONS[cmd])) or "")
+    .. (HELP_TAIL[cmd] and ("\n" .. HELP_TAIL[cmd]) or "")
+end
 
 local function eprint(...)
   io.stderr:write(table.concat({ ... }, " "), "\n")
+end
+
+-- An error for the terminal: gateway text in it has its control characters escaped.
+local function say_error(err)
+  eprint("pixflow: " .. guard.text(tostring(err), true))
 end
 
 local function exit_code(err)
@@ -82,31 +164,120 @@ local function exit_code(err)
   return EXIT[err.kind] or EXIT.other
 end
 
--- "--flag value", "--flag=value", boolean flags, -o; positional arguments apart.
-local BOOLEANS = { audio = true, watermark = true, ["expand-prompt"] = true, help = true, json = true,
-                   ["no-journal"] = true, events = true }
-local function parse(args)
+-- Names people try for an option that is spelt otherwise here.
+local ALIASES = { ["aspect-ratio"] = "aspect", ratio = "aspect", ["negative-prompt"] = "negative",
+                  ["extend-from"] = "extend", reference = "ref", references = "ref", out = "output",
+                  ["output-path"] = "output", expand = "expand-prompt", first = "first-frame",
+                  ["last"] = "last-frame", workers = "concurrency", jobs = "concurrency", url = "base-url" }
+
+-- "; did you mean --x?" for an option cmd does not take, or what else to say about it.
+local function unknown_option(cmd, given)
+  local name = given:gsub("^%-+", ""):gsub("=.*$", "")
+  local valid, names = {}, {}
+  for _, o in ipairs(OPTIONS[cmd]) do valid[o[1]] = true; names[#names + 1] = o[1] end
+  local n = name:lower():gsub("_", "-")
+  local hint = valid[n] and n or (ALIASES[n] and valid[ALIASES[n]] and ALIASES[n])
+  if not hint then
+    -- a longer or shorter form of one option (--aspect-ratio, --conc)
+    local found
+    for _, v in ipairs(names) do
+      if #v >= 3 and #n >= 3 and (n:sub(1, #v) == v or v:sub(1, #n) == n) then
+        if found then found = false break end
+        found = v
+      end
+    end
+    hint = found or options.suggest(n, names)
+  end
+  local msg = ("pixflow %s: unknown option %s"):format(cmd, guard.shown(given))
+  if hint then
+    msg = msg .. ("; did you mean --%s?"):format(hint)
+  elseif n == "api-key" or n == "key" then
+    msg = msg .. "; the API key comes from the provider's environment variable (APIMART_API_KEY, ...), never the command line"
+  else
+    for other, list in pairs(OPTIONS) do
+      for _, o in ipairs(list) do
+        if o[1] == n and other ~= cmd then msg = msg .. (" (it is an option of pixflow %s)"):format(other) break end
+      end
+      if msg:find("it is an option", 1, true) then break end
+    end
+  end
+  return msg .. (msg:find("?$") and "" or ".") .. (" Nothing was sent; `pixflow %s --help` lists its options."):format(cmd)
+end
+
+-- The value of an option, checked by its kind: nil and the problem when it is not usable.
+local function check_value(o, v)
+  local kind = o.kind
+  local function bad(what) return ("--%s: %s is not %s"):format(o[1], guard.shown(v), what) end
+  if kind == "whole" then
+    if not math.tointeger(tonumber(v)) then return bad("a whole number") end
+  elseif kind == "count" then
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 then return bad("a whole number of at least 1") end
+  elseif kind == "seconds" or kind == "interval" then
+    local n = tonumber(v)
+    if not n or n ~= n or n == math.huge or n < 0 or (kind == "interval" and n == 0) then
+      return bad(kind == "interval" and "a number of seconds above 0" or "a number of seconds (0 or more)")
+    end
+  elseif kind == "url" then
+    if not v:find("^https?://[^%s]+$") then return bad("an http:// or https:// URL") end
+  end
+  return nil
+end
+
+-- "--flag value", "--flag=value", switches, -o and -h; "--" ends the options. Every option must be
+-- one of cmd's (OPTIONS); a switch takes no value; an option is given once (--ref as often as
+-- needed); positional arguments are as many as cmd takes. Returns the options and the
+-- positional arguments, or nil and the message for the user.
+local function parse(args, cmd)
+  local list = OPTIONS[cmd] or {}
+  local by_name, by_short = {}, {}
+  for _, o in ipairs(list) do
+    by_name[o[1]] = o
+    if o.short then by_short[o.short] = o end
+  end
   local out, pos = { refs = {} }, {}
-  local i = 1
+  local i, rest = 1, false
   while i <= #args do
     local a = args[i]
-    local k, v = a:match("^%-%-([%w-]+)=(.*)$")
-    if not k then k = a:match("^%-%-([%w-]+)$") or (a == "-o" and "output") or (a == "-h" and "help") end
-    if k then
-      if BOOLEANS[k] then
+    if rest or a == "-" or a:sub(1, 1) ~= "-" then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      rest = true
+    else
+      local k, v = a:match("^%-%-([^=]+)=(.*)$")
+      if not k then k = a:match("^%-%-(.+)$") end
+      local o
+      if k then o = by_name[k] else o = by_short[a:sub(2)] end
+      if not o then return nil, unknown_option(cmd, a) end
+      k = o[1]
+      if not o[2] then
+        if v ~= nil then return nil, ("pixflow %s: --%s is a switch and takes no value (got %s)"):format(cmd, k, guard.shown(v)) end
         out[k] = true
       else
         if v == nil then
           i = i + 1
           v = args[i]
-          if v == nil then return nil, "option --" .. k .. " needs a value" end
+          if v == nil then return nil, ("pixflow %s: option --%s needs a value"):format(cmd, k) end
         end
-        if k == "ref" then out.refs[#out.refs + 1] = v else out[k] = v end
+        local problem = check_value(o, v)
+        if problem then return nil, ("pixflow %s: %s"):format(cmd, problem) end
+        if o.many then
+          out.refs[#out.refs + 1] = v
+        elseif out[k] ~= nil then
+          return nil, ("pixflow %s: --%s is given twice (%s, then %s): give it once"):format(cmd, k,
+            guard.shown(out[k]), guard.shown(v))
+        else
+          out[k] = v
+        end
       end
-    else
-      pos[#pos + 1] = a
     end
     i = i + 1
+  end
+  local takes = POSITIONAL[cmd]
+  if takes and #pos > #takes and not out.help then
+    return nil, ("pixflow %s: unexpected argument %s (%s); quote a value that has spaces, "
+      .. "such as --prompt 'a b c'"):format(cmd, guard.shown(pos[#takes + 1]),
+      #takes == 0 and "it takes options only" or ("it takes " .. table.concat(takes, " ") .. " and options"))
   end
   return out, pos
 end
@@ -120,7 +291,6 @@ end
 -- ------------------------------------------------------------ output: terminal or JSON lines
 
 local function make_ui(o)
-  local cjson = require "cjson"
   local json = o.json or os.execute("test -t 1") ~= true
   local tty = os.execute("test -t 2") == true
   local color = tty and not os.getenv("NO_COLOR")
@@ -130,12 +300,12 @@ local function make_ui(o)
                    unconfirmed = "33" }
   function ui.event(ev)
     if o.json then
-      io.stdout:write(cjson.encode(ev), "\n")
+      io.stdout:write(guard.json(ev), "\n")   -- never raises: NaN or Inf from a gateway is null
       io.stdout:flush()
     elseif not tty and ev.event ~= "progress" then
-      local parts = { ev.event }
+      local parts = { guard.text(ev.event) }
       for _, k in ipairs({ "provider", "id", "status", "progress", "output", "path", "message", "error" }) do
-        if ev[k] ~= nil then parts[#parts + 1] = ("%s=%s"):format(k, tostring(ev[k])) end
+        if ev[k] ~= nil then parts[#parts + 1] = ("%s=%s"):format(k, guard.text(ev[k])) end
       end
       io.stderr:write(table.concat(parts, " "), "\n")
     end
@@ -152,7 +322,7 @@ local function make_ui(o)
     if not tty then
       if t.status ~= ui.last_status then
         ui.last_status = t.status
-        io.stderr:write(("%s %s %s\n"):format(t.provider, t.id or "-", t.status))
+        io.stderr:write(("%s %s %s\n"):format(t.provider, guard.text(t.id or "-"), guard.text(t.status)))
       end
       return
     end
@@ -160,13 +330,13 @@ local function make_ui(o)
     local fill = math.floor(pct * width / 100)
     local bar = ("#"):rep(fill) .. ("-"):rep(width - fill)
     local bytes = t.bytes > 0 and ("  %.1f MB"):format(t.bytes / 1048576) or ""
-    io.stderr:write(("\r\27[K%s %s %-11s [%s] %3d%%  %5.1f s%s"):format(t.provider, t.id or "(submitting)",
+    io.stderr:write(("\r\27[K%s %s %-11s [%s] %3d%%  %5.1f s%s"):format(t.provider, guard.text(t.id or "(submitting)"),
       paint(COLORS[t.status] or "36", t.phase == "downloading" and "downloading" or t.status), bar, pct,
       now - started, bytes))
     io.stderr:flush()
   end
   function ui.finish_line() if tty and not o.json then io.stderr:write("\n") end end
-  function ui.status_word(s) return paint(COLORS[s] or "0", s) end
+  function ui.status_word(s) return paint(COLORS[s] or "0", guard.text(s)) end
   return ui
 end
 
@@ -183,19 +353,26 @@ local function poll_opts(o)
   return p and { initial = p, interval = p } or nil
 end
 
+-- A client for the command line's options. What pixflow.new raises for a bad option (an unknown
+-- model, a base URL it cannot use) is the user's input here: an error of kind "usage" (exit 1).
 local function client_for(o, provider)
   local pixflow = require "pixflow"
   provider = provider or o.provider or "apimart"
   local base = o["base-url"] or (o.sandbox and (o.sandbox:gsub("/+$", "") .. "/" .. provider))
-  return pixflow.new{ provider = provider, base_url = base, model = o.model, journal = journal_path(o),
-                      poll = poll_opts(o), trace = o.trace }
+  local ok, c, err = pcall(pixflow.new, { provider = provider, base_url = base, model = o.model,
+                                          journal = journal_path(o), poll = poll_opts(o), trace = o.trace })
+  if ok then return c, err end
+  local msg = tostring(c)
+  local inner = msg:match("bad argument #%d+ to 'new' %((.*)%)$")
+  if not inner then error(c, 0) end                     -- not a bad option (Ctrl-C, say): as it was
+  return nil, require("pixflow.errors").new("usage", inner, { hint = "fix the option; nothing was sent" })
 end
 
 local function interrupted_hint(o, task)
   local j = journal_path(o)
   if task and task.id then
     return ("interrupted: task %s keeps running at %s%s. `pixflow resume` follows it and downloads "
-      .. "the result; nothing was canceled."):format(task.id, task.provider,
+      .. "the result; nothing was canceled."):format(guard.text(task.id), task.provider,
       j and (" and is in the journal (" .. j .. ")") or "")
   end
   return "interrupted" .. (j and ("; `pixflow resume` finishes what the journal holds (" .. j .. ")") or "")
@@ -218,7 +395,7 @@ local function generate(o, pos)
     req.references = {}
     for _, r in ipairs(o.refs) do
       local name, rest = r:match("^([^=]+)=(.+)$")
-      if not name then eprint(("pixflow generate: --ref %q is not NAME=IMAGE[:TYPE]"):format(r)) return EXIT.usage end
+      if not name then eprint(("pixflow generate: --ref %s is not NAME=IMAGE[:TYPE]"):format(guard.shown(r))) return EXIT.usage end
       local url, typ = rest:match("^(.-):(subject)$")
       if not url then url, typ = rest:match("^(.-):(background)$") end
       req.references[#req.references + 1] = { name = name, image = url or rest, type = typ }
@@ -226,10 +403,10 @@ local function generate(o, pos)
   end
   local ui = make_ui(o)
   local client, cerr = client_for(o)
-  if not client then eprint("pixflow: " .. tostring(cerr)) return exit_code(cerr) end
+  if not client then say_error(cerr) return exit_code(cerr) end
   local output = o.output or "out.mp4"
   local task, serr = client:submit(req, { output = output })
-  if not task then eprint("pixflow: " .. tostring(serr)) return exit_code(serr) end
+  if not task then say_error(serr) return exit_code(serr) end
   M.current_task = task
   local started = require("pixflow").now()
   ui.event{ event = "submitted", provider = task.provider, mode = task.mode, output = output }
@@ -240,12 +417,12 @@ local function generate(o, pos)
   if not path then
     ui.event{ event = "error", provider = task.provider, id = task.id, status = task.status,
               kind = derr.kind, message = tostring(derr) }
-    if not ui.json then eprint("pixflow: " .. tostring(derr)) end
+    if not ui.json then say_error(derr) end
     return exit_code(derr)
   end
   ui.event{ event = "done", provider = task.provider, id = task.id, path = path, cost = task.cost,
-             costs = task.costs }
-  if not ui.json then print(path) end
+            costs = task.costs }
+  if not ui.json then print(guard.text(path)) end
   client:close()
   return EXIT.ok
 end
@@ -254,14 +431,14 @@ local function by_id(cmd, o, pos)
   if not pos[1] then eprint(HELP[cmd]) return EXIT.usage end
   local ui = make_ui(o)
   local client, cerr = client_for(o)
-  if not client then eprint("pixflow: " .. tostring(cerr)) return exit_code(cerr) end
+  if not client then say_error(cerr) return exit_code(cerr) end
   local task = client:task(pos[1])
   M.current_task = task
   if cmd == "cancel" then
     local ok, err = task:cancel{ timeout = tonumber(o.timeout) or 60 }
-    if not ok then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
+    if not ok then say_error(err) return exit_code(err) end
     ui.event{ event = "canceled", provider = task.provider, id = task.id }
-    if not ui.json then print(("%s %s: the gateway accepted the cancel"):format(task.provider, task.id)) end
+    if not ui.json then print(("%s %s: the gateway accepted the cancel"):format(task.provider, guard.text(task.id))) end
     return EXIT.ok
   end
   if cmd == "status" then
@@ -270,13 +447,13 @@ local function by_id(cmd, o, pos)
           and require("pixflow").now() < deadline do
       client:poll(0.5)
     end
-    if task.halted then eprint("pixflow: " .. tostring(task.error)) return exit_code(task.error) end
+    if task.halted then say_error(task.error) return exit_code(task.error) end
     ui.event{ event = "status", provider = task.provider, id = task.id, status = task.status,
               progress = task.progress, video_url = task.video_url, error = task.error and tostring(task.error) }
     if not ui.json then
-      print(("%s %s %s%s%s"):format(task.provider, task.id, ui.status_word(task.status),
-        task.progress and ("  " .. task.progress .. "%") or "", task.video_url and ("  " .. task.video_url) or ""))
-      if task.error then print(tostring(task.error)) end
+      print(("%s %s %s%s%s"):format(task.provider, guard.text(task.id), ui.status_word(task.status),
+        task.progress and ("  " .. task.progress .. "%") or "", task.video_url and ("  " .. guard.text(task.video_url)) or ""))
+      if task.error then print(guard.text(tostring(task.error), true)) end
     end
     return EXIT.ok
   end
@@ -284,9 +461,9 @@ local function by_id(cmd, o, pos)
   local path, err = task:download(o.output or M.default_output(pos[1]), { timeout = tonumber(o.timeout),
     on_progress = function(t) ui.progress(t, started) end })
   ui.finish_line()
-  if not path then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
+  if not path then say_error(err) return exit_code(err) end
   ui.event{ event = "done", provider = task.provider, id = task.id, path = path }
-  if not ui.json then print(path) end
+  if not ui.json then print(guard.text(path)) end
   return EXIT.ok
 end
 
@@ -294,21 +471,20 @@ local function list(o)
   local journal = require "pixflow.journal"
   local path = journal_path(o) or journal.default_path()
   local j, jerr = journal.open(path)
-  if not j then eprint("pixflow: " .. tostring(jerr)) return EXIT.other end
+  if not j then say_error(jerr) return EXIT.other end
   local ui = make_ui(o)
-  for _, w in ipairs(j.warnings) do eprint("pixflow: warning: " .. w) end
+  for _, w in ipairs(j.warnings) do eprint("pixflow: warning: " .. guard.text(w)) end
   if o.events then
     -- the whole history, one JSON object per record (the old JSONL journal's lines)
     local events, eerr = j:events()
     j:close()
-    if not events then eprint("pixflow: " .. tostring(eerr)) return EXIT.other end
-    local cjson = require "cjson"
-    for _, ev in ipairs(events) do io.stdout:write(cjson.encode(ev), "\n") end
+    if not events then say_error(eerr) return EXIT.other end
+    for _, ev in ipairs(events) do io.stdout:write(guard.json(ev), "\n") end
     return EXIT.ok
   end
   local tasks, terr = j:tasks()
   j:close()
-  if not tasks then eprint("pixflow: " .. tostring(terr)) return EXIT.other end
+  if not tasks then say_error(terr) return EXIT.other end
   for _, t in ipairs(tasks) do
     local status = t.downloaded and "downloaded" or t.status
       or (t.state == "claimed" and "running") or (t.id and "open") or t.state
@@ -319,44 +495,43 @@ local function list(o)
                 request = t.request, error = t.error,
                 owner = t.owner and t.owner.alive and t.owner.pid or nil }
     else
-      local where = t.downloaded or t.output or ""
+      local where = guard.text(t.downloaded or t.output or "")
       if t.state == "claimed" and t.owner then where = where .. ("  (pid %s)"):format(tostring(t.owner.pid)) end
       print(("%-20s %-12s %-40s %-12s %s"):format(os.date("%Y-%m-%d %H:%M:%S", math.floor(t.t or 0)),
-        t.provider or "?", t.id or "-", ui.status_word(status), where))
+        guard.text(t.provider or "?"), guard.text(t.id or "-"), ui.status_word(status), where))
     end
   end
-  if not ui.json and #tasks == 0 then print("(no tasks in " .. j.path .. ")") end
+  if not ui.json and #tasks == 0 then print("(no tasks in " .. guard.text(j.path) .. ")") end
   return EXIT.ok
 end
 
 -- Drop a task from what resume and batch would follow (its video is given up).
 local function forget(o, pos)
-  if not pos[1] then eprint(HELP.forget) return EXIT.usage end
   local journal = require "pixflow.journal"
   local j, jerr = journal.open(journal_path(o) or journal.default_path())
-  if not j then eprint("pixflow: " .. tostring(jerr)) return EXIT.other end
+  if not j then say_error(jerr) return EXIT.other end
   local tasks, terr = j:tasks()
-  if not tasks then j:close() eprint("pixflow: " .. tostring(terr)) return EXIT.other end
+  if not tasks then j:close() say_error(terr) return EXIT.other end
   local hit
   for _, t in ipairs(tasks) do
     if t.key == pos[1] or (t.id and t.id == pos[1]) then hit = t end
   end
   if not hit then
     j:close()
-    eprint(("pixflow forget: no task with key or id %s in %s"):format(pos[1], j.path))
+    eprint(("pixflow forget: no task with key or id %s in %s"):format(guard.shown(pos[1]), guard.text(j.path)))
     return EXIT.usage
   end
   if hit.state == "claimed" then
     j:close()
     eprint(("pixflow forget: a running pixflow process (pid %s) follows task %s; stop it first")
-      :format(tostring(hit.owner and hit.owner.pid), pos[1]))
+      :format(tostring(hit.owner and hit.owner.pid), guard.shown(pos[1])))
     return EXIT.usage
   end
   local ok, err = j:record("forgotten", hit.key)
   j:close()
-  if not ok then eprint("pixflow: " .. tostring(err)) return EXIT.other end
-  print(("forgot task %s (%s %s): resume and batch leave it alone now"):format(hit.key, tostring(hit.provider),
-    tostring(hit.id or "-")))
+  if not ok then say_error(err) return EXIT.other end
+  print(("forgot task %s (%s %s): resume and batch leave it alone now"):format(hit.key,
+    guard.text(hit.provider or "?"), guard.text(hit.id or "-")))
   return EXIT.ok
 end
 
@@ -365,15 +540,15 @@ local function resume(o)
   local ui = make_ui(o)
   local report, err = pixflow.resume{ journal = journal_path(o) or require("pixflow.journal").default_path(),
     timeout = tonumber(o.timeout), poll = poll_opts(o), on_event = function(ev) ui.event(ev) end }
-  if not report then eprint("pixflow: " .. tostring(err)) return exit_code(err) end
+  if not report then say_error(err) return exit_code(err) end
   local worst = EXIT.ok
   for _, r in ipairs(report.tasks) do
     if r.state ~= "done" then
       if not ui.json then
-        print(("%-12s %-40s %-12s %s"):format(r.provider or "?", r.id or "-", ui.status_word(r.status),
-          r.path or ""))
-        if r.error then print("    " .. tostring(r.error)) end
-        if r.action then print("    " .. r.action) end
+        print(("%-12s %-40s %-12s %s"):format(guard.text(r.provider or "?"), guard.text(r.id or "-"),
+          ui.status_word(r.status), guard.text(r.path or "")))
+        if r.error then print("    " .. guard.text(tostring(r.error), true)) end
+        if r.action then print("    " .. guard.text(r.action, true)) end
       end
       if r.status == "unconfirmed" then worst = math.max(worst, EXIT.unconfirmed)
       elseif r.error then worst = math.max(worst, exit_code(r.error)) end
@@ -393,7 +568,7 @@ local function batch(o, pos)
   local b = require "pixflow.batch"
   local ui = make_ui(o)
   local items, err = b.load(pos[1])
-  if not items then eprint("pixflow: " .. tostring(err)) return EXIT.invalid end
+  if not items then say_error(err) return EXIT.invalid end
   local base_urls
   if o.sandbox then
     base_urls = {}
@@ -412,7 +587,7 @@ local function batch(o, pos)
       local pct = (t and t.progress) or ((r.status == "downloaded" or r.status == "done") and 100) or 0
       local fill = math.floor(pct * 16 / 100)
       local status = t and not r.finished and (t.phase == "downloading" and "downloading" or t.status) or r.status
-      out[#out + 1] = ("\r\27[K%-28s %-11s [%s] %3d%%  %s\n"):format(r.output:match("[^/]*$"),
+      out[#out + 1] = ("\r\27[K%-28s %-11s [%s] %3d%%  %s\n"):format(guard.text(r.output:match("[^/]*$")),
         r.provider, ("#"):rep(fill) .. ("-"):rep(16 - fill), pct, ui.status_word(status))
     end
     drawn = #rows
@@ -425,7 +600,7 @@ local function batch(o, pos)
     on_event = function(ev) if not live then ui.event(ev) end end,
     on_tick = live and function(rows) draw(rows) end or nil })
   if live and summary then draw(summary, true) end
-  if not summary then eprint("pixflow: " .. tostring(berr)) return exit_code(berr) end
+  if not summary then say_error(berr) return exit_code(berr) end
   local worst = EXIT.ok
   for _, r in ipairs(summary) do
     if r.status == "unconfirmed" then worst = math.max(worst, EXIT.unconfirmed)
@@ -437,7 +612,7 @@ local function batch(o, pos)
                 seconds = r.seconds, error = r.error and tostring(r.error) }
     end
   else
-    for _, line in ipairs(b.format(summary)) do print(line) end
+    for _, line in ipairs(b.format(summary)) do print(guard.text(line, true)) end
   end
   return worst
 end
@@ -514,9 +689,20 @@ local COMMANDS = { "generate", "status", "download", "cancel", "list", "forget",
 
 local function dispatch(cmd, rest, env)
   if cmd == "sandbox" then return sandbox(rest, env) end
-  local o, pos = parse(rest)
-  if not o then eprint(("pixflow %s: %s"):format(cmd, pos)) return EXIT.usage end
+  local o, pos = parse(rest, cmd)
+  if not o then eprint(pos) return EXIT.usage end
   if o.help then print(HELP[cmd] or USAGE) return EXIT.ok end
+  if o.provider then
+    local providers = require "pixflow.providers"
+    providers.config()                                   -- the user's own presets count too
+    if not providers.preset(o.provider) then
+      local names = providers.names()
+      local hint = options.suggest(o.provider, names)
+      eprint(("pixflow %s: --provider: unknown provider %s%s (known: %s). Nothing was sent."):format(cmd,
+        guard.shown(o.provider), hint and ("; did you mean " .. hint .. "?") or "", table.concat(names, ", ")))
+      return EXIT.usage
+    end
+  end
   if cmd == "generate" then return generate(o, pos) end
   if cmd == "status" or cmd == "download" or cmd == "cancel" then return by_id(cmd, o, pos) end
   if cmd == "list" then return list(o) end
@@ -541,7 +727,7 @@ function M.main(args, env)
   for _, c in ipairs(COMMANDS) do if c == cmd then known = true end end
   if not known then
     local hint = require("pixflow.options").suggest(cmd, COMMANDS)
-    eprint(("pixflow: unknown command '%s'%s"):format(cmd, hint and ("; did you mean '" .. hint .. "'?") or ""))
+    eprint(("pixflow: unknown command '%s'%s"):format(guard.text(cmd), hint and ("; did you mean '" .. hint .. "'?") or ""))
     return EXIT.usage
   end
   -- Ctrl-C (lua turns SIGINT into an error): the task stays at the gateway and in the journal
@@ -550,11 +736,11 @@ function M.main(args, env)
   local msg = tostring(code)
   if msg:find("interrupted!", 1, true) then
     io.stderr:write("\n")
-    local o = parse(rest) or {}
+    local o = parse(rest, cmd) or {}
     eprint("pixflow: " .. interrupted_hint(o, M.current_task))
     return EXIT.interrupted
   end
-  eprint("pixflow: " .. msg)
+  eprint("pixflow: " .. guard.text(msg, true))
   return EXIT.other
 end
 

@@ -19,6 +19,7 @@ local journal = require "pixflow.journal"
 local cjson = require "cjson"
 local workflow = require "pixflow.workflow"
 local fallback = require "pixflow.fallback"
+local guard = require "pixflow.guard"
 
 local M = {
   _VERSION = core._VERSION,
@@ -111,6 +112,8 @@ function M.new(opts)
                            { provider = name, hint = ("pass api_key to pixflow.new or set %s")
                              :format(preset.key_env) })
   end
+  local kerr = guard.check_key(key, opts.api_key ~= nil and "api_key" or preset.key_env, name)  -- CR, LF, size
+  if kerr then return nil, kerr end
   local poll = merge(preset.poll, opts.poll)
   local t = merge(preset.timeouts, opts.timeouts)
   local base_url = opts.base_url or preset.base_url
@@ -246,6 +249,7 @@ function Client:submit(req, opts)
     return capabilities.get(self.provider, m)
   end, self.model, 2, { uploader = self.uploader ~= nil })
   if not norm then return nil, err end
+  if opts and opts.output then local ok, oerr = guard.check_output(opts.output, true) if not ok then return nil, oerr end end
   local source = err          -- validate's second result: a task to extend that has not succeeded
   if self.uploader and not capabilities.get(self.provider, norm.unified_model).uploads then
     local ok, uerr = self:_run_uploader(norm)
@@ -348,6 +352,8 @@ end
 -- Start t's download to path (the core records where it goes first, and refuses a path another
 -- task of the journal may still write).
 function Client:_start_download(t, path)
+  local ok_path, perr = guard.check_output(path)
+  if not ok_path then return nil, perr end
   return t:_download(path)
 end
 

@@ -3,6 +3,7 @@
 -- honour are collected, every one of them, into a single "invalid" error.
 local options = require "pixflow.options"
 local errors = require "pixflow.errors"
+local fs = require("pixflow.core")._fs
 
 local M = {}
 
@@ -59,18 +60,23 @@ local function is_url(s)
   return type(s) == "string" and (s:find("^https?://[^%s]+$") ~= nil)
 end
 
--- A local image: it must exist, be readable, be an image by its name, and not be too large.
--- Returns nil when fine, else the problem's text.
+-- A local image: it must be a regular file (never a FIFO, a device or a directory, which the C
+-- core would block on or read without end), be readable, be an image by its name, and not be
+-- too large. It is checked without opening anything that could block (csrc/hash.c,
+-- pf_open_regular). Returns nil when fine, else the problem's text.
 local function local_image_problem(path)
   local ext = path:match("%.([%w]+)$")
   if not ext or not IMAGE_EXT[ext:lower()] then
     return "is not a PNG, JPEG, WebP or GIF file (by its name)"
   end
-  local f, err = io.open(path, "rb")
-  if not f then return ("cannot be read (%s)"):format(err) end
-  local size = f:seek("end")
-  f:close()
-  if not size then return "is not a readable file" end
+  local size, err, code = fs.open_check(path)
+  if not size then
+    if code == "not_a_file" then
+      local _, _, what = fs.stat(path)
+      return ("is %s, not a regular file: give an image file"):format(what or "not a regular file")
+    end
+    return ("cannot be read (%s)"):format((err:gsub("^cannot read ", "")))
+  end
   if size == 0 then return "is empty" end
   if size > M.MAX_IMAGE_BYTES then
     return ("is %d bytes; gateways take images up to %d MB"):format(size, M.MAX_IMAGE_BYTES // 1048576)
@@ -191,10 +197,20 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
     problem("extend_from", nil, nil, "extend needs extend_from (a task or a task id)")
   end
 
+  -- a NUL byte: the C core and the gateways see C strings, so the text would be cut there
+  -- (the gateway never seeing the rest) while the journal kept the whole
+  local function nul_problem(field, v)
+    local at = v:find("\0", 1, true)
+    problem(field, at - 1, nil, "holds a NUL byte at byte offset %d (counting from 0, of %d bytes), which cannot "
+            .. "be sent: the text would be cut there; remove it", at - 1, #v)
+  end
+
   -- prompt
   local prompt = req.prompt
   if prompt == nil or prompt == "" then
     problem("prompt", prompt, nil, "a prompt is required")
+  elseif prompt:find("\0", 1, true) then
+    nul_problem("prompt", prompt)
   elseif not utf8.len(prompt) then
     problem("prompt", nil, nil, "is not valid UTF-8")
   elseif caps.prompt_max and utf8.len(prompt) > caps.prompt_max then
@@ -203,7 +219,9 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
   end
   local np = req.negative_prompt
   if np ~= nil then
-    if not caps.negative_prompt_max then
+    if np:find("\0", 1, true) then
+      nul_problem("negative_prompt", np)
+    elseif not caps.negative_prompt_max then
       problem("negative_prompt", np, nil, "%s has no negative prompt", where)
     elseif caps.negative_prompt_modes and mode and not contains(caps.negative_prompt_modes, mode) then
       problem("negative_prompt", np, caps.negative_prompt_modes, "%s takes a negative prompt only in "
@@ -217,6 +235,7 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
   -- an image field: a public URL, or a local file the gateway can upload (or the client's
   -- uploader can turn into a URL); data URIs and base64 are taken by none of them
   local function check_image(field, v)
+    if v:find("\0", 1, true) then return nul_problem(field, v) end
     if is_url(v) then return end
     if v:find("^data:") then
       problem(field, v:sub(1, 30), "http(s) URL or a local file",
@@ -322,6 +341,8 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
     end
   elseif extend_from == "" then
     problem("extend_from", extend_from, nil, "the task id is empty")
+  elseif type(extend_from) == "string" and extend_from:find("\0", 1, true) then
+    nul_problem("extend_from", extend_from)
   end
 
   -- duration
