@@ -30,7 +30,28 @@ struct pf_journal {
   int refs;
   int sync;                  /* the synchronous level set on the connection: 1 FULL, 0 NORMAL */
   long pid;
+  int wal_pages;             /* frames in the WAL after the last commit (sqlite3_wal_hook) */
 };
+
+/* SQLite's own checkpoints run inside whichever commit crosses the threshold, and a checkpoint
+ * syncs: the pump's commits must never be that one. So automatic checkpoints are off, and the
+ * calls that already wait on the disk (an intent, a claim, a user's record, closing) move the
+ * WAL into the database when it has grown past this many frames. */
+#define PF_WAL_CHECKPOINT_PAGES 1000
+
+static int on_wal(void *ud, sqlite3 *db, const char *name, int pages) {
+  (void)db; (void)name;
+  ((struct pf_journal *)ud)->wal_pages = pages;
+  return SQLITE_OK;
+}
+
+static void maybe_checkpoint(struct pf_journal *j) {
+  if (j->db && j->wal_pages >= PF_WAL_CHECKPOINT_PAGES) {
+    /* passive: it never waits for another process's readers or writer */
+    if (sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
+      j->wal_pages = 0;
+  }
+}
 
 #define SCHEMA \
   "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);" \
@@ -96,50 +117,83 @@ int pf_make_parents(const char *path, pf_err *err) {
   return 0;
 }
 
+/* Append "/" name[0..len) to the growing string *buf (length *n). */
+static int path_push(char **buf, size_t *n, const char *name, size_t len) {
+  char *nb = realloc(*buf, *n + len + 2);
+  if (!nb) return -1;
+  *buf = nb;
+  nb[(*n)++] = '/';
+  memcpy(nb + *n, name, len);
+  *n += len;
+  nb[*n] = '\0';
+  return 0;
+}
+
 char *pf_abspath(const char *path, pf_err *err) {
   if (!path || !path[0]) {
     pf_err_set(err, PF_EK_INVALID, 0, "path", "an empty path has no absolute form");
     return NULL;
   }
-  char cwd[PATH_MAX];
-  if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) {
-    pf_err_set(err, PF_EK_IO, 0, "getcwd", "cannot read the working directory: %s", strerror(errno));
-    return NULL;
+  /* the resolved prefix ("" is the root), walked one component at a time as the kernel does:
+   * a directory that exists is replaced by its real path (so "link/.." means what it means to
+   * the kernel, and one file has one name whichever symbolic link reached it); the last
+   * component is kept as written (a rename replaces a link there, it does not follow it) */
+  char *cur = NULL;
+  size_t n = 0;
+  if (path[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      pf_err_set(err, PF_EK_IO, 0, "cwd", "cannot resolve %s: the working directory is unknown (%s)",
+                 path, strerror(errno));
+      return NULL;
+    }
+    n = strcmp(cwd, "/") == 0 ? 0 : strlen(cwd);
+    cur = pf_strndup(cwd, n);
+  } else {
+    cur = pf_strdup("");
   }
-  size_t n = (path[0] == '/' ? 0 : strlen(cwd) + 1) + strlen(path) + 2;
-  char *in = malloc(n), *out = malloc(n);
-  if (!in || !out) {
-    free(in); free(out);
-    nomem(err);
-    return NULL;
-  }
-  if (path[0] == '/') snprintf(in, n, "%s", path);
-  else snprintf(in, n, "%s/%s", cwd, path);
-  /* lexical: "//" and "/./" collapse, "/x/.." goes; symlinks are left alone (the file may not
-   * exist yet, and the directory the user named is the one they mean) */
-  size_t o = 0;
-  const char *s = in;
+  if (!cur) { nomem(err); return NULL; }
+  int physical = 1;
+  const char *s = path;
   while (*s) {
     while (*s == '/') s++;
     if (!*s) break;
     const char *e = strchr(s, '/');
     size_t len = e ? (size_t)(e - s) : strlen(s);
-    if (len == 1 && s[0] == '.') {
-      /* nothing */
-    } else if (len == 2 && s[0] == '.' && s[1] == '.') {
-      while (o > 0 && out[o - 1] != '/') o--;
-      if (o > 0) o--;
-    } else {
-      out[o++] = '/';
-      memcpy(out + o, s, len);
-      o += len;
+    const char *next = s + len;
+    while (*next == '/') next++;
+    int last = *next == '\0';
+    if (len == 2 && s[0] == '.' && s[1] == '.') {
+      while (n > 0 && cur[n - 1] != '/') n--;
+      if (n > 0) n--;
+      cur[n] = '\0';
+    } else if (!(len == 1 && s[0] == '.')) {
+      if (path_push(&cur, &n, s, len) != 0) { free(cur); nomem(err); return NULL; }
+      if (physical && !last) {
+        char *r = realpath(cur, NULL);
+        if (r) {
+          size_t rl = strcmp(r, "/") == 0 ? 0 : strlen(r);
+          char *nc = realloc(cur, rl + 1);
+          if (!nc) { free(r); free(cur); nomem(err); return NULL; }
+          cur = nc;
+          memcpy(cur, r, rl);
+          cur[rl] = '\0';
+          n = rl;
+          free(r);
+        } else {
+          physical = 0;              /* below a directory that does not exist yet: as written */
+        }
+      }
     }
     s += len;
   }
-  if (o == 0) out[o++] = '/';
-  out[o] = '\0';
-  free(in);
-  return out;
+  if (n == 0) {
+    char *root = realloc(cur, 2);
+    if (!root) { free(cur); nomem(err); return NULL; }
+    strcpy(root, "/");
+    return root;
+  }
+  return cur;
 }
 
 /* ---------------------------------------------------------------- statements */
@@ -402,7 +456,9 @@ int pf_journal_claim(pf_journal *j, const char *what, long *holder_pid, pf_err *
     rollback(j);
     return rc;
   }
-  return commit(j, err) == 0 ? rc : -1;
+  if (commit(j, err) != 0) return -1;
+  maybe_checkpoint(j);
+  return rc;
 }
 
 int pf_journal_unclaim(pf_journal *j, const char *what, pf_err *err) {
@@ -651,7 +707,9 @@ int pf_journal_intent(pf_journal *j, const char *key, double t, json_t *fields, 
   free(w);
   json_decref(f);
   if (rc != 0) { rollback(j); return -1; }
-  return commit(j, err);
+  if (commit(j, err) != 0) return -1;
+  maybe_checkpoint(j);
+  return 0;
 }
 
 int pf_journal_record(pf_journal *j, const char *key, const char *ev, double t, json_t *fields,
@@ -676,7 +734,9 @@ int pf_journal_record(pf_journal *j, const char *key, const char *ev, double t, 
   if (rc == 0) rc = add_event(j, key, ev, t, f, err);
   json_decref(f);
   if (rc != 0) { rollback(j); return -1; }
-  return commit(j, err);
+  if (commit(j, err) != 0) return -1;
+  if (wait) maybe_checkpoint(j);
+  return 0;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -987,7 +1047,9 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
     free_journal(j);
     return -1;
   }
+  sqlite3_wal_hook(j->db, on_wal, j);
   if (exec(j, "PRAGMA synchronous=NORMAL", err, "cannot set the sync level") != 0 ||
+      exec(j, "PRAGMA wal_autocheckpoint=0", err, "cannot set checkpoints") != 0 ||
       begin(j, 1, PF_J_WAIT, err) != 0) {
     free_journal(j);
     return -1;
@@ -1027,6 +1089,7 @@ void pf_journal_release(pf_journal *j) {
       else rollback(j);
     }
   }
+  maybe_checkpoint(j);
   if (j->lockdir && j->lockfd >= 0) {
     char *f = lockfile(j, j->token);
     if (f) unlink(f);

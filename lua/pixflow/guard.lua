@@ -217,31 +217,13 @@ function M.absolute(path)
     return nil, errors.new("invalid", ("the path %s holds a NUL byte, which a file name cannot"):format(shown(path)),
                            { code = "bad_path" })
   end
-  local cur = ""                                    -- the resolved prefix; "" is the root
-  if path:sub(1, 1) ~= "/" then
-    local cwd, err = fs.cwd()
-    if not cwd then
-      return nil, errors.new("io", ("cannot resolve %s: the working directory is unknown (%s)"):format(shown(path), err),
-                             { code = "cwd" })
-    end
-    cur = cwd == "/" and "" or cwd
+  -- one rule for every absolute path pixflow keeps (csrc/journal.c, pf_abspath): the journal's
+  -- claims and this check must name a file the same way
+  local abs, err = core.abspath(path)
+  if not abs then
+    return nil, errors.new("io", ("cannot resolve %s: %s"):format(shown(path), err.message), { code = "cwd" })
   end
-  local parts = {}
-  for c in path:gmatch("[^/]+") do parts[#parts + 1] = c end
-  local physical = true                             -- cur exists and holds no symbolic link
-  for i, c in ipairs(parts) do
-    if c == ".." then
-      cur = cur:match("^(.*)/[^/]*$") or ""
-    elseif c ~= "." then
-      local nxt = cur .. "/" .. c
-      if physical and i < #parts then
-        local r = fs.realpath(nxt)
-        if r then nxt = r == "/" and "" or r else physical = false end
-      end
-      cur = nxt
-    end
-  end
-  return cur == "" and "/" or cur
+  return abs
 end
 
 -- Make dir and every missing directory above it. true, or nil and the reason.
