@@ -26,7 +26,7 @@ SPECS     ?= spec
 .PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build fuzz-smoke soak test-allocfail test-asan test-valgrind \
         bench bench-smoke
 
-all: build/pixflow/core.so build/pixflow-sandbox
+all: build/pixflow/core.so build/pixflow-sandbox build/pixflow/sandbox.so
 
 deps:
 	@sh scripts/deps.sh
@@ -36,13 +36,16 @@ build/pixflow/core.so: $(CORE_SRCS) $(CORE_HDRS)
 	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden -Icsrc $(LUA_CFLAGS) $(DEP_CFLAGS) \
 	  $(LIBFLAG) -o $@ $(CORE_SRCS) $(DEP_LIBS)
 
-build/gen/clip.h: $(CLIP) scripts/embed.sh
+# The sandbox, twice from the same sources: the executable, and the Lua C module pixflow.sandbox
+# (what `pixflow sandbox` runs; the rockspec builds the same module). sandbox/clip.c embeds $(CLIP).
+build/pixflow-sandbox: $(SBX_SRCS) $(SBX_HDRS) $(CLIP)
 	@mkdir -p $(@D)
-	sh scripts/embed.sh $(CLIP) sandbox_clip > $@
+	$(CC) $(CFLAGS) $(WARN) $(STD) -Isandbox $(MHD_CFLAGS) -o $@ $(SBX_SRCS) $(MHD_LIBS)
 
-build/pixflow-sandbox: $(SBX_SRCS) $(SBX_HDRS) build/gen/clip.h
+build/pixflow/sandbox.so: $(SBX_SRCS) $(SBX_HDRS) $(CLIP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(STD) -Isandbox -Ibuild/gen $(MHD_CFLAGS) -o $@ $(SBX_SRCS) $(MHD_LIBS)
+	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden -DSBX_MODULE -Isandbox $(LUA_CFLAGS) $(MHD_CFLAGS) \
+	  $(LIBFLAG) -o $@ $(SBX_SRCS) $(MHD_LIBS)
 
 # examples/embed/host.c: a C program embedding Lua 5.4 and pixflow (links liblua5.4)
 examples: build/examples/host

@@ -439,20 +439,30 @@ local function providers()
   return EXIT.ok
 end
 
+-- The sandbox runs in this process (the C module pixflow.sandbox, built by make and by the
+-- rockspec), so that killing `pixflow sandbox` stops the server. Without the module, the program
+-- pixflow-sandbox (the checkout's build/, else PATH) is run, told to stop when this process dies.
 local function sandbox(args, env)
-  -- the binary built beside this checkout, else one on PATH
+  local ok, mod = pcall(require, "pixflow.sandbox")
+  if ok then
+    local code, signal = mod.run(table.unpack(args))
+    if signal then eprint("pixflow sandbox: stopped by " .. signal) end
+    return code
+  end
   local bin = "pixflow-sandbox"
   local built = env.root and (env.root .. "/build/pixflow-sandbox")
   local f = built and io.open(built, "r")
   if f then f:close() bin = built end
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = "'" .. a:gsub("'", "'\\''") .. "'" end
-  local ok, how, code = os.execute(bin .. " " .. table.concat(quoted, " "))
+  -- exec: the server is this process's child, so --exit-with-parent ends it with this process
+  local done, how, code = os.execute("exec " .. bin .. " --exit-with-parent " .. table.concat(quoted, " "))
   if how == "exit" and code == 127 then
-    eprint("pixflow sandbox: pixflow-sandbox was not found; run `make` in the pixflow checkout")
+    eprint("pixflow sandbox: neither the module pixflow.sandbox nor the program pixflow-sandbox was found; "
+      .. "run `make` in the pixflow checkout, or install pixflow with LuaRocks\n" .. tostring(mod))
     return EXIT.other
   end
-  if ok then return EXIT.ok end
+  if done then return EXIT.ok end
   return how == "signal" and EXIT.interrupted or code
 end
 
