@@ -180,12 +180,31 @@ local function poll_opts(o)
   return p and { initial = p, interval = p } or nil
 end
 
+-- The key a sandbox is given when the provider's variable is unset: the sandbox takes any key
+-- but its magic ones (docs/sandbox.md), and this one never leaves 127.0.0.1's sandbox.
+M.SANDBOX_KEY = "sandbox-key"
+
 local function client_for(o, provider)
   local pixflow = require "pixflow"
   provider = provider or o.provider or "apimart"
   local base = o["base-url"] or (o.sandbox and (o.sandbox:gsub("/+$", "") .. "/" .. provider))
-  return pixflow.new{ provider = provider, base_url = base, model = o.model, journal = journal_path(o),
-                      poll = poll_opts(o), trace = o.trace }
+  local opts = { provider = provider, base_url = base, model = o.model, journal = journal_path(o),
+                 poll = poll_opts(o), trace = o.trace }
+  local client, err = pixflow.new(opts)
+  if client or not (err and err.kind == "auth" and tostring(err.message):find("^no API key")) then
+    return client, err
+  end
+  if o.sandbox and not o["base-url"] then
+    -- --sandbox URL and no key set: the request goes only to that sandbox, which takes any key
+    opts.api_key = M.SANDBOX_KEY
+    return pixflow.new(opts)
+  end
+  -- advice for the command line: the variable to set (not pixflow.new's api_key)
+  local preset = require("pixflow.providers").preset(provider)
+  local var = preset and preset.key_env
+  err.hint = var and ("set %s in the environment (export %s=your-key), or add --sandbox URL to try it "
+    .. "against a local sandbox (pixflow sandbox) with no key"):format(var, var) or err.hint
+  return nil, err
 end
 
 local function interrupted_hint(o, task)
