@@ -54,13 +54,24 @@ build/examples/host: examples/embed/host.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(STD) $(LUA_CFLAGS) -o $@ $< $(shell $(PKG_CONFIG) --libs $(LUA_PC)) -lm -ldl
 
+# Every test target runs with the journal's directory (XDG_STATE_HOME) and the config file
+# (XDG_CONFIG_HOME, PIXFLOW_CONFIG) under build/test-home, never the user's own: a spec that runs
+# bin/pixflow without a --journal of its own writes there, and no config of the user's changes a
+# spec's providers. (Specs that need a journal of their own still set XDG_STATE_HOME themselves.)
+TEST_HOME := $(CURDIR)/build/test-home
+TEST_ENV   = XDG_STATE_HOME=$(TEST_HOME)/state XDG_CONFIG_HOME=$(TEST_HOME)/config \
+             PIXFLOW_CONFIG=$(TEST_HOME)/config/pixflow/config.lua
+TEST_DIRS  = mkdir -p $(TEST_HOME)/state $(TEST_HOME)/config
+
 # The README's test command: installs what is missing, builds, runs every spec.
 test: deps all examples
-	$(BUSTED) --lua=$(LUA) -o spec/support/summary.lua $(SPECS)
+	@$(TEST_DIRS)
+	$(TEST_ENV) $(BUSTED) --lua=$(LUA) -o spec/support/summary.lua $(SPECS)
 
 # Opt-in: one real generation per gateway whose key is set (spends credits).
 test-live: deps all
-	$(BUSTED) --lua=$(LUA) --exclude-tags= --tags=live -o spec/support/summary.lua spec/live_spec.lua
+	@$(TEST_DIRS)
+	$(TEST_ENV) $(BUSTED) --lua=$(LUA) --exclude-tags= --tags=live -o spec/support/summary.lua spec/live_spec.lua
 
 # Starts the sandbox, makes a video with examples/fusion.lua, stops the sandbox.
 demo: deps all
@@ -128,7 +139,8 @@ test-asan: deps
 	@rm -rf build/asan-tree && mkdir -p build/asan-tree/reports
 	@cp -r .busted Makefile bin csrc lua sandbox scripts spec examples rockspec docs build/asan-tree/
 	cd build/asan-tree && $(MAKE) --no-print-directory all examples CFLAGS="$(SAN_FLAGS)"
-	cd build/asan-tree && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+	@$(TEST_DIRS)
+	cd build/asan-tree && $(TEST_ENV) LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/build/asan-tree/reports/asan \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build/asan-tree/reports/ubsan \
 	  $(BUSTED) --lua=$(LUA) --exclude-tags=live,noasan -o spec/support/summary.lua $(SPECS); rc=$$?; \
@@ -143,7 +155,8 @@ VALGRIND_SPECS ?= spec/core_spec.lua spec/apimart_spec.lua spec/retry_spec.lua s
                   spec/faults_spec.lua spec/gateways_spec.lua
 test-valgrind: deps all
 	@sh scripts/deps.sh valgrind
-	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	@$(TEST_DIRS)
+	$(TEST_ENV) valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  --error-exitcode=99 --suppressions=spec/support/valgrind.supp \
 	  $(LUA) $$(command -v busted) --ignore-lua \
 	  -o spec/support/summary.lua $(VALGRIND_SPECS)
@@ -162,7 +175,8 @@ build/allocfail-vg/pixflow/core.so: $(CORE_SRCS) $(CORE_HDRS) spec/support/faila
 	  $(LUA_CFLAGS) $(DEP_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRCS) spec/support/failalloc.c $(DEP_LIBS)
 
 test-allocfail: deps all build/allocfail/pixflow/core.so build/allocfail-vg/pixflow/core.so
-	sh scripts/allocfail.sh
+	@$(TEST_DIRS)
+	$(TEST_ENV) sh scripts/allocfail.sh
 
 # Not in CI: an hour, 20,000 tasks across every gateway with 5% of requests spoiled (scripts/soak.lua).
 SOAK_SECONDS ?= 3600
