@@ -137,7 +137,7 @@ fuzz-smoke: fuzz-build
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 test-asan: deps
 	@rm -rf build/asan-tree && mkdir -p build/asan-tree/reports
-	@cp -r .busted Makefile bin csrc lua sandbox scripts spec examples rockspec docs build/asan-tree/
+	@cp -r .busted Makefile README.md bin csrc lua sandbox scripts spec examples rockspec docs build/asan-tree/
 	cd build/asan-tree && $(MAKE) --no-print-directory all examples CFLAGS="$(SAN_FLAGS)"
 	@$(TEST_DIRS)
 	cd build/asan-tree && $(TEST_ENV) LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
