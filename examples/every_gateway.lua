@@ -14,6 +14,15 @@ if not sandbox then
   io.stderr:write("usage: lua5.4 examples/every_gateway.lua SANDBOX_URL [OUTDIR]\n")
   os.exit(2)
 end
+-- the output directory, created when missing (a fresh checkout has no out/)
+local function mkdir_p(dir)
+  if dir == "" or dir == "." then return end
+  if not os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") then
+    io.stderr:write("every_gateway: cannot create the directory ", dir, "\n")
+    os.exit(1)
+  end
+end
+mkdir_p(outdir)
 local here = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/../spec/fixtures/images/"
 
 local failed = 0

@@ -11,6 +11,15 @@
 local pixflow = require "pixflow"
 
 local out = arg[1] or "out.mp4"
+-- the output directory, created when missing (a fresh checkout has no out/)
+local function mkdir_p(dir)
+  if dir == "" or dir == "." then return end
+  if not os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") then
+    io.stderr:write("fusion: cannot create the directory ", dir, "\n")
+    os.exit(1)
+  end
+end
+mkdir_p(out:match("^(.*)/[^/]*$") or ".")
 local poll = tonumber(os.getenv("PIXFLOW_POLL"))
 
 local client, err = pixflow.new{

@@ -8,6 +8,15 @@
 local pixflow = require "pixflow"
 
 local outdir = arg[1] or "out"
+-- the output directory, created when missing (a fresh checkout has no out/)
+local function mkdir_p(dir)
+  if dir == "" or dir == "." then return end
+  if not os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") then
+    io.stderr:write("game_loop: cannot create the directory ", dir, "\n")
+    os.exit(1)
+  end
+end
+mkdir_p(outdir)
 local sandbox = os.getenv("PIXFLOW_SANDBOX")
 local client = assert(pixflow.new{ provider = "apimart",
   base_url = sandbox and (sandbox .. "/apimart") or nil,

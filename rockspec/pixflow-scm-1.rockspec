@@ -25,6 +25,7 @@ external_dependencies = {
   JANSSON = { library = "jansson" },
   CRYPTO = { library = "crypto" },   -- OpenSSL's libcrypto: SHA-256 for the upload cache
   SQLITE = { library = "sqlite3" },  -- the journal
+  MHD = { library = "microhttpd" },  -- libmicrohttpd: the sandbox (pixflow.sandbox)
 }
 build = {
   type = "builtin",
@@ -43,6 +44,19 @@ build = {
       libraries = { "curl", "jansson", "crypto", "sqlite3" },
       incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)", "$(CRYPTO_INCDIR)", "$(SQLITE_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(SQLITE_LIBDIR)" },
+    },
+    -- the sandbox as a C module: `pixflow sandbox` runs it in its own process (LuaRocks' builtin
+    -- backend cannot build an executable). sandbox/clip.c embeds spec/fixtures/clip.mp4.
+    ["pixflow.sandbox"] = {
+      sources = {
+        "sandbox/apimart.c", "sandbox/baicai.c", "sandbox/clip.c", "sandbox/dashscope.c",
+        "sandbox/faults.c", "sandbox/http.c", "sandbox/jiekou.c", "sandbox/main.c",
+        "sandbox/pixverse.c", "sandbox/store.c",
+      },
+      defines = { "SBX_MODULE", "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      libraries = { "microhttpd", "jansson", "pthread", "m" },
+      incdirs = { "sandbox", "$(MHD_INCDIR)", "$(JANSSON_INCDIR)" },
+      libdirs = { "$(MHD_LIBDIR)", "$(JANSSON_LIBDIR)" },
     },
     ["pixflow"] = "lua/pixflow/init.lua",
     ["pixflow.capabilities"] = "lua/pixflow/capabilities.lua",

@@ -1,4 +1,9 @@
 /* main.c: pixflow-sandbox: parse options, serve on 127.0.0.1, stop on a signal or /_sandbox/shutdown. */
+/* Built two ways from the same sources: the executable build/pixflow-sandbox (main below), and,
+ * with -DSBX_MODULE, the Lua C module pixflow.sandbox, whose run(...) serves inside the calling
+ * process until SIGINT, SIGTERM or /_sandbox/shutdown (LuaRocks cannot install an executable it
+ * builds, so the installed `pixflow sandbox` runs the module; being one process, a kill of that
+ * command stops the server with it). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,9 +19,10 @@ sbx g_sbx;
 struct MHD_Daemon *sbx_http_start(unsigned port);
 
 static int wake_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t stopped_by;   /* the signal that stopped the server, or 0 */
 
 static void on_signal(int sig) {
-  (void)sig;
+  stopped_by = sig;
   if (write(wake_pipe[1], "s", 1) < 0) { /* nothing more can be done in a handler */ }
 }
 
@@ -65,7 +71,9 @@ static char *read_file(const char *path) {
   return buf;
 }
 
-int main(int argc, char **argv) {
+/* Serve until stopped; returns the exit status (0 after a signal or a shutdown request). Signal
+ * handlers are installed for the run and the previous ones put back after it. */
+static int sbx_serve(int argc, char **argv) {
   double port = 0, seconds = 8, seed = (double)time(NULL);
   int with_parent = 0;
   const char *cert = NULL, *key = NULL;
@@ -80,41 +88,108 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 0; }
     else { fprintf(stderr, "pixflow-sandbox: unknown option '%s'\n", a); usage(stderr); return 2; }
   }
-  if (with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
-  g_sbx.task_seconds = seconds;
-  g_sbx.rng = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;
-  pthread_mutex_init(&g_sbx.lock, NULL);
-  if (sbx_store_init(1 << 16) != 0 || pipe(wake_pipe) != 0) {
-    fprintf(stderr, "pixflow-sandbox: out of memory\n");
-    return 1;
-  }
-  g_sbx.wake_fd = wake_pipe[1];
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
   if (!cert != !key) {
     fprintf(stderr, "pixflow-sandbox: --tls-cert and --tls-key go together\n");
     return 2;
   }
+  /* one server per process: the state below is global */
+  if (g_sbx.daemon) {
+    fprintf(stderr, "pixflow-sandbox: a sandbox already runs in this process\n");
+    return 1;
+  }
+  int rc = 0;
+  struct sigaction sa, old_int, old_term, old_pipe;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  stopped_by = 0;
+  g_sbx.task_seconds = seconds;
+  g_sbx.rng = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;
+  static int lock_ready;
+  if (!lock_ready) { pthread_mutex_init(&g_sbx.lock, NULL); lock_ready = 1; }
+  if (sbx_store_init(1 << 16) != 0 || pipe(wake_pipe) != 0) {
+    fprintf(stderr, "pixflow-sandbox: out of memory\n");
+    rc = 1;
+    goto done;
+  }
+  g_sbx.wake_fd = wake_pipe[1];
   if (cert && (!(g_sbx.tls_cert = read_file(cert)) || !(g_sbx.tls_key = read_file(key)))) {
     fprintf(stderr, "pixflow-sandbox: cannot read %s: %s\n", g_sbx.tls_cert ? key : cert, strerror(errno));
-    return 2;
+    rc = 2;
+    goto done;
   }
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, &old_pipe);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  if (with_parent) prctl(PR_SET_PDEATHSIG, SIGTERM);
   g_sbx.daemon = sbx_http_start((unsigned)port);
   if (!g_sbx.daemon) {
     fprintf(stderr, "pixflow-sandbox: cannot listen on 127.0.0.1:%u (%s)\n", (unsigned)port,
             strerror(errno));
-    return 1;
+    rc = 1;
+  } else {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(g_sbx.daemon, MHD_DAEMON_INFO_BIND_PORT);
+    g_sbx.port = info ? info->port : (unsigned)port;
+    printf("pixflow sandbox: listening on %s://127.0.0.1:%u\n", g_sbx.tls_cert ? "https" : "http",
+           g_sbx.port);
+    fflush(stdout);
+    char ch;
+    while (read(wake_pipe[0], &ch, 1) < 0 && errno == EINTR) {}
+    MHD_stop_daemon(g_sbx.daemon);
+    g_sbx.daemon = NULL;
   }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(g_sbx.daemon, MHD_DAEMON_INFO_BIND_PORT);
-  g_sbx.port = info ? info->port : (unsigned)port;
-  printf("pixflow sandbox: listening on %s://127.0.0.1:%u\n", g_sbx.tls_cert ? "https" : "http",
-         g_sbx.port);
-  fflush(stdout);
-  char ch;
-  while (read(wake_pipe[0], &ch, 1) < 0 && errno == EINTR) {}
-  MHD_stop_daemon(g_sbx.daemon);
-  sbx_reset();
+  if (with_parent) prctl(PR_SET_PDEATHSIG, 0);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGPIPE, &old_pipe, NULL);
+done:
+  if (g_sbx.buckets) sbx_reset();
   free(g_sbx.buckets);
-  return 0;
+  free(g_sbx.objects);
+  g_sbx.buckets = NULL;
+  g_sbx.objects = NULL;
+  g_sbx.nbuckets = 0;
+  free(g_sbx.tls_cert);
+  free(g_sbx.tls_key);
+  g_sbx.tls_cert = g_sbx.tls_key = NULL;
+  for (int i = 0; i < 2; i++) {
+    if (wake_pipe[i] >= 0) close(wake_pipe[i]);
+    wake_pipe[i] = -1;
+  }
+  g_sbx.wake_fd = -1;
+  return rc;
 }
+
+#ifndef SBX_MODULE
+int main(int argc, char **argv) {
+  return sbx_serve(argc, argv);
+}
+#else
+#include <lauxlib.h>
+#include <lua.h>
+
+/* pixflow.sandbox.run(arg...): the executable's options as strings; serves in this process until
+ * SIGINT, SIGTERM or /_sandbox/shutdown. Returns the exit status (0, or 1/2 on bad options or a
+ * port that cannot be bound) and the name of the signal that stopped it, if one did. */
+static int l_run(lua_State *L) {
+  int n = lua_gettop(L);
+  const char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 2), 0);
+  argv[0] = "pixflow-sandbox";
+  for (int i = 1; i <= n; i++) argv[i] = luaL_checkstring(L, i);
+  argv[n + 1] = NULL;
+  int rc = sbx_serve(n + 1, (char **)argv);
+  lua_pushinteger(L, rc);
+  if (stopped_by == SIGINT) lua_pushliteral(L, "SIGINT");
+  else if (stopped_by == SIGTERM) lua_pushliteral(L, "SIGTERM");
+  else lua_pushnil(L);
+  return 2;
+}
+
+int luaopen_pixflow_sandbox(lua_State *L);
+__attribute__((visibility("default"))) int luaopen_pixflow_sandbox(lua_State *L) {
+  static const luaL_Reg fns[] = { { "run", l_run }, { NULL, NULL } };
+  luaL_newlib(L, fns);
+  return 1;
+}
+#endif

@@ -3,8 +3,12 @@ local sandbox = require "spec.support.sandbox"
 local util = require "spec.support.util"
 
 describe("bin/pixflow", function()
-  local sbx, dir
-  sandbox.around({ task_seconds = 0.3 }, function(s, d) sbx, dir = s, d end)
+  local sbx, dir, state
+  sandbox.around({ task_seconds = 0.3 }, function(s, d)
+    sbx, dir = s, d
+    -- every run below keeps its journal here, not in the user's ~/.local/state
+    state = ("XDG_STATE_HOME=%s/state XDG_CONFIG_HOME=%s/config"):format(d, d)
+  end)
 
   -- #noasan: env -i drops the ASan runtime that make test-asan preloads
   it("runs with no environment set #noasan", function()
@@ -21,9 +25,9 @@ describe("bin/pixflow", function()
 
   it("generate makes an MP4 against the sandbox", function()
     local out = dir .. "/cli.mp4"
-    local status, text = util.run(("APIMART_API_KEY=k bin/pixflow generate --base-url %s "
+    local status, text = util.run(("%s APIMART_API_KEY=k bin/pixflow generate --base-url %s "
       .. "--prompt '@hero walks into @city' --ref hero=https://e.com/h.png "
-      .. "--ref city=https://e.com/c.jpg:background --duration 5 -o %s"):format(sbx.base("apimart"), out))
+      .. "--ref city=https://e.com/c.jpg:background --duration 5 -o %s"):format(state, sbx.base("apimart"), out))
     assert.equal(0, status, text)
     assert.equal("ftyp", util.read(out):sub(5, 8))
     assert.matches(out, text, 1, true)
@@ -31,8 +35,8 @@ describe("bin/pixflow", function()
 
   it("generate refuses an invalid request before sending it, exit 2", function()
     sbx.reset()
-    local status, text = util.run(("APIMART_API_KEY=k bin/pixflow generate --base-url %s "
-      .. "--prompt x --duration 20 --aspect 5:4"):format(sbx.base("apimart")))
+    local status, text = util.run(("%s APIMART_API_KEY=k bin/pixflow generate --base-url %s "
+      .. "--prompt x --duration 20 --aspect 5:4"):format(state, sbx.base("apimart")))
     assert.equal(2, status)
     assert.matches("duration: 20 is not allowed", text)
     assert.matches("aspect_ratio", text)
@@ -40,18 +44,18 @@ describe("bin/pixflow", function()
   end)
 
   it("generate with a wrong key exits 3 and never prints the key", function()
-    local status, text = util.run(("APIMART_API_KEY=invalid bin/pixflow generate --base-url %s "
-      .. "--prompt x -o %s/k.mp4"):format(sbx.base("apimart"), dir))
+    local status, text = util.run(("%s APIMART_API_KEY=invalid bin/pixflow generate --base-url %s "
+      .. "--prompt x -o %s/k.mp4"):format(state, sbx.base("apimart"), dir))
     assert.equal(3, status)
     assert.matches("%[auth%]", text)
-    status, text = util.run("env -u APIMART_API_KEY bin/pixflow generate --prompt x")
+    status, text = util.run(("env -u APIMART_API_KEY %s bin/pixflow generate --prompt x"):format(state))
     assert.equal(3, status)
     assert.matches("APIMART_API_KEY", text)
   end)
 
   it("a moderated generation exits 4", function()
-    local status, text = util.run(("APIMART_API_KEY=k bin/pixflow generate --base-url %s "
-      .. "--prompt '#moderate' -o %s/m.mp4"):format(sbx.base("apimart"), dir))
+    local status, text = util.run(("%s APIMART_API_KEY=k bin/pixflow generate --base-url %s "
+      .. "--prompt '#moderate' -o %s/m.mp4"):format(state, sbx.base("apimart"), dir))
     assert.equal(4, status)
     assert.matches("moderat", text)
   end)
@@ -90,11 +94,11 @@ describe("examples/every_gateway.lua", function()
     local dir = util.tmpdir()
     finally(function() sbx.stop(); os.execute("rm -rf " .. dir) end)
     local status, text = util.run(("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
-      .. "lua5.4 examples/every_gateway.lua %s %s"):format(sbx.url, dir))
+      .. "lua5.4 examples/every_gateway.lua %s %s/new"):format(sbx.url, dir))   -- a directory it creates
     assert.equal(0, status, text)
     local stats = sbx.stats()
     for _, p in ipairs({ "pixverse", "quickrouter", "apimart", "dashscope", "jiekou", "baicai" }) do
-      assert.equal("ftyp", util.read(dir .. "/" .. p .. ".mp4"):sub(5, 8), p)
+      assert.equal("ftyp", util.read(dir .. "/new/" .. p .. ".mp4"):sub(5, 8), p)
       assert.equal(1, stats[p].tasks, p)
       assert.equal(p == "jiekou" and 0 or 3, stats[p].uploads, p)
     end
@@ -104,25 +108,64 @@ end)
 describe("luarocks make", function()
   it("the rockspec names every C source and every Lua module of the tree", function()
     local spec = util.read("rockspec/pixflow-scm-1.rockspec")
-    local _, list = util.run("ls csrc/*.c csrc/adapters/*.c lua/pixflow/*.lua")
+    local _, list = util.run("ls csrc/*.c csrc/adapters/*.c sandbox/*.c lua/pixflow/*.lua")
     for f in list:gmatch("[^\n]+") do
       assert.truthy(spec:find('"' .. f .. '"', 1, true), f .. " is missing from the rockspec")
     end
   end)
 
-  it("builds offline into a tree from which require 'pixflow' works", function()
+  -- the README's non-root install, with HOME in a temporary directory: `luarocks --local make`,
+  -- `eval "$(luarocks path)"`, then the installed command, its sandbox included, from outside the
+  -- checkout
+  it("installs with --local into HOME; the installed pixflow and pixflow sandbox work from elsewhere", function()
     local tmp = util.tmpdir()
-    finally(function() os.execute("rm -rf " .. tmp) end)
+    local url, pid
+    finally(function()
+      if url then sandbox.request("POST", url .. "/_sandbox/shutdown", "") end
+      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      os.execute("rm -rf " .. tmp)
+    end)
     -- build from a copy, so that LuaRocks' objects never land in the checkout
-    assert.equal(0, (util.run(("mkdir -p %s/src && cp -r csrc lua bin rockspec examples docs %s/src")
-      :format(tmp, tmp))))
-    local status, text = util.run(("cd %s/src && luarocks --lua-version=5.4 make --deps-mode=none "
-      .. "--tree=%s/tree rockspec/pixflow-scm-1.rockspec"):format(tmp, tmp))
+    assert.equal(0, (util.run(("mkdir -p %s/src/spec/fixtures %s/home && cp -r csrc lua bin rockspec sandbox "
+      .. "examples docs %s/src && cp spec/fixtures/clip.mp4 %s/src/spec/fixtures/"):format(tmp, tmp, tmp, tmp))))
+    local home = ("HOME=%s/home"):format(tmp)
+    local status, text = util.run(("cd %s/src && %s luarocks --lua-version=5.4 --local make --deps-mode=none "
+      .. "rockspec/pixflow-scm-1.rockspec"):format(tmp, home))
     assert.equal(0, status, text)
-    status, text = util.run(("cd / && eval \"$(luarocks --lua-version=5.4 path --tree=%s/tree)\" && "
-      .. "lua5.4 -e 'local p = require \"pixflow\"; print(p._VERSION, package.searchpath(\"pixflow.core\", package.cpath))' && "
-      .. "%s/tree/bin/pixflow version"):format(tmp, tmp))
+    local env = ("cd / && export %s XDG_STATE_HOME=%s/state XDG_CONFIG_HOME=%s/config && "
+      .. "eval \"$(luarocks --lua-version=5.4 path)\" && "):format(home, tmp, tmp)
+    status, text = util.run(env .. "lua5.4 -e 'local p = require \"pixflow\"; print(p._VERSION, "
+      .. "package.searchpath(\"pixflow.core\", package.cpath))' && command -v pixflow && pixflow version")
     assert.equal(0, status, text)
-    assert.matches("^%d+%.%d+%.%d+\t" .. tmp:gsub("%p", "%%%0") .. "/tree/lib/lua/5%.4/pixflow/core%.so\npixflow ", text)
+    local lib = tmp:gsub("%p", "%%%0") .. "/home/%.luarocks/lib/lua/5%.4/"
+    assert.matches("^%d+%.%d+%.%d+\t" .. lib .. "pixflow/core%.so\n", text)
+    assert.matches("\n" .. tmp:gsub("%p", "%%%0") .. "/home/%.luarocks/bin/pixflow\npixflow ", text)
+    -- the installed sandbox: it serves, a generation against it needs no key, SIGTERM stops it
+    local p = assert(io.popen(("sh -c '%s exec pixflow sandbox --port 0 --task-seconds 0.3' > %s/sbx.log 2>&1 & echo $!")
+      :format(env:gsub("'", "'\\''"), tmp)))
+    pid = p:read("l")
+    p:close()
+    for _ = 1, 100 do
+      url = (util.read(tmp .. "/sbx.log") or ""):match("listening on (http://127%.0%.0%.1:%d+)")
+      if url then break end
+      os.execute("sleep 0.1")
+    end
+    assert.is_not_nil(url, util.read(tmp .. "/sbx.log"))
+    assert.equal(200, (sandbox.request("GET", url .. "/_sandbox/health")))
+    status, text = util.run(env .. ("env -u APIMART_API_KEY pixflow generate --sandbox %s --prompt x -o %s/i.mp4")
+      :format(url, tmp))
+    assert.equal(0, status, text)
+    assert.equal("ftyp", util.read(tmp .. "/i.mp4"):sub(5, 8))
+    os.execute("kill -TERM " .. pid)
+    local gone = false
+    for _ = 1, 50 do
+      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then gone = true break end
+      os.execute("sleep 0.1")
+    end
+    assert.is_true(gone, "pixflow sandbox outlived SIGTERM")
+    -- (LuaSocket's answer to a refused connection comes back as the code)
+    assert.equal("connection refused", (sandbox.request("GET", url .. "/_sandbox/health")),
+      "the server outlived pixflow sandbox")
+    url, pid = nil, nil
   end)
 end)

@@ -1,9 +1,12 @@
 /* host.c: a C program that embeds Lua 5.4, loads pixflow, and drives a generation from its own
  * frame loop (an engine's update tick), never blocking a frame.
  *
- *   build/examples/host SANDBOX_OR_BASE_URL [out.mp4]
+ *   build/examples/host BASE_URL [out.mp4]
  *
- * The key comes from APIMART_API_KEY. Run from a pixflow checkout (it loads lua/ and build/). */
+ * BASE_URL is apimart's: https://api.apimart.ai (it bills your account), or a sandbox's apimart,
+ * http://127.0.0.1:PORT/apimart. The key comes from APIMART_API_KEY. The directory of out.mp4
+ * (default out/host.mp4) is created if missing. Run from a pixflow checkout (it loads lua/ and
+ * build/). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -17,7 +20,9 @@
 static const char *const GLUE =
   "local pixflow = require 'pixflow'\n"
   "local base, out = ...\n"
-  "local client = assert(pixflow.new{ provider = 'apimart', base_url = base .. '/apimart',\n"
+  "local dir = out:match('^(.*)/[^/]*$')\n"
+  "if dir then assert(os.execute(\"mkdir -p '\" .. dir:gsub(\"'\", \"'\\\\''\") .. \"'\"), 'cannot create ' .. dir) end\n"
+  "local client = assert(pixflow.new{ provider = 'apimart', base_url = base,\n"
   "                                   poll = { initial = 0.3, interval = 0.3 } })\n"
   "local task = assert(client:submit{ prompt = 'a lighthouse in a storm', duration = 5 })\n"
   "return function()\n"
@@ -40,7 +45,9 @@ static double now(void) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s BASE_URL [out.mp4]\n", argv[0]);
+    fprintf(stderr, "usage: %s BASE_URL [out.mp4]\n"
+                    "  BASE_URL: apimart's, https://api.apimart.ai (billed), or a sandbox's "
+                    "http://127.0.0.1:PORT/apimart\n", argv[0]);
     return 2;
   }
   lua_State *L = luaL_newstate();

@@ -353,19 +353,42 @@ local function poll_opts(o)
   return p and { initial = p, interval = p } or nil
 end
 
+-- The key a sandbox is given when the provider's variable is unset: the sandbox takes any key
+-- but its magic ones (docs/sandbox.md), and this one never leaves 127.0.0.1's sandbox.
+M.SANDBOX_KEY = "sandbox-key"
+
 -- A client for the command line's options. What pixflow.new raises for a bad option (an unknown
 -- model, a base URL it cannot use) is the user's input here: an error of kind "usage" (exit 1).
-local function client_for(o, provider)
+local function new_client(opts)
   local pixflow = require "pixflow"
-  provider = provider or o.provider or "apimart"
-  local base = o["base-url"] or (o.sandbox and (o.sandbox:gsub("/+$", "") .. "/" .. provider))
-  local ok, c, err = pcall(pixflow.new, { provider = provider, base_url = base, model = o.model,
-                                          journal = journal_path(o), poll = poll_opts(o), trace = o.trace })
+  local ok, c, err = pcall(pixflow.new, opts)
   if ok then return c, err end
   local msg = tostring(c)
   local inner = msg:match("bad argument #%d+ to 'new' %((.*)%)$")
   if not inner then error(c, 0) end                     -- not a bad option (Ctrl-C, say): as it was
   return nil, require("pixflow.errors").new("usage", inner, { hint = "fix the option; nothing was sent" })
+end
+
+local function client_for(o, provider)
+  provider = provider or o.provider or "apimart"
+  local base = o["base-url"] or (o.sandbox and (o.sandbox:gsub("/+$", "") .. "/" .. provider))
+  local opts = { provider = provider, base_url = base, model = o.model, journal = journal_path(o),
+                 poll = poll_opts(o), trace = o.trace }
+  local client, err = new_client(opts)
+  if client or not (err and err.kind == "auth" and tostring(err.message):find("^no API key")) then
+    return client, err
+  end
+  if o.sandbox and not o["base-url"] then
+    -- --sandbox URL and no key set: the request goes only to that sandbox, which takes any key
+    opts.api_key = M.SANDBOX_KEY
+    return new_client(opts)
+  end
+  -- advice for the command line: the variable to set (not pixflow.new's api_key)
+  local preset = require("pixflow.providers").preset(provider)
+  local var = preset and preset.key_env
+  err.hint = var and ("set %s in the environment (export %s=your-key), or add --sandbox URL to try it "
+    .. "against a local sandbox (pixflow sandbox) with no key"):format(var, var) or err.hint
+  return nil, err
 end
 
 local function interrupted_hint(o, task)
@@ -667,20 +690,30 @@ local function providers()
   return EXIT.ok
 end
 
+-- The sandbox runs in this process (the C module pixflow.sandbox, built by make and by the
+-- rockspec), so that killing `pixflow sandbox` stops the server. Without the module, the program
+-- pixflow-sandbox (the checkout's build/, else PATH) is run, told to stop when this process dies.
 local function sandbox(args, env)
-  -- the binary built beside this checkout, else one on PATH
+  local ok, mod = pcall(require, "pixflow.sandbox")
+  if ok then
+    local code, signal = mod.run(table.unpack(args))
+    if signal then eprint("pixflow sandbox: stopped by " .. signal) end
+    return code
+  end
   local bin = "pixflow-sandbox"
   local built = env.root and (env.root .. "/build/pixflow-sandbox")
   local f = built and io.open(built, "r")
   if f then f:close() bin = built end
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = "'" .. a:gsub("'", "'\\''") .. "'" end
-  local ok, how, code = os.execute(bin .. " " .. table.concat(quoted, " "))
+  -- exec: the server is this process's child, so --exit-with-parent ends it with this process
+  local done, how, code = os.execute("exec " .. bin .. " --exit-with-parent " .. table.concat(quoted, " "))
   if how == "exit" and code == 127 then
-    eprint("pixflow sandbox: pixflow-sandbox was not found; run `make` in the pixflow checkout")
+    eprint("pixflow sandbox: neither the module pixflow.sandbox nor the program pixflow-sandbox was found; "
+      .. "run `make` in the pixflow checkout, or install pixflow with LuaRocks\n" .. tostring(mod))
     return EXIT.other
   end
-  if ok then return EXIT.ok end
+  if done then return EXIT.ok end
   return how == "signal" and EXIT.interrupted or code
 end
 
