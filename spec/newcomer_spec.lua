@@ -174,7 +174,7 @@ describe("make test", function()
       assert.matches("\n" .. var .. "=" .. build, "\n" .. env, nil, var .. " is not under build/")
     end
     -- the command's default journal there too, not under HOME
-    assert.matches("%(no tasks in " .. build .. "[^\n]*/pixflow/journal%.jsonl%)", util.read(tmp .. "/list"))
+    assert.matches("%(no tasks in " .. build .. "[^\n]*/pixflow/journal%.db%)", util.read(tmp .. "/list"))
     assert.is_false(util.exists(tmp .. "/home/.local"))
   end)
 end)

@@ -627,6 +627,7 @@ local function batch(o, pos)
   local worst = EXIT.ok
   for _, r in ipairs(summary) do
     if r.status == "unconfirmed" then worst = math.max(worst, EXIT.unconfirmed)
+    elseif r.status == "claimed" then worst = math.max(worst, EXIT.timeout)   -- another run has it
     elseif r.status ~= "done" and r.status ~= "downloaded" then worst = math.max(worst, exit_code(r.error)) end
   end
   if ui.json then
