@@ -294,8 +294,9 @@ static int core_match(lua_State *L) {
     arr[i].created = opt_field(L, -1, "created", -1);
     lua_pop(L, 1);
   }
-  pf_match_query q = { luaL_checknumber(L, (lua_getfield(L, 2, "from"), -1)), 0, 0, 0, 0, 0,
-                       owned_in_table, L };
+  pf_match_query q = { 0, 0, 0, 0, 0, 0, owned_in_table, L };
+  lua_getfield(L, 2, "from");
+  q.from = luaL_checknumber(L, -1);         /* query.from is required */
   lua_pop(L, 1);
   q.to = opt_field(L, 2, "to", q.from);
   q.skew = opt_field(L, 2, "skew", 2);
