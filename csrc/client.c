@@ -154,6 +154,7 @@ static char *opt_str(lua_State *L, int idx, const char *k, int required) {
 }
 
 static void free_client(pf_client *c) {
+  c->closed_journal = 1;                    /* what is still owed is written now, waiting if need be */
   while (c->tasks) pf_task_detach(c->tasks);
   if (c->journal) pf_journal_release(c->journal);
   c->journal = NULL;
@@ -740,7 +741,7 @@ static int client_changed(lua_State *L) {
   return 1;
 }
 
-/* client:_list(model, from, to) -> { {id=, status=, created=}, ... }, complete | nil, err: the
+/* client:_list(model, from, to) -> { {id=, status=, created=}, ... }, complete [, clock] | nil, err: the
  * account's tasks created in [from, to] (Unix seconds), every page of every query window
  * (reconcile.h: each window at most 24 h, padded for the undocumented time zone), each task
  * once. complete is false when the list could not be read to its end (more pages than
@@ -763,11 +764,14 @@ static int client_list(lua_State *L) {
   lua_newtable(L);                          /* id -> row: each task once */
   int seen = lua_gettop(L);
   lua_newtable(L);
-  int out = lua_gettop(L), n = 0, complete = 1;
+  int out = lua_gettop(L), n = 0, complete = 1, clock = 0;
+  double clock_lo = 0, clock_hi = 0;
   double a, b;
   int nwin = pf_list_window(from, to, 0, &a, &b);
   for (int w = 0; w < nwin; w++) {
     pf_list_window(from, to, w, &a, &b);
+    lua_newtable(L);                        /* the ids this window listed: counted once each */
+    int wseen = lua_gettop(L);
     long count = 0, total = -1;
     int page, more = 1;
     for (page = 1; more > 0 && page <= PF_LIST_MAX_PAGES; page++) {
@@ -782,9 +786,10 @@ static int client_list(lua_State *L) {
       pf_buf body;
       pf_buf_init(&body, 0);
       long http = 0, ptotal = -1;
+      double offset = NAN;
       json_t *items = NULL;
       if (c->adapter->build_list(&ctx, model, a, b, page, &req, &e) != 0 ||
-          pf_http_perform(c, &req, &http, &body, &e) != 0 ||
+          pf_http_perform(c, &req, &http, &body, &offset, &e) != 0 ||
           c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &ptotal, &e) != 0) {
         pf_http_req_free(&req);
         pf_buf_free(&body);
@@ -795,12 +800,23 @@ static int client_list(lua_State *L) {
       }
       pf_buf_free(&body);
       if (ptotal > total) total = ptotal;
+      if (offset == offset) {               /* the gateway's clock, from this page's Date */
+        if (!clock || offset - 0.5 < clock_lo) clock_lo = offset - 0.5;
+        if (!clock || offset + 1 > clock_hi) clock_hi = offset + 1;
+        clock = 1;
+      }
       size_t i;
       json_t *it;
       json_array_foreach(items, i, it) {
         const char *id = json_string_value(json_object_get(it, "id"));
-        count++;
         if (!id) continue;
+        lua_getfield(L, wseen, id);
+        if (lua_isnil(L, -1)) {
+          count++;                          /* a list that shifted lists one task twice */
+          lua_pushboolean(L, 1);
+          lua_setfield(L, wseen, id);
+        }
+        lua_pop(L, 1);
         lua_getfield(L, seen, id);
         int dup = !lua_isnil(L, -1);
         lua_pop(L, 1);
@@ -819,9 +835,16 @@ static int client_list(lua_State *L) {
       json_decref(items);
     }
     if (more != 0 || (total >= 0 && count < total)) complete = 0;
+    lua_pop(L, 1);                          /* wseen */
   }
   lua_pushboolean(L, complete);
-  return 2;
+  if (!clock) return 2;
+  lua_createtable(L, 0, 2);                 /* the gateway's clock minus ours, within [lo, hi] */
+  lua_pushnumber(L, clock_lo);
+  lua_setfield(L, -2, "lo");
+  lua_pushnumber(L, clock_hi);
+  lua_setfield(L, -2, "hi");
+  return 3;
 }
 
 /* client:_uploads() -> uploads performed, results cached */

@@ -125,6 +125,7 @@ typedef struct pf_client {
   double jretry_at;
   pf_err jerr;               /* the last journal failure not yet reported by poll */
   int jerr_new;
+  int closed_journal;        /* closing: owed records may wait for the journal's lock */
 } pf_client;
 
 typedef enum pf_xkind {
@@ -174,6 +175,8 @@ typedef struct pf_xfer {
   curl_off_t written;
   curl_off_t resume_from;    /* a download continued with a Range request from this byte */
   double retry_after;        /* from a Retry-After header, < 0 if none */
+  double server_date;        /* the reply's Date header (Unix seconds), 0 if none ... */
+  double server_date_at;     /* ... and our wall clock when it came */
   int sends;                 /* times libcurl was about to send the request (a submit: once) */
   char errbuf[CURL_ERROR_SIZE];
 } pf_xfer;
@@ -214,9 +217,11 @@ typedef struct pf_task {
   /* an unconfirmed submit looked for in the gateway's task list: every page of every query
    * window (reconcile.h) is read into list (an object id -> created) before anything is decided */
   int lookups;
-  json_t *list;
+  json_t *list, *list_wseen;
   int list_page, list_win, list_nwin, list_cut;
   long list_count, list_total;  /* tasks read and tasks announced in the current window */
+  int list_clock;            /* the gateway's clock minus ours is known to lie in ... */
+  double list_clock_lo, list_clock_hi;   /* ... [lo, hi] (its replies' Date headers) */
   double list_to;
   double submit_wall;        /* wall clock when the (last) submit was sent */
   pf_err unconfirmed_err;
@@ -283,8 +288,10 @@ struct pf_journal *pf_journal_check(lua_State *L, int idx);
 int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err);
 /* Stop t's transfer wherever it is (running or queued) and free it. */
 void pf_xfer_abort(pf_client *c, pf_task *t);
-/* Run one request to its end, blocking (not a task's: resume's lookups). */
-int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf_err *err);
+/* Run one request to its end, blocking (not a task's: resume's lookups). *offset (may be NULL)
+ * gets the server's clock minus ours from its Date header (NAN without one). */
+int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, double *offset,
+                    pf_err *err);
 /* Free what a finished transfer holds (after its handler read it); its handle goes back to c's
  * pool (c NULL: freed). */
 void pf_xfer_release(pf_client *c, pf_xfer *x);

@@ -1,6 +1,7 @@
 /* http.c: the transport: easy-handle setup, write/header callbacks, per-host slots.
  * Callbacks only write C fields of pf_xfer; they never call Lua. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,6 +42,18 @@ static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
   pf_xfer *x = ud;
   size_t n = size * nitems;
+  static const char date[] = "date:";
+  if (n > sizeof date - 1 && n < 128 && strncasecmp(buf, date, sizeof date - 1) == 0) {
+    /* the server's clock (an HTTP date, whole seconds): reconciliation corrects for it */
+    char val[128];
+    memcpy(val, buf + sizeof date - 1, n - (sizeof date - 1));
+    val[n - (sizeof date - 1)] = '\0';
+    time_t when = curl_getdate(val, NULL);
+    if (when > 0) {
+      x->server_date = (double)when;
+      x->server_date_at = pf_walltime();
+    }
+  }
   static const char name[] = "retry-after:";
   if (n > sizeof name - 1 && strncasecmp(buf, name, sizeof name - 1) == 0) {
     char val[128];
@@ -295,7 +308,8 @@ fail:
 /* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
  * cap). Only for calls that are not a task's and whose callers block anyway (resume's lookups).
  * req is consumed. Returns 0 with *http and the body in resp, or -1 with err filled. */
-int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf_err *err) {
+int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, double *offset,
+                    pf_err *err) {
   pf_xfer x;
   memset(&x, 0, sizeof x);
   x.req = *req;
@@ -321,8 +335,11 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf
   if (x.req.headers) SET(CURLOPT_HTTPHEADER, x.req.headers);
   SET(CURLOPT_WRITEFUNCTION, write_api);
   SET(CURLOPT_WRITEDATA, (void *)&x);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, (void *)&x);
 #undef SET
   if (cc == CURLE_OK) cc = curl_easy_perform(e);
+  if (offset) *offset = x.server_date > 0 ? x.server_date - x.server_date_at : NAN;
   if (cc != CURLE_OK) {
     if (x.too_big) pf_err_set(err, PF_EK_PROTOCOL, 0, "too_large", "the reply was larger than %zu bytes", c->o.max_body);
     else pf_err_from_curl(err, cc, x.errbuf);

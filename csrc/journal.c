@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -45,8 +46,11 @@ static int on_wal(void *ud, sqlite3 *db, const char *name, int pages) {
   return SQLITE_OK;
 }
 
+static int set_sync(struct pf_journal *j, int level, pf_err *err);
+
 static void maybe_checkpoint(struct pf_journal *j) {
-  if (j->db && j->wal_pages >= PF_WAL_CHECKPOINT_PAGES) {
+  pf_err e;
+  if (j->db && j->wal_pages >= PF_WAL_CHECKPOINT_PAGES && set_sync(j, 1, &e) == 0) {
     /* passive: it never waits for another process's readers or writer */
     if (sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK)
       j->wal_pages = 0;
@@ -78,6 +82,17 @@ static int io_error(pf_journal *j, pf_err *err, const char *what) {
     case SQLITE_READONLY: hint = " (it is read-only)"; break;
     case SQLITE_CANTOPEN: hint = " (check that the directory exists and is writable)"; break;
     case SQLITE_NOTADB: hint = " (the file is not a pixflow journal)"; break;
+    case SQLITE_IOERR: {
+      /* SQLite says "disk I/O error" for a write that found no room, too */
+      struct statvfs vs;
+      char *dir = pf_strdup(j->path);
+      char *slash = dir ? strrchr(dir, '/') : NULL;
+      if (slash) *slash = '\0';
+      if (dir && statvfs(slash ? (dir[0] ? dir : "/") : ".", &vs) == 0 && vs.f_bavail == 0)
+        hint = " (the disk is full)";
+      free(dir);
+      break;
+    }
     default: break;
   }
   pf_err_set(err, PF_EK_IO, 0, (rc & 0xff) == SQLITE_BUSY ? "busy" : "journal",
@@ -226,16 +241,28 @@ static int run(pf_journal *j, sqlite3_stmt *st, pf_err *err, const char *what) {
   return 0;
 }
 
+/* The sync level of the connection (PRAGMA synchronous) for the next commit. */
+static int set_sync(pf_journal *j, int level, pf_err *err) {
+  static const char *const sql[] = { "PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
+                                     "PRAGMA synchronous=FULL" };
+  if (level == j->sync) return 0;
+  if (exec(j, sql[level], err, "cannot set the sync level") != 0) return -1;
+  j->sync = level;
+  return 0;
+}
+
 /* A write transaction: the write lock is taken at BEGIN (IMMEDIATE), so nothing inside can fail
- * for a lock later. sync: commit with fsync. wait: may wait for another process's lock. */
+ * for a lock later. sync: commit with fsync (FULL). wait: may wait for another process's lock.
+ * The pump's commits (no sync, no wait) run with synchronous=OFF: in WAL mode a commit is an
+ * append either way, but NORMAL still syncs the WAL's header when a commit starts the WAL over
+ * after a checkpoint (anyone's), and that sync must not happen inside a frame. What OFF gives up
+ * is only that header sync: the checkpoints themselves run on calls that wait, at NORMAL, which
+ * syncs the WAL before and the database after, so a power loss can lose the last records (as
+ * with NORMAL), never the database. */
+enum { J_SYNC_OFF = 0, J_SYNC_NORMAL = 1, J_SYNC_FULL = 2 };
 static int begin(pf_journal *j, int sync, int wait, pf_err *err) {
-  if (sync != j->sync) {
-    if (exec(j, sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
-             "cannot set the sync level") != 0)
-      return -1;
-    j->sync = sync;
-  }
-  sqlite3_busy_timeout(j->db, wait ? 10000 : 0);
+  if (set_sync(j, sync ? J_SYNC_FULL : wait == PF_J_WAIT ? J_SYNC_NORMAL : J_SYNC_OFF, err) != 0) return -1;
+  sqlite3_busy_timeout(j->db, wait == PF_J_WAIT ? 10000 : wait == PF_J_SHORT ? 5 : 0);
   int rc = sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     io_error(j, err, (rc & 0xff) == SQLITE_BUSY ? "another process is writing it" : "cannot start a write");
@@ -280,20 +307,39 @@ static long owner_pid(pf_journal *j, const char *token) {
 /* Is the owner with this token alive? Its lock file is locked exactly while its handle is open
  * in a live process. A dead owner's file is removed here. When unsure, alive: pixflow never
  * takes over a claim it cannot prove abandoned. */
+/* A token is a UUID pixflow made: anything else (a hand edit) is never used as a file name. */
+static int token_ok(const char *t) {
+  size_t n = strlen(t);
+  if (n != 36) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = t[i];
+    int dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return 0;
+  }
+  return 1;
+}
+
+/* The owner's process, by its recorded pid (and host): alive unless provably gone. */
+static int pid_alive(pf_journal *j, const char *token) {
+  long pid = owner_pid(j, token);
+  if (pid <= 0) return 0;               /* no owner row: it was dropped as dead */
+  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 static int owner_alive(pf_journal *j, const char *token) {
   if (strcmp(token, j->token) == 0) return 1;
   if (!j->lockdir) return 0;
-  if (!j->locks_work) {
-    long pid = owner_pid(j, token);
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-  }
+  if (!token_ok(token)) return 1;       /* not one of ours: never taken over, never a path */
+  if (!j->locks_work) return pid_alive(j, token);
   char *f = lockfile(j, token);
   if (!f) return 1;
   int fd = open(f, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     int gone = errno == ENOENT;
     free(f);
-    return !gone;
+    /* no lock file: its owner removed it when it closed (then its claims went with it), or
+     * someone removed it under a live owner: only the pid can tell those apart */
+    return gone ? pid_alive(j, token) : 1;
   }
   int alive = 1;
   if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -358,7 +404,7 @@ static int sweep_dead(pf_journal *j, pf_err *err) {
   if (d) {
     struct dirent *de;
     while ((de = readdir(d))) {
-      if (de->d_name[0] == '.' || strcmp(de->d_name, j->token) == 0) continue;
+      if (!token_ok(de->d_name) || strcmp(de->d_name, j->token) == 0) continue;
       owner_alive(j, de->d_name);        /* removes the file when nobody holds it */
     }
     closedir(d);
@@ -728,14 +774,18 @@ int pf_journal_record(pf_journal *j, const char *key, const char *ev, double t, 
   }
   if (begin(j, sync, wait, err) != 0) { json_decref(f); return -1; }
   int rc = 0;
-  if (strcmp(ev, "download") == 0 && jstr(f, "path"))
+  if (strcmp(ev, "download") == 0 && jstr(f, "path")) {
     rc = output_taken(j, key, jstr(f, "path"), err) != 0 ? -1 : 0;
+    if (rc != 0 && strcmp(err->code, "output_taken") == 0)
+      pf_err_append(err, "; this task's video is not lost: download it elsewhere, or run `pixflow "
+                    "resume` once the other task is done");
+  }
   if (rc == 0) rc = apply(j, key, ev, t, f, 0, err);
   if (rc == 0) rc = add_event(j, key, ev, t, f, err);
   json_decref(f);
   if (rc != 0) { rollback(j); return -1; }
   if (commit(j, err) != 0) return -1;
-  if (wait) maybe_checkpoint(j);
+  if (wait == PF_J_WAIT) maybe_checkpoint(j);
   return 0;
 }
 
@@ -756,6 +806,28 @@ static void put_json(json_t *o, const char *k, sqlite3_stmt *st, int col) {
 static void put_real(json_t *o, const char *k, sqlite3_stmt *st, int col) {
   if (sqlite3_column_type(st, col) != SQLITE_NULL)
     json_object_set_new(o, k, json_real(sqlite3_column_double(st, col)));
+}
+
+int pf_journal_rivals(pf_journal *j, const char *key, const char *provider, const char *base_url,
+                      double from, double to, double *since) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(j->db, "SELECT min(t) FROM tasks WHERE key<>?1 AND provider=?2 AND base_url=?3"
+                         " AND id IS NULL AND (status IS NULL OR status='unconfirmed')"
+                         " AND coalesce(stage, 'sending')<>'uploading' AND updated>=?4 AND t<=?5",
+                         -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  bind_text(st, 1, key);
+  bind_text(st, 2, provider);
+  bind_text(st, 3, base_url);
+  sqlite3_bind_double(st, 4, from - 2);
+  sqlite3_bind_double(st, 5, to + 2);
+  int rc = sqlite3_step(st), found = 0;
+  if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    *since = sqlite3_column_double(st, 0);
+    found = 1;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? found : -1;
 }
 
 int pf_journal_has_id(pf_journal *j, const char *id) {
@@ -898,6 +970,12 @@ int pf_journal_import(pf_journal *j, const char *text, size_t len, const char *l
         }
       }
     }
+    json_t *tv = json_is_object(rec) ? json_object_get(rec, "t") : NULL;
+    if (tv && !(json_number_value(tv) >= 0 && json_number_value(tv) <= 32503680000.0)) {
+      /* before 1970 or after the year 3000: no time a journal wrote */
+      warn(warnings, "%s:%zu: field t is out of range; ignored%s%s%s", label, line, "", "", "");
+      json_object_del(rec, "t");
+    }
     const char *key = json_is_object(rec) ? jstr(rec, "key") : NULL;
     const char *ev = json_is_object(rec) ? jstr(rec, "ev") : NULL;
     if (!key || !ev) {
@@ -956,13 +1034,20 @@ static int import_legacy(pf_journal *j, const char *legacy, char **warnings, pf_
       if (r <= 0) break;
       got += (size_t)r;
     }
+    /* only whole lines: a last line without its newline may be an earlier pixflow still
+     * writing it (or one that died mid-write); it is left for a later open */
+    size_t whole = got;
+    while (whole > 0 && buf[whole - 1] != '\n') whole--;
     long long nlines = 0;
-    for (size_t i = 0; i < got; i++) nlines += buf[i] == '\n';
-    if (rc == 0) rc = pf_journal_import(j, buf, got, legacy, (size_t)lines, warnings, err);
+    for (size_t i = 0; i < whole; i++) nlines += buf[i] == '\n';
+    if (rc == 0 && whole < got)
+      warn(warnings, "%s:%zu is incomplete (no newline yet): it is imported once it is whole%s%s%s",
+           legacy, (size_t)(lines + nlines + 1), "", "", "");
+    if (rc == 0 && whole > 0) rc = pf_journal_import(j, buf, whole, legacy, (size_t)lines, warnings, err);
     free(buf);
-    if (rc == 0) {
+    if (rc == 0 && whole > 0) {
       char v[64];
-      snprintf(v, sizeof v, "%lld %lld", done + (long long)got, lines + nlines + 1);
+      snprintf(v, sizeof v, "%lld %lld", done + (long long)whole, lines + nlines);
       if (begin(j, 1, PF_J_WAIT, err) != 0) rc = -1;
       sqlite3_stmt *m = rc == 0 ? prep(j, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", err) : NULL;
       if (m) { bind_text(m, 1, mk); bind_text(m, 2, v); }
@@ -994,7 +1079,7 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
   if (!j) return nomem(err);
   j->lockfd = -1;
   j->refs = 1;
-  j->sync = -1;
+  j->sync = J_SYNC_NORMAL;
   j->path = pf_strdup(path);
   if (!j->path) { free_journal(j); return nomem(err); }
   int memory = strcmp(path, ":memory:") == 0;
@@ -1011,20 +1096,40 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
       free_journal(j);
       return -1;
     }
-    size_t n = strlen(path) + sizeof ".owners";
-    j->lockdir = malloc(n);
-    if (!j->lockdir) { free_journal(j); return nomem(err); }
-    snprintf(j->lockdir, n, "%s.owners", path);
   }
   if (!memory) {
     /* private: the requests and paths are the user's (SQLite would create it 0644) */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
     if (fd < 0) {
       sys_error(j, err, "cannot open", path);
       free_journal(j);
       return -1;
     }
+    struct stat fb;
+    if (fstat(fd, &fb) != 0 || !S_ISREG(fb.st_mode)) {
+      close(fd);
+      pf_err_set(err, PF_EK_IO, 0, "journal", "the journal %s is not a regular file; give the path of "
+                 "a journal file", path);
+      free_journal(j);
+      return -1;
+    }
     close(fd);
+    if (fb.st_nlink > 1) {
+      /* SQLite keeps the WAL beside the name it was opened by: two names, two WALs */
+      pf_err_set(err, PF_EK_IO, 0, "journal", "the journal %s has %ld hard links; a journal must "
+                 "have one name (a symbolic link to it is fine)", path, (long)fb.st_nlink);
+      free_journal(j);
+      return -1;
+    }
+    /* the owners' lock files sit beside the database's real name: one journal reached through
+     * a symbolic link has one set of owners */
+    char *real = realpath(path, NULL);
+    if (!real) { sys_error(j, err, "cannot resolve", path); free_journal(j); return -1; }
+    size_t n = strlen(real) + sizeof ".owners";
+    j->lockdir = malloc(n);
+    if (!j->lockdir) { free(real); free_journal(j); return nomem(err); }
+    snprintf(j->lockdir, n, "%s.owners", real);
+    free(real);
   }
   int rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                            SQLITE_OPEN_FULLMUTEX, NULL);
@@ -1047,14 +1152,18 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
     free_journal(j);
     return -1;
   }
+  /* wal_autocheckpoint installs a WAL hook of its own (replacing any other): ours goes after */
+  if (exec(j, "PRAGMA wal_autocheckpoint=0", err, "cannot set checkpoints") != 0) {
+    free_journal(j);
+    return -1;
+  }
   sqlite3_wal_hook(j->db, on_wal, j);
   if (exec(j, "PRAGMA synchronous=NORMAL", err, "cannot set the sync level") != 0 ||
-      exec(j, "PRAGMA wal_autocheckpoint=0", err, "cannot set checkpoints") != 0 ||
       begin(j, 1, PF_J_WAIT, err) != 0) {
     free_journal(j);
     return -1;
   }
-  j->sync = 1;
+  j->sync = J_SYNC_FULL;
   if (exec(j, SCHEMA, err, "cannot create its tables") != 0 || commit(j, err) != 0) {
     rollback(j);
     free_journal(j);

@@ -31,7 +31,7 @@ typedef struct pf_journal pf_journal;
 
 /* Whether a call may wait for another process's write lock (a user call: up to ten seconds) or
  * must not (the pump: a busy journal is tried again on the next pump). */
-enum { PF_J_NOWAIT = 0, PF_J_WAIT = 1 };
+enum { PF_J_NOWAIT = 0, PF_J_WAIT = 1, PF_J_SHORT = 2 };   /* SHORT: a few milliseconds at most */
 
 /* How a claim came out. */
 typedef enum pf_claim {
@@ -78,6 +78,14 @@ int pf_journal_release_task(pf_journal *j, const char *key, pf_err *err);
 /* Does a task of the journal have this gateway id? 1 yes, 0 no (or it cannot be read: then
  * -1, which callers must treat as "cannot tell"). */
 int pf_journal_has_id(pf_journal *j, const char *id);
+
+/* The earliest send of another submit to the same gateway account (provider and base URL) whose
+ * answer is unknown and that went out by `to`: sent (not still uploading), no id, not settled
+ * otherwise, its record touched at or after `from`. Such a submit, in this process or another,
+ * may have made a task the list shows after that time. 1 with *since set, 0 none, -1 cannot tell
+ * (callers treat it as a rival since `from`). */
+int pf_journal_rivals(pf_journal *j, const char *key, const char *provider, const char *base_url,
+                      double from, double to, double *since);
 
 /* Every task, in the order they were submitted: a JSON array of objects {key, t, provider,
  * base_url, model, request, output, label, stage, id, status, error, downloaded, updated,

@@ -278,7 +278,8 @@ static int flag_field(lua_State *L, int idx, const char *k) {
 
 /* core.match_unconfirmed(items, query, owned) -> "found", id, n | "none", 0 | "ambiguous", n:
  * the one matcher (reconcile.c) for Lua's reconciliation. items: { {id=, created=}, ... };
- * query: { from=, to=, skew=, complete=, closed=, rivals= }; owned: { [id] = true }. */
+ * query: { from=, to=, skew=, complete=, closed=, rivals = { {from=, to=} }, clock = {lo=, hi=} };
+ * owned: { [id] = true }. */
 static int core_match(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -294,7 +295,7 @@ static int core_match(lua_State *L) {
     arr[i].created = opt_field(L, -1, "created", -1);
     lua_pop(L, 1);
   }
-  pf_match_query q = { 0, 0, 0, 0, 0, 0, owned_in_table, L };
+  pf_match_query q = { .owned = owned_in_table, .ud = L };
   lua_getfield(L, 2, "from");
   q.from = luaL_checknumber(L, -1);         /* query.from is required */
   lua_pop(L, 1);
@@ -302,7 +303,27 @@ static int core_match(lua_State *L) {
   q.skew = opt_field(L, 2, "skew", 2);
   q.complete = flag_field(L, 2, "complete");
   q.closed = flag_field(L, 2, "closed");
-  q.rivals = flag_field(L, 2, "rivals");
+  /* clock: { lo =, hi = }, the gateway's clock minus ours, as _list measured it */
+  lua_getfield(L, 2, "clock");
+  if (lua_istable(L, -1)) {
+    q.clock_known = 1;
+    q.clock_lo = opt_field(L, -1, "lo", 0);
+    q.clock_hi = opt_field(L, -1, "hi", q.clock_lo);
+  }
+  lua_pop(L, 1);
+  /* rivals: { {from=, to=}, ... } */
+  lua_getfield(L, 2, "rivals");
+  size_t nr = lua_istable(L, -1) ? (size_t)lua_rawlen(L, -1) : 0;
+  pf_rival *rv = lua_newuserdatauv(L, (nr ? nr : 1) * sizeof *rv, 0);   /* freed by the GC */
+  for (size_t i = 0; i < nr; i++) {
+    lua_rawgeti(L, -2, (lua_Integer)i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    rv[i].from = opt_field(L, -1, "from", 0);
+    rv[i].to = opt_field(L, -1, "to", rv[i].from);
+    lua_pop(L, 1);
+  }
+  q.rivals = rv;
+  q.nrivals = nr;
   size_t found = 0, ncands = 0;
   pf_match_result m = pf_match_unconfirmed(arr, n, &q, &found, &ncands);
   if (m == PF_MATCH_FOUND) {

@@ -22,17 +22,27 @@ typedef enum pf_match_result {
  * gateway account and model was sent until to (the next intent, or now); skew allows for the
  * list's rounding and the two clocks [INFERENCE]. complete: the list was read to its end.
  * closed: the window is over (a later submit exists, or long enough has passed for the list to
- * show the task). rivals: another unconfirmed submit shares the window. owned(id) says an id
- * already belongs to a known task. */
+ * show the task). rivals: the windows [from, to] of other submits whose answer is unknown too
+ * (unconfirmed, or still in flight in some process): a task inside one of them may be theirs.
+ * owned(id) says an id already belongs to a known task. */
+typedef struct pf_rival { double from, to; } pf_rival;
+/* clock: the gateway's clock minus ours lies in [clock_lo, clock_hi] (from its replies' Date
+ * headers); clock_known 0: not measured, and then no "none" is concluded (a gateway whose clock
+ * is off by more than skew could hide the task outside the window). */
 typedef struct pf_match_query {
   double from, to, skew;
-  int complete, closed, rivals;
+  int complete, closed;
+  int clock_known;
+  double clock_lo, clock_hi;
+  const pf_rival *rivals;
+  size_t nrivals;
   int (*owned)(const char *id, void *ud);
   void *ud;
 } pf_match_query;
 
 /* Decide. *found (FOUND) is the index of the task in items; *ncands the number of candidates
- * (tasks in the window that nobody owns). */
+ * (tasks in the window that nobody owns). One candidate that a rival's window holds too is
+ * ambiguous; no candidate at all is "none" whatever the rivals (nothing was made in the window). */
 pf_match_result pf_match_unconfirmed(const pf_listed *items, size_t n, const pf_match_query *q,
                                      size_t *found, size_t *ncands);
 

@@ -110,7 +110,9 @@ static int journal_write(pf_client *c, pf_task *t, const char *ev, json_t *f, pf
     pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
     return -1;
   }
-  int rc = pf_journal_record(c->journal, t->jkey, ev, pf_walltime(), f, 0, PF_J_NOWAIT, e);
+  /* the pump never waits for another process's lock; closing (a call that may wait) does */
+  int rc = pf_journal_record(c->journal, t->jkey, ev, pf_walltime(), f, 0,
+                             c->closed_journal ? PF_J_WAIT : PF_J_NOWAIT, e);
   json_decref(f);
   return rc;
 }
@@ -487,7 +489,8 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
 static int start_lookup(pf_client *c, pf_task *t, pf_err *e) {
   if (!t->list) {
     t->list = json_object();
-    if (!t->list) {
+    t->list_wseen = json_object();
+    if (!t->list || !t->list_wseen) {
       pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
       return -1;
     }
@@ -495,6 +498,7 @@ static int start_lookup(pf_client *c, pf_task *t, pf_err *e) {
     t->list_win = 0;
     t->list_cut = 0;
     t->list_count = t->list_total = 0;
+    t->list_clock = 0;
     t->list_to = pf_client_wall(c);
   }
   double a, b;
@@ -512,7 +516,8 @@ static int start_lookup(pf_client *c, pf_task *t, pf_err *e) {
 
 static void end_lookup(pf_task *t) {
   json_decref(t->list);
-  t->list = NULL;
+  json_decref(t->list_wseen);
+  t->list = t->list_wseen = NULL;
 }
 
 /* Is id already a known task's: this client's, or (with a journal) any recorded one? */
@@ -559,11 +564,23 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   json_t *it;
   json_array_foreach(items, i, it) {
     const char *id = json_string_value(json_object_get(it, "id"));
-    if (id) json_object_set(t->list, id, json_object_get(it, "created"));
-    t->list_count++;
+    json_t *created = json_object_get(it, "created");
+    if (!id) continue;
+    /* distinct tasks of this window: a list that shifted while it was read lists one twice */
+    if (!json_object_get(t->list_wseen, id)) {
+      t->list_count++;
+      json_object_set_new(t->list_wseen, id, json_true());
+    }
+    json_object_set_new(t->list, id, created ? json_incref(created) : json_real(-1));
   }
   json_decref(items);
   if (total > t->list_total) t->list_total = total;
+  if (x->server_date > 0) {                   /* the gateway's clock, from this page's Date */
+    double off = x->server_date - x->server_date_at;
+    if (!t->list_clock || off - 0.5 < t->list_clock_lo) t->list_clock_lo = off - 0.5;
+    if (!t->list_clock || off + 1 > t->list_clock_hi) t->list_clock_hi = off + 1;
+    t->list_clock = 1;
+  }
   if (more < 0 || (more > 0 && t->list_page >= PF_LIST_MAX_PAGES)) t->list_cut = 1;
   if (more > 0 && !t->list_cut) {
     t->list_page++;                           /* the next page; a little apart (20 QPS) */
@@ -577,6 +594,7 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     t->list_win++;
     t->list_page = 1;
     t->list_count = t->list_total = 0;
+    json_object_clear(t->list_wseen);
     if (pf_task_schedule(c, t, 0.06, PF_AT_LOOKUP) != 0) lookup_failed(c, t, "out of memory");
     return;
   }
@@ -590,14 +608,28 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     arr[k].created = json_number_value(v);
     k++;
   }
-  /* another submit of this client in the same window, not yet answered, makes a candidate
-   * ambiguous */
-  int rivals = 0;
+  /* another submit whose answer is unknown (of this client, or of another process that shares
+   * the journal) makes a candidate created after it was sent ambiguous */
+  double now_wall = pf_client_wall(c), since = 0;
+  pf_rival rv[2];
+  size_t nrv = 0;
+  double own = -1;
   for (pf_task *o = c->tasks; o; o = o->next)
     if (o != t && !o->id && o->submit_wall > 0 && o->submit_wall >= t->submit_wall - 2 &&
-        (o->state == PF_ST_SUBMITTING || o->state == PF_ST_UNCONFIRMED))
-      rivals = 1;
-  pf_match_query q = { t->submit_wall, pf_client_wall(c), 2, !t->list_cut, 0, rivals, id_owned, c };
+        (o->state == PF_ST_SUBMITTING || o->state == PF_ST_UNCONFIRMED) &&
+        (own < 0 || o->submit_wall < own))
+      own = o->submit_wall;
+  if (own >= 0) rv[nrv++] = (pf_rival){ own, now_wall };
+  if (c->journal && t->jkey[0]) {
+    int r = pf_journal_rivals(c->journal, t->jkey, c->provider, c->base_url, t->submit_wall,
+                              now_wall, &since);
+    if (r != 0) rv[nrv++] = (pf_rival){ r > 0 ? since : t->submit_wall, now_wall };
+  }
+  int rivals = nrv > 0;
+  pf_match_query q = { .from = t->submit_wall, .to = now_wall, .skew = 2, .complete = !t->list_cut,
+                       .closed = 0, .clock_known = t->list_clock, .clock_lo = t->list_clock_lo,
+                       .clock_hi = t->list_clock_hi, .rivals = rv, .nrivals = nrv, .owned = id_owned,
+                       .ud = c };
   size_t found = 0, ncands = 0;
   pf_match_result m = pf_match_unconfirmed(arr, k, &q, &found, &ncands);
   char *adopt = m == PF_MATCH_FOUND ? pf_strdup(arr[found].id) : NULL;
@@ -1320,10 +1352,10 @@ static int task_download_start(lua_State *L) {
   if (t->client->journal && t->jkey[0]) {
     json_t *f = json_pack("{s:s}", "path", path);
     int rc = f ? pf_journal_record(t->client->journal, t->jkey, "download", pf_walltime(), f, 0,
-                                   PF_J_WAIT, &e)
+                                   PF_J_SHORT, &e)
                : (pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory"), -1);
     json_decref(f);
-    if (rc != 0 && e.kind != PF_EK_IO) {     /* the path is another task's: refused */
+    if (rc != 0 && e.kind != PF_EK_IO && e.kind != PF_EK_NOMEM) {   /* another task's path */
       lua_pushnil(L);
       push_err(L, t, &e);
       return 2;

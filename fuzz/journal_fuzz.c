@@ -41,7 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       json_t *tv = json_object_get(t, "t");
       items[i].created = json_is_number(tv) ? json_number_value(tv) : -1;
     }
-    pf_match_query q = { 0, 2e9, 2, 1, 1, 0, NULL, NULL };
+    pf_rival rv = { 1e9, 1.5e9 };
+    pf_match_query q = { .from = 0, .to = 2e9, .skew = 2, .complete = 1, .closed = 1,
+                         .clock_known = (size & 2) != 0, .clock_lo = -1, .clock_hi = 1,
+                         .rivals = &rv, .nrivals = size & 1 };
     size_t found = 0, ncands = 0;
     pf_match_result m = pf_match_unconfirmed(items, n, &q, &found, &ncands);
     if (m == PF_MATCH_FOUND && (found >= n || ncands != 1)) abort();

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -103,6 +104,14 @@ enum MHD_Result sbx_reply_plain(struct MHD_Connection *c, int gw, unsigned statu
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", ctype);
   if (retry_after) MHD_add_response_header(r, "Retry-After", retry_after);
+  /* the gateway's clock, as a real server sends it: the sandbox's own (which /_sandbox/clock
+   * can set apart from the machine's), so that a client can be shown a gateway whose clock is
+   * off */
+  char date[64];
+  time_t now = (time_t)sbx_now();
+  struct tm tm;
+  if (gmtime_r(&now, &tm) && strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm))
+    MHD_add_response_header(r, "Date", date);
   if (status >= 400 && gw >= 0) SBX_COUNT(gw, errors);
   enum MHD_Result ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);

@@ -3,7 +3,7 @@
 # As root it uses apt-get, otherwise sudo; without either it prints the line to run and stops.
 # Arguments name further packages (make fuzz: clang; make test-valgrind: valgrind).
 set -eu
-PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev lua-cjson \
+PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev sqlite3 libmicrohttpd-dev lua-cjson \
 lua-busted lua-socket luarocks libssl-dev pkg-config make gcc ca-certificates openssl curl $*"
 missing=""
 for p in $PKGS; do

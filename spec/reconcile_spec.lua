@@ -96,9 +96,14 @@ describe("reconciliation through DashScope's task list", function()
     assert.equal("ambiguous", (core.match_unconfirmed({ { id = "a", created = 99 } }, { from = 100, to = 200,
       skew = 2, complete = false, closed = true }, {})))
     assert.equal("none", (core.match_unconfirmed({ { id = "a", created = 50 } }, { from = 100, to = 200,
+      skew = 2, complete = true, closed = true, clock = { lo = -0.5, hi = 1 } }, {})))
+    -- a gateway clock nobody measured decides no "none"; one measured 10 s behind moves the window
+    assert.equal("ambiguous", (core.match_unconfirmed({ { id = "a", created = 50 } }, { from = 100, to = 200,
       skew = 2, complete = true, closed = true }, {})))
+    assert.equal("found", (core.match_unconfirmed({ { id = "a", created = 91 } }, { from = 100, to = 200,
+      skew = 2, complete = true, closed = true, clock = { lo = -10.5, hi = -9 } }, {})))
     assert.equal("ambiguous", (core.match_unconfirmed({ { id = "a", created = -1 } }, { from = 100, to = 200,
-      skew = 2, complete = true, closed = true, rivals = true }, {})))
+      skew = 2, complete = true, closed = true, rivals = { { from = 150, to = 300 } } }, {})))
   end)
 end)
 

@@ -265,7 +265,13 @@ function M.run(items, opts)
       queue[#queue + 1] = { row = row, req = req, provider = provider }
     end
   end
-  local running = {}
+  -- the outputs this run does not write (done, unconfirmed, another process's) are free again:
+  -- a resume may need to download one of them
+  if j then
+    for _, r in ipairs(rows) do
+      if not held[r.output] and not r.task and r.status ~= "pending" then j:unclaim("output:" .. r.output) end
+    end
+  end
   -- tasks of a gateway in flight, and whether one of its submits is still unanswered: submits go
   -- one at a time per gateway, so that an unanswered one can be found again in the gateway's
   -- task list (journal.reconcile) without confusing it with another

@@ -258,6 +258,12 @@ local function parse(args, cmd)
           i = i + 1
           v = args[i]
           if v == nil then return nil, ("pixflow %s: option --%s needs a value"):format(cmd, k) end
+          -- "--journal --help": the next word is one of this command's options, not a value
+          local nk = v:match("^%-%-([^=]+)") or (v:match("^%-(%a)$"))
+          if nk and (by_name[nk] or by_short[nk]) then
+            return nil, ("pixflow %s: option --%s needs a value, but the next word is the option %s")
+              :format(cmd, k, guard.shown(v))
+          end
         end
         local problem = check_value(o, v)
         if problem then return nil, ("pixflow %s: %s"):format(cmd, problem) end
@@ -443,8 +449,18 @@ local function generate(o, pos)
     if not ui.json then say_error(derr) end
     return exit_code(derr)
   end
+  -- the video is saved; a journal that could not record it must not go unsaid (the id is what
+  -- the user needs to find the task again)
+  local jerr = task.journal_error
+  if jerr then
+    ui.event{ event = "warning", provider = task.provider, id = task.id, message = tostring(jerr) }
+    if not ui.json then
+      eprint(("pixflow: warning: %s. The video is saved at %s; keep the task id %s (%s)"):format(
+        guard.text(tostring(jerr)), guard.text(path), guard.text(task.id or "-"), task.provider))
+    end
+  end
   ui.event{ event = "done", provider = task.provider, id = task.id, path = path, cost = task.cost,
-            costs = task.costs }
+            costs = task.costs, journal_error = jerr and tostring(jerr) or nil }
   if not ui.json then print(guard.text(path)) end
   client:close()
   return EXIT.ok
@@ -520,7 +536,8 @@ local function list(o)
     else
       local where = guard.text(t.downloaded or t.output or "")
       if t.state == "claimed" and t.owner then where = where .. ("  (pid %s)"):format(tostring(t.owner.pid)) end
-      print(("%-20s %-12s %-40s %-12s %s"):format(os.date("%Y-%m-%d %H:%M:%S", math.floor(t.t or 0)),
+      local t0 = type(t.t) == "number" and t.t >= 0 and t.t <= 32503680000 and t.t or 0
+      print(("%-20s %-12s %-40s %-12s %s"):format(os.date("%Y-%m-%d %H:%M:%S", math.floor(t0)),
         guard.text(t.provider or "?"), guard.text(t.id or "-"), ui.status_word(status), where))
     end
   end

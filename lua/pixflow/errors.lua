@@ -9,6 +9,13 @@ local mt = core.error_mt
 M.mt = mt
 
 -- What the user can do about each kind. %s is the provider's key variable where it is used.
+-- What to do, where the code says more than the kind (checked before HINTS).
+local CODE_HINTS = {
+  output_taken = "choose another output path, or let the other task finish (a paid one is downloaded by `pixflow resume`); nothing was sent for this one",
+  claimed = "leave it to that process (it follows the task), or stop that process and run resume again",
+  journal = "check the journal's path, that its directory exists and is writable, and the free disk space",
+}
+
 local HINTS = {
   invalid = "fix the request; the gateway did not start a task",
   auth = "check the API key: pass api_key to pixflow.new or set %s",
@@ -44,7 +51,7 @@ mt.__tostring = function(e)
   if e.code and e.code ~= "" and e.code ~= "http_error" then extra[#extra + 1] = e.code end
   if e.task_id then extra[#extra + 1] = "task " .. e.task_id end
   if #extra > 0 then parts[#parts + 1] = " (" .. table.concat(extra, ", ") .. ")" end
-  local hint = e.hint or HINTS[e.kind]
+  local hint = e.hint or CODE_HINTS[e.code] or HINTS[e.kind]
   if hint then
     if e.kind == "rate_limit" and e.retry_after then
       hint = ("the gateway asks to wait %g s before retrying"):format(e.retry_after)

@@ -109,7 +109,7 @@ local function state_of(t)
     if t.stage == "uploading" then return "not_sent" end
     return "unconfirmed"
   end
-  if t.id then return "open" end
+  if t.id and t.provider and t.base_url then return "open" end
   return "damaged"
 end
 M.state_of = state_of
@@ -179,24 +179,35 @@ function M.reconcile(j, entries, client_for, opts)
   local settled = 0
   for _, list in pairs(groups) do
     table.sort(list, function(a, b) return a.t < b.t end)
+    -- submits of this gateway account and model whose answer is unknown (unconfirmed, or still
+    -- in flight in a live process), each with its window (to the next intent): a task in a
+    -- rival's window may be that rival's
+    local unanswered = {}
+    for k, e in ipairs(list) do
+      if not e.id and (e.state == "unconfirmed" or e.state == "claimed") then
+        unanswered[#unanswered + 1] = { e = e, from = e.t, to = list[k + 1] and list[k + 1].t or now }
+      end
+    end
     local open = {}
     for k, e in ipairs(list) do
       if e.state == "unconfirmed" then
-        local rivals = (list[k - 1] and list[k - 1].state == "unconfirmed")
-                    or (list[k + 1] and list[k + 1].state == "unconfirmed")
+        local rivals = {}
+        for _, r in ipairs(unanswered) do
+          if r.e ~= e then rivals[#rivals + 1] = { from = r.from, to = r.to } end
+        end
         open[#open + 1] = { e = e, from = e.t, to = list[k + 1] and list[k + 1].t, rivals = rivals }
       end
     end
     local c = open[1] and client_for(open[1].e)
     local caps = c and require("pixflow.capabilities").get(open[1].e.provider, open[1].e.model)
-    local tasks, complete
+    local tasks, complete, clock
     if caps and c._core._list then
-      tasks, complete = c._core:_list(caps.gateway_model, open[1].from, now)
+      tasks, complete, clock = c._core:_list(caps.gateway_model, open[1].from, now)
     end
     for _, o in ipairs(tasks and open or {}) do
       local closed = o.to ~= nil or now - o.from > grace
       local verdict, a, b = core.match_unconfirmed(tasks, { from = o.from, to = o.to or now, skew = 2,
-        complete = complete, closed = closed, rivals = o.rivals }, owned)
+        complete = complete, closed = closed, rivals = o.rivals, clock = clock }, owned)
       if verdict == "found" then
         local ok = j:record("accepted", o.e.key, { id = a, found = "task list" })
         if ok then

@@ -26,7 +26,8 @@ end
 M.written_after = written_after
 
 local function when(t)
-  return os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(t or 0))
+  if type(t) ~= "number" or t ~= t or t < 0 or t > 32503680000 then return "an unknown time" end
+  return os.date("!%Y-%m-%d %H:%M:%S UTC", math.floor(t))
 end
 
 --- Run it. new(opts) makes a client (pixflow.new). Returns a report { tasks = { {key,
@@ -54,14 +55,20 @@ function M.run(new, opts)
   local report = { tasks = {}, warnings = j.warnings or {}, journal = j.path }
   local clients, pending = {}, {}
   if own then clients[own.provider .. "|" .. own.base_url] = own end
+  local why = {}                   -- provider|base_url -> why no client could be made
   local function client_for(e)
+    if type(e.provider) ~= "string" or type(e.base_url) ~= "string" then return nil end
     local ck = e.provider .. "|" .. e.base_url
     if clients[ck] == nil then
-      clients[ck] = new{ provider = e.provider, base_url = e.base_url,
-                         api_key = opts.keys and opts.keys[e.provider] or nil,
-                         journal = j, poll = opts.poll, timeouts = opts.timeouts } or false
+      -- a row the journal holds may name a provider this pixflow does not know (a hand edit, a
+      -- preset from a config file that is gone): that row is reported, the others go on
+      local ok, c, cerr = pcall(new, { provider = e.provider, base_url = e.base_url,
+                                       api_key = opts.keys and opts.keys[e.provider] or nil,
+                                       journal = j, poll = opts.poll, timeouts = opts.timeouts })
+      clients[ck] = ok and c or false
+      why[ck] = not ok and c or cerr
     end
-    return clients[ck] or nil
+    return clients[ck] or nil, why[ck]
   end
   local function emit(ev) if opts.on_event then opts.on_event(ev) end end
   for _, w in ipairs(report.warnings) do emit{ event = "warning", message = w } end
@@ -96,22 +103,31 @@ function M.run(new, opts)
       if e.list_incomplete then
         row.action = row.action .. ". The gateway's task list could not be read to its end, so pixflow could not tell"
       end
+      if e.output and written_after(e.output, e.t) then
+        -- the journal lost the answer (a full disk, say) but a video was saved where it goes
+        row.action = row.action .. (". An MP4 written after this submit is at %s: it is most likely "
+          .. "this task's video"):format(e.output)
+      end
       if e.candidates then
         local ids = {}
         for i, x in ipairs(e.candidates) do ids[i] = x.id end
         row.action = row.action .. ". The gateway has these unclaimed tasks from that time: " .. table.concat(ids, ", ")
       end
       emit{ event = "unconfirmed", key = e.key, provider = e.provider, message = row.action }
+    elseif e.state == "damaged" then
+      row.status = "damaged"
+      row.action = ("the journal has only part of this task%s: pixflow cannot follow it by itself%s")
+        :format(e.id and (" (gateway id " .. tostring(e.id) .. ")") or "",
+                e.id and "; `pixflow download ID --provider NAME` fetches it if you know its gateway" or "")
+      emit{ event = "damaged", key = e.key, id = e.id, message = row.action }
     elseif e.state == "open" and e.output and written_after(e.output, e.t) then
       -- the file was renamed into place (so it is complete) before the journal said so
       j:record("downloaded", e.key, { path = e.output, found = true })
       row.status, row.path = "downloaded", e.output
       emit{ event = "finished", key = e.key, provider = e.provider, id = e.id, status = "downloaded", path = e.output }
     elseif e.state == "open" then
-      local c = client_for(e)
+      local c, cerr = client_for(e)
       if not c then
-        local _, cerr = new{ provider = e.provider, base_url = e.base_url,
-                             api_key = opts.keys and opts.keys[e.provider] or nil }
         row.error = cerr
         row.action = tostring(cerr)
         emit{ event = "error", key = e.key, provider = e.provider, message = tostring(cerr) }
