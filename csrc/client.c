@@ -603,22 +603,41 @@ static void drain(lua_State *L, pf_client *c) {
   }
 }
 
+/* Queued transfers that could not start end like any other transfer: their task hears of it
+ * (an upload whose file was deleted while it waited fails, naming the file), and the host's
+ * queue goes on. */
+static void report_failed_starts(lua_State *L, pf_client *c) {
+  pf_task *t;
+  while ((t = pf_xfer_take_failed(c))) {
+    c->finished++;
+    pf_task_on_done(L, 1, c, t, t->x.start_rc);
+  }
+}
+
+/* The longest single wait of the pump in curl_multi_poll. A longer timeout (any size, even
+ * math.huge) is waited in slices of this, so converting what is left to int milliseconds can
+ * never overflow (past about 24.8 days it did, and the pump spun at 100% CPU). */
+#define PF_POLL_SLICE_MS 60000
+
 /* client:poll([timeout]) -> tasks in flight. Never blocks longer than timeout seconds
- * (default 0: return at once); returns early once any task changed. */
+ * (default 0: return at once; math.huge: until a task changes); returns early once any task
+ * changed. */
 static int client_poll(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   double timeout = luaL_optnumber(L, 2, 0);
-  luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be >= 0");
+  luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");   /* also refuses NaN */
   double start = pf_monotonic();
   unsigned long changes = c->changes;
   for (;;) {
     int running = 0;
     fire_timers(L, c);
     pf_xfer_pump_queues(c);
+    report_failed_starts(L, c);
     curl_multi_perform(c->multi, &running);
     unsigned long started = c->started;
     drain(L, c);
     pf_xfer_pump_queues(c);
+    report_failed_starts(L, c);
     /* what the finished transfers started (the next poll, a download, a queued request) is sent
      * now, in the pump that caused it, not a frame later */
     if (c->started != started) curl_multi_perform(c->multi, &running);
@@ -631,8 +650,9 @@ static int client_poll(lua_State *L) {
       if (due < left) left = due > 0 ? due : 0;
     }
     /* curl_multi_poll also returns when libcurl's own timers need service */
-    int ms = (int)ceil(left * 1000);
-    if (ms > 0) curl_multi_poll(c->multi, NULL, 0, ms, NULL);
+    double ms = ceil(left * 1000);
+    if (!(ms <= PF_POLL_SLICE_MS)) ms = PF_POLL_SLICE_MS;   /* also inf */
+    if (ms > 0) curl_multi_poll(c->multi, NULL, 0, (int)ms, NULL);
   }
   lua_pushinteger(L, (lua_Integer)c->nanchored);
   return 1;

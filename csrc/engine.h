@@ -108,6 +108,7 @@ typedef struct pf_client {
   unsigned long uploads;     /* uploads performed (tests read it) */
   FILE *trace;               /* the debug trace (trace.c), or NULL */
   double rate_tat;           /* poll_rate: when the next status request may go (GCRA) */
+  struct pf_task *fhead, *ftail;   /* queued transfers that failed to start, to be reported */
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers (http.c) */
   size_t npool;
   unsigned long finished;    /* transfers that ended (benchmarks tell pumps apart with it) */
@@ -154,6 +155,9 @@ typedef struct pf_xfer {
   pf_xkind kind;
   int active;                /* added to the multi handle */
   int waiting;               /* queued for a host slot */
+  int failed;                /* a queued one that could not start: the pump reports it as done */
+  CURLcode start_rc;         /* ... with this code */
+  pf_err start_err;          /* ... and this error */
   size_t host;               /* index into client->hosts */
   struct pf_task *qnext;
   pf_http_req req;           /* owns url, body, headers, parts for the transfer's lifetime */
@@ -248,8 +252,18 @@ void pf_client_open(lua_State *L);
 void pf_journal_open(lua_State *L);
 
 /* http.c: the transport */
-/* Take ownership of req and start (or queue) it for t. On failure req is freed. */
+/* Take ownership of req and start (or queue) it for t. On failure req is freed. This is the one
+ * place a transfer begins: a task that already has one (pf_task_busy) is refused ("busy"). */
 int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err);
+/* The same for a download into fp (the caller's, still the caller's on failure), continuing at
+ * resume_from (0: from the start). */
+int pf_xfer_start_download(pf_client *c, pf_task *t, pf_http_req *req, FILE *fp,
+                           curl_off_t resume_from, pf_err *err);
+/* Does t have a transfer (running, queued, or failed to start and not yet reported)? */
+int pf_task_busy(const pf_task *t);
+/* The next task whose queued transfer failed to start, or NULL: the pump hands it to
+ * pf_task_on_done with x.start_rc, as a transfer that ended. */
+pf_task *pf_xfer_take_failed(pf_client *c);
 /* Stop t's transfer wherever it is (running or queued) and free it. */
 void pf_xfer_abort(pf_client *c, pf_task *t);
 /* Run one request to its end, blocking (not a task's: resume's lookups). */

@@ -145,8 +145,9 @@ static int submit_once(void *ud, char *conn_primary_ip, char *conn_local_ip, int
   return x->sends++ == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
-/* Set every option of t's transfer on e (a fresh or reset handle). */
-static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
+/* Set every option of t's transfer on e (a fresh or reset handle). A local file of a multipart
+ * body that cannot be read (deleted while the request waited for a slot) fills err. */
+static CURLcode configure(pf_client *c, pf_task *t, CURL *e, pf_err *err) {
   pf_xfer *x = &t->x;
   int download = x->kind == PF_X_DOWNLOAD;
   CURLcode rc = CURLE_OK;
@@ -195,8 +196,13 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
       curl_mimepart *mp = curl_mime_addpart(x->mime);
       if (!mp) { rc = CURLE_OUT_OF_MEMORY; break; }
       rc = curl_mime_name(mp, p->name);
-      if (rc == CURLE_OK && p->file) rc = curl_mime_filedata(mp, p->file);
-      else if (rc == CURLE_OK) rc = curl_mime_data(mp, p->value ? p->value : "", CURL_ZERO_TERMINATED);
+      if (rc == CURLE_OK && p->file) {
+        rc = curl_mime_filedata(mp, p->file);
+        if (rc == CURLE_READ_ERROR) {
+          pf_err_set(err, PF_EK_IO, 0, "read", "cannot read %s: %s", p->file, strerror(errno));
+          return rc;
+        }
+      } else if (rc == CURLE_OK) rc = curl_mime_data(mp, p->value ? p->value : "", CURL_ZERO_TERMINATED);
       if (rc == CURLE_OK && p->filename) rc = curl_mime_filename(mp, p->filename);
       if (rc == CURLE_OK && p->type) rc = curl_mime_type(mp, p->type);
     }
@@ -238,12 +244,18 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   x->easy = easy_get(c);
   if (!x->easy) {
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a transfer (out of memory)");
+    x->start_rc = CURLE_OUT_OF_MEMORY;
     return -1;
   }
-  CURLcode rc = configure(c, t, x->easy);
+  pf_err_clear(err);
+  CURLcode rc = configure(c, t, x->easy, err);
   CURLMcode mc = rc == CURLE_OK ? curl_multi_add_handle(c->multi, x->easy) : CURLM_OK;
   if (rc != CURLE_OK || mc != CURLM_OK) {
-    if (rc != CURLE_OK)
+    x->start_rc = rc != CURLE_OK ? rc : mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+                                                                   : CURLE_FAILED_INIT;
+    if (err->kind != PF_EK_NONE)
+      ;                                       /* configure said what */
+    else if (rc != CURLE_OK)
       pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
                  "could not configure the request: %s", curl_easy_strerror(rc));
     else
@@ -261,12 +273,24 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+int pf_task_busy(const pf_task *t) {
+  return t->x.active || t->x.waiting || t->x.failed;
+}
+
+/* The one place a task's transfer begins. A task has at most one: a second start while one is
+ * running, queued or waiting to be reported is refused (it would overwrite the first, losing
+ * its easy handle and its host slot). A request is queued behind the host's waiting ones even
+ * when a slot is free, so that queued requests are served first and cannot starve. */
+static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, FILE *fp,
+                      curl_off_t resume_from, pf_err *err) {
   pf_xfer *x = &t->x;
-  FILE *fp = x->fp;             /* a download's file is opened by the caller, ... */
-  curl_off_t resume_from = x->resume_from;   /* ... who also says where it continues */
+  if (pf_task_busy(t)) {
+    pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
+    pf_http_req_free(req);
+    return -1;
+  }
   memset(x, 0, sizeof *x);
-  x->fp = fp;
+  x->fp = fp;                   /* a download's file, opened by the caller */
   x->resume_from = resume_from;
   x->kind = kind;
   x->req = *req;
@@ -276,7 +300,7 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   x->host = host_slot(c, x->req.url, err);
   if (x->host == (size_t)-1) goto fail;
   pf_host *h = &c->hosts[x->host];
-  if (h->active < c->o.max_per_host) {
+  if (!h->qhead && h->active < c->o.max_per_host) {
     if (activate(c, t, err) != 0) goto fail;
   } else {
     x->waiting = 1;
@@ -290,6 +314,15 @@ fail:
   x->fp = NULL;                 /* the caller still owns and closes the file */
   pf_xfer_release(c, x);
   return -1;
+}
+
+int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+  return xfer_start(c, t, kind, req, NULL, 0, err);
+}
+
+int pf_xfer_start_download(pf_client *c, pf_task *t, pf_http_req *req, FILE *fp,
+                           curl_off_t resume_from, pf_err *err) {
+  return xfer_start(c, t, PF_X_DOWNLOAD, req, fp, resume_from, err);
 }
 
 /* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
@@ -346,7 +379,7 @@ void pf_xfer_release(pf_client *c, pf_xfer *x) {
   if (x->fp) fclose(x->fp);
   x->fp = NULL;
   x->kind = PF_X_NONE;
-  x->active = x->waiting = 0;
+  x->active = x->waiting = x->failed = 0;
 }
 
 void pf_xfer_finish(pf_client *c, pf_task *t) {
@@ -358,8 +391,22 @@ void pf_xfer_finish(pf_client *c, pf_task *t) {
   }
 }
 
+/* Unlink t from c's list of transfers that failed to start. */
+static void unlink_failed(pf_client *c, pf_task *t) {
+  pf_task *prev = NULL;
+  for (pf_task *q = c->fhead; q; prev = q, q = q->x.qnext) {
+    if (q != t) continue;
+    if (prev) prev->x.qnext = q->x.qnext;
+    else c->fhead = q->x.qnext;
+    if (c->ftail == t) c->ftail = prev;
+    break;
+  }
+  t->x.failed = 0;
+}
+
 void pf_xfer_abort(pf_client *c, pf_task *t) {
   pf_xfer *x = &t->x;
+  if (x->failed) unlink_failed(c, t);
   if (x->waiting) {
     pf_host *h = &c->hosts[x->host];
     pf_task *prev = NULL;
@@ -376,6 +423,10 @@ void pf_xfer_abort(pf_client *c, pf_task *t) {
   pf_xfer_release(c, x);
 }
 
+/* Start queued transfers whose host has a free slot, oldest first. One that cannot start (its
+ * file is gone, no memory) is not put back: it goes on the client's list of failed starts, which
+ * the pump reports to its task as a finished transfer (pf_xfer_take_failed), and the queue goes
+ * on to the next. */
 void pf_xfer_pump_queues(pf_client *c) {
   for (size_t i = 0; i < c->nhosts; i++) {
     pf_host *h = &c->hosts[i];
@@ -384,16 +435,22 @@ void pf_xfer_pump_queues(pf_client *c) {
       h->qhead = t->x.qnext;
       if (!h->qhead) h->qtail = NULL;
       t->x.waiting = 0;
-      pf_err err;
-      pf_err_clear(&err);
-      if (activate(c, t, &err) != 0) {
-        /* report it as a failed transfer on the next drain: keep it simple and visible */
-        t->x.waiting = 1;
-        t->x.qnext = h->qhead;
-        h->qhead = t;
-        if (!h->qtail) h->qtail = t;
-        break;
+      t->x.qnext = NULL;
+      if (activate(c, t, &t->x.start_err) != 0) {
+        t->x.failed = 1;
+        if (c->ftail) c->ftail->x.qnext = t;
+        else c->fhead = t;
+        c->ftail = t;
       }
     }
   }
+}
+
+pf_task *pf_xfer_take_failed(pf_client *c) {
+  pf_task *t = c->fhead;
+  if (!t) return NULL;
+  c->fhead = t->x.qnext;
+  if (!c->fhead) c->ftail = NULL;
+  t->x.qnext = NULL;
+  return t;                                /* x.failed stays set until the transfer is released */
 }

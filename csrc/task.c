@@ -28,7 +28,7 @@ void pf_task_init(pf_task *t, pf_client *c) {
 }
 
 int pf_task_in_flight(const pf_task *t) {
-  return t->client && (t->timer.idx != PF_NOT_QUEUED || t->x.active || t->x.waiting);
+  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_task_busy(t));
 }
 
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action) {
@@ -129,13 +129,18 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   /* the API key is never sent to the result host: signed URLs carry their own authority */
+  if (pf_task_busy(t)) {              /* never opens (and truncates) the .part of a live one */
+    pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
+    pf_http_req_free(&req);
+    return -1;
+  }
   FILE *fp = NULL;
-  t->x.resume_from = 0;
+  curl_off_t resume_from = 0;
   if (t->dl_resume) {                 /* continue what an interrupted attempt left */
     fp = fopen(t->dl_part, "ab");
     long have = fp && fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
     if (have >= 8) {
-      t->x.resume_from = (curl_off_t)have;
+      resume_from = (curl_off_t)have;
     } else if (fp) {
       fclose(fp);
       fp = NULL;
@@ -149,10 +154,8 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
   }
   /* libcurl hands over large chunks (CURLOPT_BUFFERSIZE): each goes to the file in one write */
   setvbuf(fp, NULL, _IONBF, 0);
-  t->x.fp = fp;
-  if (pf_xfer_start(c, t, PF_X_DOWNLOAD, &req, err) != 0) {
+  if (pf_xfer_start_download(c, t, &req, fp, resume_from, err) != 0) {
     fclose(fp);
-    t->x.fp = NULL;
     remove(t->dl_part);
     return -1;
   }
@@ -241,7 +244,8 @@ static int rate_admit(pf_client *c, pf_task *t) {
 
 /* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
 static void transfer_error(pf_client *c, pf_task *t, CURLcode rc, int download, pf_err *e) {
-  if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
+  if (t->x.failed && t->x.start_err.kind != PF_EK_NONE) *e = t->x.start_err;   /* never started */
+  else if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
   else if (rc == CURLE_ABORTED_BY_CALLBACK && t->x.kind == PF_X_SUBMIT && t->x.sends > 1)
     pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "
                "was sent and before any reply (libcurl's own resend of it was stopped)");
@@ -318,7 +322,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_err_clear(&e);
   if (rc != CURLE_OK && !x->too_big) {
     transfer_error(c, t, rc, 0, &e);
-    if (pf_never_sent(x->easy, rc)) {
+    if (x->failed || pf_never_sent(x->easy, rc)) {
       if (retry_submit(c, t, &e, 1)) return;
       t->state = PF_ST_FAILED;
       if (t->submit_failures > 1)
@@ -474,6 +478,16 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
     st->nvideos = 0;
   }
   t->state = st->state;
+  if (t->dl_after_poll && st->state != PF_ST_SUCCEEDED) {
+    /* the status read for a fresh result URL says the task has not succeeded (any more): the
+     * download ends now, saying so, rather than waiting with it for the task's deadline */
+    t->dl_after_poll = 0;
+    t->dl = PF_DL_FAILED;
+    pf_err_set(&t->dl_err, PF_EK_PROVIDER, 0, "result_unavailable",
+               "the result URL had expired, and the status read for a fresh one says the task is "
+               "%s at %s, not succeeded; nothing was saved. Download again once it has succeeded",
+               pf_state_name(st->state), c->provider);
+  }
   if (st->state == PF_ST_SUCCEEDED) {
     if (before != PF_ST_SUCCEEDED) record_duration(c, t);
     t->progress = 100;
@@ -757,7 +771,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
   pf_state before = t->state;
   int progress = t->progress, halted = t->halted;
   pf_dlstate dl = t->dl;
-  curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
+  if (t->x.easy) curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
   pf_trace_request(c, t, rc, http);
   switch (t->x.kind) {
     case PF_X_UPLOAD: on_upload_done(c, t, rc, http); break;
@@ -884,10 +898,11 @@ void pf_task_detach(pf_task *t) {
   if (!c) return;
   release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
-  int downloading = t->x.kind == PF_X_DOWNLOAD;
   pf_xfer_abort(c, t);
   if (t->dl == PF_DL_RUNNING) {
-    if (downloading && t->dl_part) remove(t->dl_part);
+    /* running, waiting to retry (a kept .part) or waiting for a fresh URL: nobody continues it */
+    if (t->dl_part) remove(t->dl_part);
+    t->dl_after_poll = 0;
     t->dl = PF_DL_FAILED;
     pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "closed", "the download was stopped by close()");
   }
@@ -1119,13 +1134,18 @@ static int task_download_state(lua_State *L) {
   return 1;
 }
 
-/* task:_download_abort(): stop a running download and remove its .part file. */
+/* task:_download_abort(): stop a running download and remove its .part file: the transfer, a
+ * retry waiting on the heap, or the status read for a fresh URL that the download waits for. */
 static int task_download_abort(lua_State *L) {
   pf_task *t = check_open_task(L, 1);
   if (t->dl != PF_DL_RUNNING || !t->client) return 0;
   pf_client *c = task_client(L, 1, t);
-  pf_heap_remove(&c->heap, &t->timer);
-  if (t->x.kind == PF_X_DOWNLOAD) pf_xfer_abort(c, t);
+  int refresh = t->dl_after_poll;
+  t->dl_after_poll = 0;
+  if (t->timer_action == PF_AT_DOWNLOAD || (refresh && t->timer_action == PF_AT_POLL))
+    pf_heap_remove(&c->heap, &t->timer);
+  if (t->x.kind == PF_X_DOWNLOAD || (refresh && (t->x.kind == PF_X_STATUS || t->x.kind == PF_X_RESULT)))
+    pf_xfer_abort(c, t);
   if (t->dl_part) remove(t->dl_part);
   t->dl = PF_DL_FAILED;
   pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "aborted", "the download was stopped");
@@ -1198,7 +1218,7 @@ static int task_cancel(lua_State *L) {
   if (t->cancel == PF_CANCEL_NONE || t->cancel == PF_CANCEL_REFUSED) {
     t->cancel = PF_CANCEL_WANTED;
     pf_err_clear(&t->cancel_err);
-    if (t->id && !t->x.active && !t->x.waiting) {
+    if (t->id && !pf_task_busy(t)) {
       if (pf_task_schedule(c, t, 0, PF_AT_CANCEL) != 0) return luaL_error(L, "out of memory");
       pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
     }
