@@ -114,13 +114,49 @@ void pf_task_sync_anchor(lua_State *L, int cidx, int tidx, pf_client *c, pf_task
 }
 
 void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t) {
+  (void)L; (void)cidx;
   c->changes++;
+  if (t->changed || !t->anchored) return;  /* listed already; or nobody can be told */
+  t->changed = 1;
+  t->cnext = NULL;
+  if (c->ctail) c->ctail->cnext = t;
+  else c->chead = t;
+  c->ctail = t;
+}
+
+void pf_client_unlist(pf_client *c, pf_task *t) {
+  if (!t->changed) return;
+  pf_task *prev = NULL;
+  for (pf_task *q = c->chead; q; prev = q, q = q->cnext) {
+    if (q != t) continue;
+    if (prev) prev->cnext = q->cnext;
+    else c->chead = q->cnext;
+    if (c->ctail == t) c->ctail = prev;
+    break;
+  }
+  t->changed = 0;
+  t->cnext = NULL;
+}
+
+/* Hand the tasks that changed to Lua's changed list (client:_changed()), then unanchor those
+ * no longer in flight. Only this allocates (the list grows), after the pump handled every
+ * transfer and timer: out of memory here raises with the engine's state whole, and the tasks not
+ * yet handed over stay listed and anchored for the next pump. */
+static void deliver_changes(lua_State *L, int cidx, pf_client *c) {
+  if (!c->chead) return;
   lua_getiuservalue(L, cidx, 1);            /* anchors */
-  lua_rawgetp(L, -1, t);                    /* task or nil */
-  if (lua_isnil(L, -1)) { lua_pop(L, 2); return; }
   lua_getiuservalue(L, cidx, 2);            /* changed list */
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  int anchors = lua_gettop(L) - 1, list = anchors + 1;
+  while (c->chead) {
+    pf_task *t = c->chead;
+    lua_rawgetp(L, anchors, t);             /* its userdata: anchored while listed */
+    lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);   /* may raise: t stays listed */
+    c->chead = t->cnext;
+    if (!c->chead) c->ctail = NULL;
+    t->cnext = NULL;
+    t->changed = 0;
+    pf_task_sync_anchor(L, cidx, 0, c, t);
+  }
   lua_pop(L, 2);
 }
 
@@ -508,25 +544,29 @@ static int client_submit(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int hold = lua_toboolean(L, 4);
-  lua_settop(L, 5);
-  pf_request rq;
-  memset(&rq, 0, sizeof rq);
-  lua_pushcfunction(L, pf_read_request_p);
-  lua_pushvalue(L, 2);
-  lua_pushlightuserdata(L, &rq);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    pf_request_free(&rq);
-    return lua_error(L);
-  }
+  /* everything that can raise comes before the request is copied, or frees the copy */
   double timeout = luaL_optnumber(L, 5, c->o.task_timeout);
   luaL_argcheck(L, timeout >= 0, 5, "task_timeout must be >= 0");
-  pf_task *t = new_task(L, 1, c, 3);
+  lua_settop(L, 5);
+  pf_task *t = new_task(L, 1, c, 3);        /* may raise (memory): nothing is copied yet */
+  int tidx = lua_gettop(L);
   t->closed = 0;
+  /* the request is read into the task, whose close frees whatever was copied */
+  lua_pushcfunction(L, pf_read_request_p);
+  lua_pushvalue(L, 2);
+  lua_pushlightuserdata(L, &t->rq);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    pf_task_detach(t);
+    pf_request_free(&t->rq);
+    t->closed = 1;
+    return lua_error(L);
+  }
+  lua_settop(L, tidx);
   t->task_timeout = timeout;
   if (!hold) pf_task_start_deadline(c, t);
-  t->rq = rq;
-  t->mode = rq.mode;
-  t->model = pf_strdup(rq.model);
+  pf_request *rqp = &t->rq;
+  t->mode = rqp->mode;
+  t->model = pf_strdup(rqp->model);
   pf_err e;
   pf_err_clear(&e);
   int rc = !t->model ? -1 : plan_uploads(c, t, &e);
@@ -654,6 +694,7 @@ static int client_poll(lua_State *L) {
     if (!(ms <= PF_POLL_SLICE_MS)) ms = PF_POLL_SLICE_MS;   /* also inf */
     if (ms > 0) curl_multi_poll(c->multi, NULL, 0, (int)ms, NULL);
   }
+  if (!c->closed) deliver_changes(L, 1, c);
   lua_pushinteger(L, (lua_Integer)c->nanchored);
   return 1;
 }
@@ -777,6 +818,51 @@ static int client_next_due(lua_State *L) {
   return 1;
 }
 
+/* Tests: the pump with Lua's allocator refusing every allocation that needs memory, to show
+ * that running out of it cannot tear the engine's state (pf_client_changed allocates nothing;
+ * only handing the changes over can fail, and then loses none of them). */
+typedef struct oom_alloc_state {
+  lua_Alloc f;
+  void *ud;
+  int armed;
+} oom_alloc_state;
+
+static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  oom_alloc_state *s = ud;
+  if (s->armed && nsize > 0 && (ptr == NULL || nsize > osize)) return NULL;
+  return s->f(s->ud, ptr, osize, nsize);
+}
+
+static int poll_armed(lua_State *L) {
+  oom_alloc_state *s = lua_touserdata(L, lua_upvalueindex(1));
+  s->armed = 1;                             /* the allocator is set: client, timeout on the stack */
+  client_poll(L);
+  s->armed = 0;
+  return 0;
+}
+
+/* client:_poll_without_memory(timeout) -> true | false, message */
+static int client_poll_without_memory(lua_State *L) {
+  check_open_client(L, 1);
+  double timeout = luaL_optnumber(L, 2, 0);
+  lua_settop(L, 1);
+  oom_alloc_state s;
+  s.f = lua_getallocf(L, &s.ud);
+  s.armed = 0;
+  lua_pushlightuserdata(L, &s);
+  lua_pushcclosure(L, poll_armed, 1);       /* made before the allocator refuses anything */
+  lua_pushvalue(L, 1);
+  lua_pushnumber(L, timeout);
+  lua_setallocf(L, oom_alloc, &s);
+  int rc = lua_pcall(L, 2, 0, 0);
+  s.armed = 0;
+  lua_setallocf(L, s.f, s.ud);
+  if (rc == LUA_OK) { lua_pushboolean(L, 1); return 1; }
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
 static const luaL_Reg client_methods[] = {
   { "submit", client_submit },
   { "attach", client_attach },
@@ -790,6 +876,7 @@ static const luaL_Reg client_methods[] = {
   { "_advance_clock", client_advance_clock },
   { "_next_due", client_next_due },
   { "_wall_now", client_wall_now },
+  { "_poll_without_memory", client_poll_without_memory },
   { NULL, NULL },
 };
 

@@ -109,6 +109,7 @@ typedef struct pf_client {
   FILE *trace;               /* the debug trace (trace.c), or NULL */
   double rate_tat;           /* poll_rate: when the next status request may go (GCRA) */
   struct pf_task *fhead, *ftail;   /* queued transfers that failed to start, to be reported */
+  struct pf_task *chead, *ctail;   /* tasks that changed in this pump, not yet handed to Lua */
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers (http.c) */
   size_t npool;
   unsigned long finished;    /* transfers that ended (benchmarks tell pumps apart with it) */
@@ -179,6 +180,8 @@ typedef struct pf_task {
   struct pf_task *prev, *next;
   int closed;
   int anchored;
+  int changed;               /* on the client's list of changes not yet handed to Lua */
+  struct pf_task *cnext;
   char provider[32];
   char *id;
   pf_request rq;             /* freed once the gateway accepted (or definitely refused) it */
@@ -234,9 +237,13 @@ typedef struct pf_task {
 double pf_client_now(const pf_client *c);
 double pf_client_rand(pf_client *c);   /* uniform [0,1) */
 double pf_client_wall(const pf_client *c);
-/* Record that t changed: bump the counter and push t on the changed list (needs t's userdata,
- * found through the anchor table, so call it before unanchoring). */
+/* Record that t changed: bump the counter and link t (if anchored: call it before unanchoring)
+ * on the client's list of changes. It allocates nothing and never raises: the pump hands the
+ * list to Lua once every transfer and timer of the pump was handled, and t stays anchored until
+ * then. */
 void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t);
+/* Unlink t from c's list of changes (t is detached or closed). */
+void pf_client_unlist(pf_client *c, pf_task *t);
 /* Anchor or unanchor t to match whether it is in flight. cidx and tidx are the stack indices
  * of c's and t's userdata (tidx 0: not on the stack, only unanchoring is possible then, which
  * is all the pump ever needs). L's stack is left unchanged. */

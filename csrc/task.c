@@ -28,7 +28,8 @@ void pf_task_init(pf_task *t, pf_client *c) {
 }
 
 int pf_task_in_flight(const pf_task *t) {
-  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_task_busy(t));
+  /* a change not yet handed to Lua keeps the task anchored too (pf_client_changed) */
+  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_task_busy(t) || t->changed);
 }
 
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action) {
@@ -898,6 +899,7 @@ void pf_task_detach(pf_task *t) {
   if (!c) return;
   release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
+  pf_client_unlist(c, t);
   pf_xfer_abort(c, t);
   if (t->dl == PF_DL_RUNNING) {
     /* running, waiting to retry (a kept .part) or waiting for a fresh URL: nobody continues it */
@@ -967,6 +969,7 @@ static int task_close(lua_State *L) {
     lua_getiuservalue(L, 1, 1);
     pf_client *c = t->client;
     pf_heap_remove(&c->heap, &t->timer);
+    pf_client_unlist(c, t);
     pf_xfer_abort(c, t);
     pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
     lua_pop(L, 1);

@@ -257,6 +257,54 @@ describe("engine", function()
     end)
   end)
 
+  describe("memory", function()
+    local function rss()
+      local f = assert(io.open("/proc/self/statm"))
+      local _, resident = f:read("n", "n")
+      f:close()
+      return resident * 4096
+    end
+
+    it("a submit that raises for a bad argument has copied nothing (no leak)", function()
+      local client = new_client()
+      local req = { mode = "text", model = "v6", prompt = ("x"):rep(4 * 1024 * 1024) }
+      util.gc()
+      local before = rss()
+      for _ = 1, 50 do
+        assert.has_error(function() client._core:submit(req, client, false, "soon") end)
+      end
+      util.gc()
+      local grew = rss() - before
+      -- each leaked copy of the prompt is 4 MB: 200 MB in all
+      assert.is_true(grew < 40 * 1024 * 1024, ("resident memory grew by %d MB"):format(grew // 2^20))
+      assert.equal(0, client:inflight())
+      client:close()
+    end)
+
+    it("a pump that runs out of Lua memory loses no change and keeps its anchors right", function()
+      local client = assert(pixflow.new{ provider = "apimart", api_key = "invalid", base_url = sbx.base("apimart") })
+      local seen = {}
+      client:on_change(function(t) seen[t] = (seen[t] or 0) + 1 end)
+      local t = assert(client:submit{ prompt = "x" })
+      local deadline = core.now() + 10
+      while t.status == "submitting" do
+        assert(core.now() < deadline, "timed out")
+        -- every Lua allocation is refused inside: the pump may fail, but must not tear anything
+        client._core:_poll_without_memory(0.05)
+      end
+      assert.equal("failed", t.status)                -- the 401 was handled
+      client:poll(0)                                  -- memory again: the change is handed over
+      assert.equal(1, seen[t], "the change was lost")
+      assert.equal(0, client:inflight())              -- and the finished task is unanchored
+      local weak = setmetatable({ t }, { __mode = "v" })
+      t = nil
+      seen = nil
+      util.gc()
+      assert.is_nil(weak[1])
+      client:close()
+    end)
+  end)
+
   describe("one transfer per task", function()
     local CLIP = util.read("spec/fixtures/clip.mp4")
 
