@@ -1,5 +1,6 @@
 /* client.c: the pixflow.Client type: the curl multi handle, the pump, submit and re-attach. */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,14 +163,30 @@ static void deliver_changes(lua_State *L, int cidx, pf_client *c) {
 
 /* ---------------------------------------------------------------- options */
 
-static double opt_num(lua_State *L, int idx, const char *k, double def, double lo, double hi) {
+/* The core has no option defaults and no policy ranges: lua/pixflow/defaults.lua holds both,
+ * pixflow.new checks the user's values there by the user's names and passes every one. What is
+ * checked here is only what this C code needs to hold a value safely (a number, finite, within
+ * what its C type and the arithmetic on it can take); a value missing or outside that is a
+ * misuse of the core and raises. spec/options_spec.lua checks that every range of defaults.lua
+ * lies inside these. */
+static double need_num(lua_State *L, int idx, const char *k, double lo, double hi) {
   lua_getfield(L, idx, k);
-  double v = def;
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "bad option '%s' (number expected, got %s)", k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-    if (!(v >= lo && v <= hi)) luaL_error(L, "bad option '%s' (%f is outside %f..%f)", k, v, lo, hi);
-  }
+  if (!lua_isnumber(L, -1))
+    luaL_error(L, "core.new_client: option '%s' must be a number, got %s (pixflow.new passes "
+               "every option, checked)", k, luaL_typename(L, -1));
+  double v = lua_tonumber(L, -1);
+  if (!(v >= lo && v <= hi))
+    luaL_error(L, "core.new_client: option '%s' is %g, which this core cannot take (%g to %g)",
+               k, v, lo, hi);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int need_bool(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  if (!lua_isboolean(L, -1))
+    luaL_error(L, "core.new_client: option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+  int v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
 }
@@ -181,7 +198,7 @@ static char *opt_str(lua_State *L, int idx, const char *k, int required) {
     v = pf_strdup(lua_tostring(L, -1));
     if (!v) luaL_error(L, "out of memory");
   } else if (!lua_isnil(L, -1) || required) {
-    luaL_error(L, "bad option '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+    luaL_error(L, "core.new_client: option '%s' must be a string, got %s", k, luaL_typename(L, -1));
   }
   lua_pop(L, 1);
   return v;
@@ -236,45 +253,44 @@ static int client_new(lua_State *L) {
   c->base_url = opt_str(L, 1, "base_url", 1);
   c->api_key = opt_str(L, 1, "api_key", 0);
   c->o.ca_file = opt_str(L, 1, "ca_file", 0);
-  c->o.user_agent = opt_str(L, 1, "user_agent", 0);
-  c->auth = opt_str(L, 1, "auth", 0);
-  lua_getfield(L, 1, "ref_names");
-  c->ref_names = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (!c->o.user_agent && !(c->o.user_agent = pf_strdup("pixflow/" PF_VERSION)))
-    return luaL_error(L, "out of memory");
+  c->auth = opt_str(L, 1, "auth", 1);
+  if (strcmp(c->auth, "bearer") != 0 && strcmp(c->auth, "api-key") != 0)
+    return luaL_error(L, "core.new_client: option 'auth' must be \"bearer\" or \"api-key\"");
+  c->ref_names = need_bool(L, 1, "ref_names");
+  c->o.user_agent = opt_str(L, 1, "user_agent", 1);
   c->closed = 0;
   size_t bl = strlen(c->base_url);
   while (bl > 0 && c->base_url[bl - 1] == '/') c->base_url[--bl] = '\0';
 
-  c->o.connect_ms = (long)(opt_num(L, 1, "connect_timeout", 10, 0.001, 3600) * 1000);
-  c->o.request_ms = (long)(opt_num(L, 1, "request_timeout", 60, 0.001, 86400) * 1000);
-  c->o.download_ms = (long)(opt_num(L, 1, "download_timeout", 3600, 0.001, 7 * 86400) * 1000);
-  c->o.low_speed_bytes = (long)opt_num(L, 1, "low_speed_bytes", 1, 0, 1e9);
-  c->o.low_speed_secs = (long)opt_num(L, 1, "low_speed_time", 30, 0, 86400);
-  c->o.max_body = (size_t)opt_num(L, 1, "max_body_bytes", 8 << 20, 1024, 1e10);
-  c->o.max_download = (curl_off_t)opt_num(L, 1, "max_download_bytes", 4.0 * 1024 * 1024 * 1024, 8, 1e15);
-  c->o.max_per_host = (int)opt_num(L, 1, "max_per_host", 8, 1, 1024);
-  c->o.poll_initial = opt_num(L, 1, "poll_initial", 2, 0, 86400);
-  c->o.poll_interval = opt_num(L, 1, "poll_interval", 5, 0.001, 86400);
-  c->o.poll_max = opt_num(L, 1, "poll_max", 30, 0.001, 86400);
-  c->o.poll_backoff = opt_num(L, 1, "poll_backoff", 1.5, 1, 10);
-  c->o.poll_jitter = opt_num(L, 1, "poll_jitter", 0.2, 0, 1);
-  c->o.poll_min = opt_num(L, 1, "poll_min", 1, 0.001, 86400);
-  c->o.poll_rate = opt_num(L, 1, "poll_rate", 0, 0, 1e6);
-  lua_getfield(L, 1, "poll_adaptive");
-  c->o.poll_adaptive = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  c->o.max_poll_failures = (int)opt_num(L, 1, "max_poll_failures", 8, 1, 1000);
-  c->o.download_attempts = (int)opt_num(L, 1, "download_attempts", 5, 1, 100);
-  c->o.upload_attempts = (int)opt_num(L, 1, "upload_attempts", 4, 1, 100);
-  c->o.submit_attempts = (int)opt_num(L, 1, "submit_attempts", 4, 1, 100);
-  c->o.retry_base = opt_num(L, 1, "retry_base", 1, 0.001, 3600);
-  c->o.retry_max = opt_num(L, 1, "retry_max", 60, 0.001, 86400);
-  c->o.retry_after_max = opt_num(L, 1, "retry_after_max", 300, 0, 86400);
-  c->o.task_timeout = opt_num(L, 1, "task_timeout", 1800, 0, 30 * 86400);
-  c->o.lookup_delay = opt_num(L, 1, "lookup_delay", 2, 0, 3600);
-  c->o.lookup_attempts = (int)opt_num(L, 1, "lookup_attempts", 3, 1, 100);
+  /* seconds kept as long milliseconds, counts as int: bounds that keep the conversions exact */
+  const double MS_SECS = (double)(LONG_MAX / 2000), LONGS = (double)(LONG_MAX / 2), YEARS = 1e9,
+               INTS = 1e6;
+  c->o.connect_ms = (long)(need_num(L, 1, "connect_timeout", 0.001, MS_SECS) * 1000);
+  c->o.request_ms = (long)(need_num(L, 1, "request_timeout", 0.001, MS_SECS) * 1000);
+  c->o.download_ms = (long)(need_num(L, 1, "download_timeout", 0.001, MS_SECS) * 1000);
+  c->o.low_speed_bytes = (long)need_num(L, 1, "low_speed_bytes", 0, LONGS);
+  c->o.low_speed_secs = (long)need_num(L, 1, "low_speed_time", 0, LONGS);
+  c->o.max_body = (size_t)need_num(L, 1, "max_body_bytes", 1, 1e15);
+  c->o.max_download = (curl_off_t)need_num(L, 1, "max_download_bytes", 1, 1e18);
+  c->o.max_per_host = (int)need_num(L, 1, "max_per_host", 1, INTS);
+  c->o.poll_initial = need_num(L, 1, "poll_initial", 0, YEARS);
+  c->o.poll_interval = need_num(L, 1, "poll_interval", 1e-6, YEARS);
+  c->o.poll_max = need_num(L, 1, "poll_max", 1e-6, YEARS);
+  c->o.poll_backoff = need_num(L, 1, "poll_backoff", 1, 1e3);          /* < 1 would shrink polls to 0 */
+  c->o.poll_jitter = need_num(L, 1, "poll_jitter", 0, 1);
+  c->o.poll_min = need_num(L, 1, "poll_min", 1e-6, YEARS);
+  c->o.poll_rate = need_num(L, 1, "poll_rate", 0, 1e9);
+  c->o.poll_adaptive = need_bool(L, 1, "poll_adaptive");
+  c->o.max_poll_failures = (int)need_num(L, 1, "max_poll_failures", 1, INTS);
+  c->o.download_attempts = (int)need_num(L, 1, "download_attempts", 1, INTS);
+  c->o.upload_attempts = (int)need_num(L, 1, "upload_attempts", 1, INTS);
+  c->o.submit_attempts = (int)need_num(L, 1, "submit_attempts", 1, INTS);
+  c->o.retry_base = need_num(L, 1, "retry_base", 0, YEARS);
+  c->o.retry_max = need_num(L, 1, "retry_max", 0, YEARS);
+  c->o.retry_after_max = need_num(L, 1, "retry_after_max", 0, YEARS);
+  c->o.task_timeout = need_num(L, 1, "task_timeout", 0, YEARS);
+  c->o.lookup_delay = need_num(L, 1, "lookup_delay", 0, YEARS);
+  c->o.lookup_attempts = (int)need_num(L, 1, "lookup_attempts", 1, INTS);
   lua_getfield(L, 1, "clock");
   if (!lua_isnil(L, -1)) {
     const char *clk = lua_tostring(L, -1);
@@ -285,9 +301,6 @@ static int client_new(lua_State *L) {
   lua_pop(L, 1);
   c->clock_origin = pf_monotonic();
   c->wall_origin = pf_walltime();
-  if (c->o.poll_max < c->o.poll_interval) c->o.poll_max = c->o.poll_interval;
-  /* a user who polls every 0.1 s expects hinted polls no further apart than that */
-  if (c->o.poll_min > c->o.poll_interval) c->o.poll_min = c->o.poll_interval;
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
 
@@ -863,6 +876,48 @@ static int client_poll_without_memory(lua_State *L) {
   return 2;
 }
 
+/* client:_options() -> the options the core runs with, by the core's names (specs compare
+ * them with lua/pixflow/defaults.lua) */
+static int client_options(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  const pf_opts *o = &c->o;
+  lua_createtable(L, 0, 32);
+#define NUM(k, v) (lua_pushnumber(L, (lua_Number)(v)), lua_setfield(L, -2, k))
+#define INT(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
+  NUM("connect_timeout", o->connect_ms / 1000.0);
+  NUM("request_timeout", o->request_ms / 1000.0);
+  NUM("download_timeout", o->download_ms / 1000.0);
+  INT("low_speed_bytes", o->low_speed_bytes);
+  INT("low_speed_time", o->low_speed_secs);
+  INT("max_body_bytes", o->max_body);
+  INT("max_download_bytes", o->max_download);
+  INT("max_per_host", o->max_per_host);
+  NUM("poll_initial", o->poll_initial);
+  NUM("poll_interval", o->poll_interval);
+  NUM("poll_max", o->poll_max);
+  NUM("poll_backoff", o->poll_backoff);
+  NUM("poll_jitter", o->poll_jitter);
+  NUM("poll_min", o->poll_min);
+  NUM("poll_rate", o->poll_rate);
+  lua_pushboolean(L, o->poll_adaptive);
+  lua_setfield(L, -2, "poll_adaptive");
+  INT("max_poll_failures", o->max_poll_failures);
+  INT("download_attempts", o->download_attempts);
+  INT("upload_attempts", o->upload_attempts);
+  INT("submit_attempts", o->submit_attempts);
+  NUM("retry_base", o->retry_base);
+  NUM("retry_max", o->retry_max);
+  NUM("retry_after_max", o->retry_after_max);
+  NUM("task_timeout", o->task_timeout);
+  NUM("lookup_delay", o->lookup_delay);
+  INT("lookup_attempts", o->lookup_attempts);
+#undef NUM
+#undef INT
+  lua_pushstring(L, o->user_agent);
+  lua_setfield(L, -2, "user_agent");
+  return 1;
+}
+
 static const luaL_Reg client_methods[] = {
   { "submit", client_submit },
   { "attach", client_attach },
@@ -877,6 +932,7 @@ static const luaL_Reg client_methods[] = {
   { "_next_due", client_next_due },
   { "_wall_now", client_wall_now },
   { "_poll_without_memory", client_poll_without_memory },
+  { "_options", client_options },
   { NULL, NULL },
 };
 
