@@ -66,6 +66,7 @@ void pf_err_set(pf_err *e, pf_errkind kind, long status, const char *code, const
   e->kind = kind;
   e->status = status;
   e->retry_after = -1;
+  e->not_charged = 0;
   e->retryable = (kind == PF_EK_TRANSPORT || kind == PF_EK_RATE_LIMIT ||
                   (kind == PF_EK_PROVIDER && (status == 0 || pf_http_retryable(status))));
   pf_utf8_copy(e->code, sizeof e->code, code ? code : "", code ? strlen(code) : 0);
@@ -162,6 +163,17 @@ void pf_err_push(lua_State *L, const pf_err *e, const char *provider) {
   if (e->retry_after >= 0) {
     lua_pushnumber(L, e->retry_after);
     lua_setfield(L, -2, "retry_after");
+  }
+  if (e->not_charged) {
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "charged");
+    /* a timeout's usual advice says the task may still be billed: not when nothing reached the
+     * gateway (a connect or DNS timeout, a deadline before the submit went out) */
+    if (e->kind == PF_EK_TIMEOUT) {
+      lua_pushliteral(L, "the gateway accepted nothing, so nothing was charged: check the "
+                      "network, base_url and the timeouts, then submit again");
+      lua_setfield(L, -2, "hint");
+    }
   }
   luaL_setmetatable(L, "pixflow.error");
 }

@@ -31,7 +31,9 @@ typedef struct pf_err {
   pf_errkind kind;
   long status;          /* HTTP status, 0 if none */
   int retryable;        /* the same request may succeed later */
-  double retry_after;   /* seconds the server asked us to wait, < 0 if none */
+  double retry_after;   /* seconds pixflow waits before retrying, as the server asked (capped at
+                         * retry.after_max), < 0 if none */
+  int not_charged;      /* nothing was charged (pushed as charged = false) */
   char code[64];        /* stable token: gateway code/type, or a CURLcode name */
   char message[512];    /* readable, valid UTF-8, never contains the API key */
 } pf_err;

@@ -264,8 +264,10 @@ static void deadline_error(pf_client *c, pf_task *t, pf_err *e) {
   if (t->id)
     pf_err_append(e, "; the task may still finish at %s and be billed. It stays in the journal "
                   "(pixflow resume), and wait() again keeps waiting", c->provider);
-  else
+  else {
     pf_err_append(e, "; nothing was accepted by %s, so nothing was charged", c->provider);
+    e->not_charged = 1;
+  }
 }
 
 static void release_claims(pf_client *c, pf_task *t);
@@ -331,6 +333,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
                       c->provider, t->submit_failures);
       else
         pf_err_append(&e, "; the request never reached %s, so nothing was charged", c->provider);
+      e.not_charged = 1;
       pf_request_free(&t->rq);
       set_error(t, &e);
       return;
@@ -351,7 +354,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       }
       return;
     }
-    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
+    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
     /* A definite refusal (the gateway said no: invalid, auth, quota, rate limit, moderation,
      * or a 503 before acceptance) created nothing. A garbled reply, a reply without an id, or
      * a 500/502/504 may hide an accepted task. */
@@ -362,6 +365,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       if (t->submit_failures > 1)
         pf_err_append(&e, " (%d attempts; nothing was accepted, so nothing was charged)",
                       t->submit_failures);
+      e.not_charged = 1;                          /* a definite refusal created nothing */
       t->state = PF_ST_FAILED;
       pf_request_free(&t->rq);
       set_error(t, &e);
@@ -552,7 +556,7 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   int (*parse)(const pf_ctx *, long, const char *, size_t, pf_status *, pf_err *) =
     x->kind == PF_X_RESULT ? c->adapter->parse_result : c->adapter->parse_status;
   if (parse(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
-    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
+    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
     pf_status_free(&st);
     poll_failed(c, t, &e);
     return;
@@ -624,6 +628,7 @@ static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
   release_claims(c, t);
   pf_err_append(e, " (uploading %s; nothing was submitted, so nothing was charged)",
                 u->path ? u->path : u->url);
+  e->not_charged = 1;
   t->state = PF_ST_FAILED;
   set_error(t, e);
 }
@@ -643,7 +648,7 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_ctx ctx = pf_client_ctx(c, trace);
   int r = c->adapter->parse_upload(&ctx, &u->up, http, x->resp.data, x->resp.len, &e);
   if (r < 0) {
-    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
+    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
     upload_failed(c, t, &e);
     return;
   }
@@ -739,7 +744,7 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     pf_err_set(&e, k, http, "http_error", "downloading the result failed with HTTP %ld%s", http,
                (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
     e.retryable = pf_http_retryable(http);
-    e.retry_after = x->retry_after;
+    pf_retry_after_set(c, &e, x->retry_after, NULL, 0);
   } else if (rc == CURLE_WRITE_ERROR || !io_ok) {
     pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
   } else if (rc == CURLE_RANGE_ERROR) {
@@ -1194,6 +1199,7 @@ static int task_abandon(lua_State *L) {
   pf_err e;
   pf_err_set(&e, PF_EK_CANCELED, 0, "source_failed", "%s; this task was never sent, so nothing was "
              "charged", msg);
+  e.not_charged = 1;
   set_error(t, &e);
   return 0;
 }
