@@ -595,6 +595,7 @@ static int client_submit(lua_State *L) {
   if (rc != 0) {
     if (!t->model) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
     t->state = PF_ST_FAILED;
+    pf_err_redact(&e, c->api_key);
     t->err = e;
     t->has_err = 1;
     lua_pushnil(L);
@@ -755,6 +756,7 @@ static int client_list(lua_State *L) {
         c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &e) != 0) {
       pf_http_req_free(&req);
       pf_buf_free(&body);
+      pf_err_redact(&e, c->api_key);
       lua_pushnil(L);
       pf_err_push(L, &e, c->provider);
       return 2;

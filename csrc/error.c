@@ -88,6 +88,57 @@ void pf_err_append(pf_err *e, const char *fmt, ...) {
   pf_utf8_copy(e->message, sizeof e->message, tmp, strlen(tmp));
 }
 
+/* Length of the longest run at s that is a substring of key (of at least PF_REDACT_MIN bytes),
+ * or 0. Cheap when there is none: most positions fail on their first byte. */
+static size_t secret_run(const char *s, const char *key, size_t klen, const unsigned char *in_key) {
+  unsigned char ch = (unsigned char)s[0];
+  if (!(in_key[ch >> 3] & (1u << (ch & 7)))) return 0;
+  size_t best = 0;
+  for (size_t k = 0; k + PF_REDACT_MIN <= klen; k++) {
+    if (s[0] != key[k]) continue;
+    size_t n = 0;
+    while (k + n < klen && s[n] == key[k + n]) n++;
+    if (n >= PF_REDACT_MIN && n > best) best = n;
+  }
+  return best;
+}
+
+int pf_redact_secret(char *buf, size_t cap, const char *secret) {
+  size_t klen = secret ? strlen(secret) : 0;
+  if (klen < PF_REDACT_MIN || cap == 0) return 0;
+  unsigned char in_key[32] = { 0 };         /* the bytes a run can start with */
+  for (size_t k = 0; k + PF_REDACT_MIN <= klen; k++)
+    in_key[(unsigned char)secret[k] >> 3] |= (unsigned char)(1u << ((unsigned char)secret[k] & 7));
+  size_t len = strlen(buf), i = 0, run = 0;
+  while (i < len && !(run = secret_run(buf + i, secret, klen, in_key))) i++;
+  if (!run) return 0;
+  char tmp[2048];
+  size_t o = 0;
+  static const char mark[] = "<redacted>";
+  for (i = 0; i < len && o < sizeof tmp - 1;) {
+    run = secret_run(buf + i, secret, klen, in_key);
+    if (run) {
+      size_t m = sizeof mark - 1;
+      if (o + m >= sizeof tmp) break;
+      memcpy(tmp + o, mark, m);
+      o += m;
+      i += run;
+    } else {
+      tmp[o++] = buf[i++];
+    }
+  }
+  tmp[o] = '\0';
+  memset(buf, 0, cap);                      /* nothing of the key stays past the new end */
+  pf_utf8_copy(buf, cap, tmp, o);
+  memset(tmp, 0, sizeof tmp);
+  return 1;
+}
+
+void pf_err_redact(pf_err *e, const char *secret) {
+  pf_redact_secret(e->message, sizeof e->message, secret);
+  pf_redact_secret(e->code, sizeof e->code, secret);
+}
+
 /* Stable names for the CURLcodes a user can meet; the rest print as CURLE_<n>. */
 #define PF_CURLCODES(X) \
   X(UNSUPPORTED_PROTOCOL) X(URL_MALFORMAT) X(COULDNT_RESOLVE_PROXY) X(COULDNT_RESOLVE_HOST) \

@@ -63,6 +63,15 @@ int pf_http_retryable(long status);
  * invalid UTF-8 with '?'. */
 void pf_utf8_copy(char *dst, size_t cap, const char *src, size_t srclen);
 
+/* Keys are redacted from text that a gateway (or libcurl) wrote: every run of at least
+ * PF_REDACT_MIN bytes of the secret (the whole key, or the part left where a message was cut)
+ * becomes "<redacted>". Secrets shorter than that are left alone (no real key is). */
+#define PF_REDACT_MIN 8
+/* Redact secret from the NUL-terminated text in buf (cap bytes); returns 1 if it found any. */
+int pf_redact_secret(char *buf, size_t cap, const char *secret);
+/* The same for e's message and code. */
+void pf_err_redact(pf_err *e, const char *secret);
+
 /* Push a pixflow.error table for e; provider may be NULL. */
 void pf_err_push(lua_State *L, const pf_err *e, const char *provider);
 /* Register the pixflow.error metatable (fields only: Lua's pixflow.errors adds __tostring). */

@@ -272,6 +272,18 @@ static void deadline_error(pf_client *c, pf_task *t, pf_err *e) {
 
 static void release_claims(pf_client *c, pf_task *t);
 
+/* Gateway text (and libcurl's) enters the engine's errors in the completion handlers: every
+ * error a task can carry loses the client's key there, before anything above can read it (a
+ * gateway that echoes the Authorization header in its error message). push_err does it again
+ * for what Lua reads; a task whose client closed was redacted while it could be. */
+static void redact_errors(const pf_client *c, pf_task *t) {
+  const char *k = c->api_key;
+  if (!k) return;
+  pf_err *all[] = { &t->err, &t->retry_err, &t->dl_err, &t->cancel_err, &t->unconfirmed_err };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i]->message[0] || all[i]->code[0]) pf_err_redact(all[i], k);
+}
+
 static void deadline_fired(pf_client *c, pf_task *t) {
   pf_err e;
   deadline_error(c, t, &e);
@@ -788,6 +800,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
     case PF_X_LIST: on_list_done(c, t, rc, http); break;
     default: break;
   }
+  redact_errors(c, t);
   pf_xfer_release(c, &t->x);
   /* a cancel asked for while this request ran goes out next, ahead of the next poll */
   if (t->cancel == PF_CANCEL_WANTED && t->id && !pf_state_terminal(t->state))
@@ -830,6 +843,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
   pf_err_clear(&e);
   if (t->timer_action != PF_AT_CANCEL && deadline_passed(c, t)) {
     deadline_fired(c, t);
+    redact_errors(c, t);
     pf_client_changed(L, cidx, c, t);
     pf_task_sync_anchor(L, cidx, 0, c, t);
     return;
@@ -896,6 +910,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       }
       break;
   }
+  redact_errors(c, t);
   pf_task_sync_anchor(L, cidx, 0, c, t);
 }
 
@@ -990,7 +1005,9 @@ static int task_gc(lua_State *L) {
 }
 
 static void push_err(lua_State *L, const pf_task *t, const pf_err *e) {
-  pf_err_push(L, e, t->provider);
+  pf_err r = *e;
+  if (t->client && t->client->api_key) pf_err_redact(&r, t->client->api_key);
+  pf_err_push(L, &r, t->provider);
   if (t->id) {
     lua_pushstring(L, t->id);
     lua_setfield(L, -2, "task_id");
