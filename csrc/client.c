@@ -208,16 +208,14 @@ static void free_client(pf_client *c) {
   while (c->tasks) pf_task_detach(c->tasks);
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
-  pf_easy_pool_free(c);
+  pf_easy_pool_free(c);                     /* also the slabs of key-bearing header lines */
   pf_heap_free(&c->heap);
   free(c->hosts);
   c->hosts = NULL;
   c->nhosts = 0;
-  if (c->api_key) {
-    memset(c->api_key, 0, strlen(c->api_key));
-    free(c->api_key);
-  }
+  pf_secret_unmap(c->api_key, c->api_key_cap);   /* wiped, then unmapped */
   c->api_key = NULL;
+  c->api_key_cap = 0;
   free(c->provider); c->provider = NULL;
   free(c->base_url); c->base_url = NULL;
   free(c->o.ca_file); c->o.ca_file = NULL;
@@ -251,7 +249,19 @@ static int client_new(lua_State *L) {
   if (!c->adapter) return luaL_error(L, "bad option 'adapter' (no such wire protocol)");
   c->provider = opt_str(L, 1, "provider", 1);
   c->base_url = opt_str(L, 1, "base_url", 1);
-  c->api_key = opt_str(L, 1, "api_key", 0);
+  lua_getfield(L, 1, "api_key");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    /* the key's one copy in C: its own pages, out of core dumps, wiped on close */
+    size_t klen;
+    const char *k = lua_tolstring(L, -1, &klen);
+    c->api_key = pf_secret_map(klen + 1, &c->api_key_cap);
+    if (!c->api_key) return luaL_error(L, "out of memory (no pages for the API key)");
+    memcpy(c->api_key, k, klen + 1);
+    pf_scrub_secrets();
+  } else if (!lua_isnil(L, -1)) {
+    return luaL_error(L, "core.new_client: option 'api_key' must be a string");
+  }
+  lua_pop(L, 1);
   c->o.ca_file = opt_str(L, 1, "ca_file", 0);
   c->auth = opt_str(L, 1, "auth", 1);
   if (strcmp(c->auth, "bearer") != 0 && strcmp(c->auth, "api-key") != 0)
@@ -603,6 +613,7 @@ static int client_submit(lua_State *L) {
     return 2;
   }
   pf_task_sync_anchor(L, 1, lua_gettop(L), c, t);
+  pf_scrub_secrets();                     /* the submit's header lines were built */
   return 1;
 }
 
@@ -681,7 +692,7 @@ static int client_poll(lua_State *L) {
   double timeout = luaL_optnumber(L, 2, 0);
   luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");   /* also refuses NaN */
   double start = pf_monotonic();
-  unsigned long changes = c->changes;
+  unsigned long changes = c->changes, started0 = c->started, finished0 = c->finished;
   for (;;) {
     int running = 0;
     fire_timers(L, c);
@@ -708,6 +719,9 @@ static int client_poll(lua_State *L) {
     if (!(ms <= PF_POLL_SLICE_MS)) ms = PF_POLL_SLICE_MS;   /* also inf */
     if (ms > 0) curl_multi_poll(c->multi, NULL, 0, (int)ms, NULL);
   }
+  /* requests built and sent, replies read: fragments of them (the key's header line) are left
+   * in the vector registers; a core dump would show them (docs/ARCHITECTURE.md, Secrets) */
+  if (c->started != started0 || c->finished != finished0) pf_scrub_secrets();
   if (!c->closed) deliver_changes(L, 1, c);
   lua_pushinteger(L, (lua_Integer)c->nanchored);
   return 1;
@@ -754,7 +768,7 @@ static int client_list(lua_State *L) {
     if (c->adapter->build_list(&ctx, model, from, to, page, &req, &e) != 0 ||
         pf_http_perform(c, &req, &http, &body, &e) != 0 ||
         c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &e) != 0) {
-      pf_http_req_free(&req);
+      pf_http_req_discard(&req);
       pf_buf_free(&body);
       pf_err_redact(&e, c->api_key);
       lua_pushnil(L);
@@ -777,6 +791,7 @@ static int client_list(lua_State *L) {
     json_decref(items);
     if (!more) break;
   }
+  pf_scrub_secrets();
   return 1;
 }
 

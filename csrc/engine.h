@@ -36,6 +36,10 @@
 #define PF_EASY_POOL 32
 /* Task durations a client remembers, for polling gateways that give no hints. */
 #define PF_DURATIONS 64
+/* Header lines that carry the API key live in slots of this size (pf_header_add's line cap)
+ * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
+#define PF_SECRET_SLOT 1024
+#define PF_SECRET_SLOTS 64
 
 typedef struct pf_opts {
   long connect_ms;          /* connect phase of every request */
@@ -70,6 +74,14 @@ typedef struct pf_opts {
 
 struct pf_task;
 
+/* Memory for secrets (util.c): its own pages, page-aligned, left out of core dumps
+ * (MADV_DONTDUMP), zeroed in a fork()ed child, locked against swapping where allowed. */
+typedef struct pf_secret_slab {
+  char *mem;
+  size_t cap;
+  uint64_t used;                          /* a bit per slot */
+} pf_secret_slab;
+
 /* An upload result kept for reuse: key is the source's SHA-256 (and the model, where the
  * gateway binds uploads to one), value what the gateway gave back. */
 typedef struct pf_cache_entry {
@@ -88,7 +100,11 @@ typedef struct pf_client {
   CURLM *multi;
   int closed;
   const pf_adapter *adapter;
-  char *provider, *base_url, *api_key;
+  char *provider, *base_url;
+  char *api_key;             /* in its own secret mapping (pf_secret_map), wiped on close */
+  size_t api_key_cap;
+  pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
+  size_t nslabs;
   pf_opts o;
   pf_heap heap;
   pf_host *hosts;
@@ -233,6 +249,17 @@ typedef struct pf_task {
   pf_err dl_err;
 } pf_task;
 
+/* util.c */
+/* Zero n bytes at p (a wipe the compiler keeps). */
+void pf_wipe(void *p, size_t n);
+/* At least n bytes of secret memory (*cap: how many), or NULL. */
+void *pf_secret_map(size_t n, size_t *cap);
+/* Wipe and release what pf_secret_map gave. */
+void pf_secret_unmap(void *p, size_t cap);
+/* Zero the stack below the caller and the CPU's vector registers: what the functions it called
+ * left there of the key (fragments of the last data copied through them). */
+void pf_scrub_secrets(void);
+
 /* client.c */
 double pf_client_now(const pf_client *c);
 double pf_client_rand(pf_client *c);   /* uniform [0,1) */
@@ -278,8 +305,11 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf
 /* Free what a finished transfer holds (after its handler read it); its handle goes back to c's
  * pool (c NULL: freed). */
 void pf_xfer_release(pf_client *c, pf_xfer *x);
-/* Free the handles of c's pool. */
+/* Free the handles of c's pool, and its secret slabs (every transfer has been released). */
 void pf_easy_pool_free(pf_client *c);
+/* Free a request that was built but never handed to pf_xfer_start, wiping its header lines (they
+ * may carry the key) first. */
+void pf_http_req_discard(pf_http_req *req);
 /* Detach a finished transfer from the multi handle and its host slot. */
 void pf_xfer_finish(pf_client *c, pf_task *t);
 /* Start queued transfers whose host has a free slot. */

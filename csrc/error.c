@@ -88,17 +88,18 @@ void pf_err_append(pf_err *e, const char *fmt, ...) {
   pf_utf8_copy(e->message, sizeof e->message, tmp, strlen(tmp));
 }
 
-/* Length of the longest run at s that is a substring of key (of at least PF_REDACT_MIN bytes),
- * or 0. Cheap when there is none: most positions fail on their first byte. */
-static size_t secret_run(const char *s, const char *key, size_t klen, const unsigned char *in_key) {
+/* Length of the key text at s, or 0: the whole key; or its start or its end, of at least
+ * PF_REDACT_MIN bytes (what is left of it where a message was cut). Cheap when there is none:
+ * most positions fail on their first byte. */
+static size_t secret_run(const char *s, const char *key, size_t klen, const unsigned char *starts) {
   unsigned char ch = (unsigned char)s[0];
-  if (!(in_key[ch >> 3] & (1u << (ch & 7)))) return 0;
-  size_t best = 0;
-  for (size_t k = 0; k + PF_REDACT_MIN <= klen; k++) {
-    if (s[0] != key[k]) continue;
-    size_t n = 0;
-    while (k + n < klen && s[n] == key[k + n]) n++;
-    if (n >= PF_REDACT_MIN && n > best) best = n;
+  if (!(starts[ch >> 3] & (1u << (ch & 7)))) return 0;
+  size_t n = 0;
+  while (n < klen && s[n] == key[n]) n++;   /* the key, or its start */
+  size_t best = n >= PF_REDACT_MIN ? n : 0;
+  for (size_t k = 1; k + PF_REDACT_MIN <= klen && best < klen; k++) {   /* its end */
+    if (s[0] != key[k] || klen - k <= best) continue;
+    if (strncmp(s, key + k, klen - k) == 0) best = klen - k;
   }
   return best;
 }
@@ -106,17 +107,18 @@ static size_t secret_run(const char *s, const char *key, size_t klen, const unsi
 int pf_redact_secret(char *buf, size_t cap, const char *secret) {
   size_t klen = secret ? strlen(secret) : 0;
   if (klen < PF_REDACT_MIN || cap == 0) return 0;
-  unsigned char in_key[32] = { 0 };         /* the bytes a run can start with */
-  for (size_t k = 0; k + PF_REDACT_MIN <= klen; k++)
-    in_key[(unsigned char)secret[k] >> 3] |= (unsigned char)(1u << ((unsigned char)secret[k] & 7));
+  unsigned char starts[32] = { 0 };         /* the bytes a run can start with */
+  for (size_t k = 0; k + PF_REDACT_MIN <= klen; k++) {   /* the key's start, or an end's */
+    starts[(unsigned char)secret[k] >> 3] |= (unsigned char)(1u << ((unsigned char)secret[k] & 7));
+  }
   size_t len = strlen(buf), i = 0, run = 0;
-  while (i < len && !(run = secret_run(buf + i, secret, klen, in_key))) i++;
+  while (i < len && !(run = secret_run(buf + i, secret, klen, starts))) i++;
   if (!run) return 0;
   char tmp[2048];
   size_t o = 0;
   static const char mark[] = "<redacted>";
   for (i = 0; i < len && o < sizeof tmp - 1;) {
-    run = secret_run(buf + i, secret, klen, in_key);
+    run = secret_run(buf + i, secret, klen, starts);
     if (run) {
       size_t m = sizeof mark - 1;
       if (o + m >= sizeof tmp) break;
@@ -130,7 +132,6 @@ int pf_redact_secret(char *buf, size_t cap, const char *secret) {
   tmp[o] = '\0';
   memset(buf, 0, cap);                      /* nothing of the key stays past the new end */
   pf_utf8_copy(buf, cap, tmp, o);
-  memset(tmp, 0, sizeof tmp);
   return 1;
 }
 

@@ -63,9 +63,9 @@ int pf_http_retryable(long status);
  * invalid UTF-8 with '?'. */
 void pf_utf8_copy(char *dst, size_t cap, const char *src, size_t srclen);
 
-/* Keys are redacted from text that a gateway (or libcurl) wrote: every run of at least
- * PF_REDACT_MIN bytes of the secret (the whole key, or the part left where a message was cut)
- * becomes "<redacted>". Secrets shorter than that are left alone (no real key is). */
+/* Keys are redacted from text that a gateway (or libcurl) wrote: the whole key, and its start or
+ * its end of at least PF_REDACT_MIN bytes (what is left where a message was cut), become
+ * "<redacted>". Secrets shorter than that are left alone (no real key is). */
 #define PF_REDACT_MIN 8
 /* Redact secret from the NUL-terminated text in buf (cap bytes); returns 1 if it found any. */
 int pf_redact_secret(char *buf, size_t cap, const char *secret);

@@ -133,6 +133,78 @@ static void easy_put(pf_client *c, CURL *e) {
 
 void pf_easy_pool_free(pf_client *c) {
   while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
+  for (size_t i = 0; i < c->nslabs; i++) pf_secret_unmap(c->slabs[i].mem, c->slabs[i].cap);
+  free(c->slabs);
+  c->slabs = NULL;
+  c->nslabs = 0;
+}
+
+/* ---------------------------------------------------------------- the key in header lines */
+
+/* A free slot of c's secret slabs (a new slab when all are full), or NULL. */
+static char *secret_slot_get(pf_client *c) {
+  for (size_t i = 0; i < c->nslabs; i++) {
+    pf_secret_slab *s = &c->slabs[i];
+    for (unsigned b = 0; b < PF_SECRET_SLOTS; b++) {
+      if (s->used & ((uint64_t)1 << b)) continue;
+      s->used |= (uint64_t)1 << b;
+      return s->mem + (size_t)b * PF_SECRET_SLOT;
+    }
+  }
+  pf_secret_slab *ns = realloc(c->slabs, (c->nslabs + 1) * sizeof *ns);
+  if (!ns) return NULL;
+  c->slabs = ns;
+  pf_secret_slab *s = &ns[c->nslabs];
+  s->mem = pf_secret_map((size_t)PF_SECRET_SLOT * PF_SECRET_SLOTS, &s->cap);
+  if (!s->mem) return NULL;
+  s->used = 1;
+  c->nslabs++;
+  return s->mem;
+}
+
+/* Give p back if it is a slot of c's slabs (wiped); 0 if it is not one. */
+static int secret_slot_put(pf_client *c, char *p) {
+  for (size_t i = 0; c && i < c->nslabs; i++) {
+    pf_secret_slab *s = &c->slabs[i];
+    if (p < s->mem || p >= s->mem + (size_t)PF_SECRET_SLOT * PF_SECRET_SLOTS) continue;
+    size_t b = (size_t)(p - s->mem) / PF_SECRET_SLOT;
+    pf_wipe(s->mem + b * PF_SECRET_SLOT, PF_SECRET_SLOT);
+    s->used &= ~((uint64_t)1 << b);
+    return 1;
+  }
+  return 0;
+}
+
+/* Move the header lines of r that carry the key (curl_slist_append copied them into the heap)
+ * into secret slots, wiping the heap copies. A line that gets no slot stays where it is, and is
+ * wiped when freed. */
+static void secure_headers(pf_client *c, pf_http_req *r) {
+  if (!c->api_key || !c->api_key[0]) return;
+  for (struct curl_slist *h = r->headers; h; h = h->next) {
+    if (!h->data || !strstr(h->data, c->api_key)) continue;
+    size_t n = strlen(h->data) + 1;
+    if (n > PF_SECRET_SLOT) continue;
+    char *slot = secret_slot_get(c);
+    if (!slot) continue;
+    memcpy(slot, h->data, n);
+    pf_wipe(h->data, n);
+    free(h->data);                          /* libcurl's default allocator is malloc */
+    h->data = slot;
+  }
+}
+
+/* Wipe every header line of r and give back its slots, before r is freed. */
+static void release_headers(pf_client *c, pf_http_req *r) {
+  for (struct curl_slist *h = r->headers; h; h = h->next) {
+    if (!h->data) continue;
+    pf_wipe(h->data, strlen(h->data));
+    if (secret_slot_put(c, h->data)) h->data = NULL;   /* curl_slist_free_all skips it */
+  }
+}
+
+void pf_http_req_discard(pf_http_req *req) {
+  release_headers(NULL, req);
+  pf_http_req_free(req);
 }
 
 /* libcurl's pre-request callback: it runs before each time the request goes out on a
@@ -286,9 +358,10 @@ static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req,
   pf_xfer *x = &t->x;
   if (pf_task_busy(t)) {
     pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
-    pf_http_req_free(req);
+    pf_http_req_discard(req);
     return -1;
   }
+  secure_headers(c, req);
   memset(x, 0, sizeof *x);
   x->fp = fp;                   /* a download's file, opened by the caller */
   x->resume_from = resume_from;
@@ -331,6 +404,7 @@ int pf_xfer_start_download(pf_client *c, pf_task *t, pf_http_req *req, FILE *fp,
 int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf_err *err) {
   pf_xfer x;
   memset(&x, 0, sizeof x);
+  secure_headers(c, req);
   x.req = *req;
   memset(req, 0, sizeof *req);
   x.retry_after = -1;
@@ -365,6 +439,7 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, pf
     pf_buf_init(&x.resp, 0);
     rc = 0;
   }
+  release_headers(c, &x.req);
   pf_xfer_release(NULL, &x);
   return rc;
 }
@@ -374,6 +449,8 @@ void pf_xfer_release(pf_client *c, pf_xfer *x) {
   x->easy = NULL;
   curl_mime_free(x->mime);
   x->mime = NULL;
+  /* the transfer is over: its key-bearing header lines are wiped and gone now */
+  release_headers(c, &x->req);
   pf_http_req_free(&x->req);
   pf_buf_free(&x->resp);
   if (x->fp) fclose(x->fp);

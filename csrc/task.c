@@ -86,7 +86,7 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
    * is built and sent again */
   int rc = c->adapter->build_submit(&ctx, &t->rq, &req, err);
   if (rc != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   t->submit_wall = pf_client_wall(c);
@@ -102,7 +102,7 @@ static int start_by_id(pf_client *c, pf_task *t, build_by_id build, pf_xkind kin
   pf_http_req req;
   memset(&req, 0, sizeof req);
   if (build(&ctx, t->id, &req, err) != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   return pf_xfer_start(c, t, kind, &req, err);
@@ -114,7 +114,7 @@ static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
   pf_http_req req;
   memset(&req, 0, sizeof req);
   if (c->adapter->build_upload(&ctx, &t->ups[t->upi].up, &req, err) != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   return pf_xfer_start(c, t, PF_X_UPLOAD, &req, err);
@@ -868,7 +868,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       if (c->adapter->build_list(&ctx, t->model, t->submit_wall - 9 * 3600 - 60,
                                  now + 9 * 3600 + 60, 1, &req, &e) != 0 ||
           pf_xfer_start(c, t, PF_X_LIST, &req, &e) != 0) {
-        if (req.url) pf_http_req_free(&req);
+        if (req.url) pf_http_req_discard(&req);
         t->state = PF_ST_UNCONFIRMED;
         set_error(t, &t->unconfirmed_err);
         pf_client_changed(L, cidx, c, t);

@@ -209,7 +209,7 @@ describe("a gateway that echoes the key in its errors", function()
                                   poll = { initial = 0.05, interval = 0.05, jitter = 0 },
                                   retry = { base = 0.01, max = 0.02 } })
     local tasks = {}
-    for _, word in ipairs{ "#auth", "#long", "#submit500", "#fail", "plain" } do
+    for _, word in ipairs{ "#auth", "#long", "#tail", "#submit500", "#fail", "plain" } do
       tasks[word] = assert(c:submit{ prompt = "a cat " .. word })
     end
     for _, t in pairs(tasks) do t:wait{ timeout = 10 } end
@@ -217,6 +217,7 @@ describe("a gateway that echoes the key in its errors", function()
     assert.equal("auth", auth.error.kind)
     assert.matches("Incorrect API key provided: Bearer <redacted>", auth.error.message, 1, true)
     assert.matches("<redacted>$", long.error.message)           -- cut inside the key: its start too
+    assert.equal("the key ending <redacted> is not valid", tasks["#tail"].error.message)
     assert.equal("unconfirmed", unconf.status)
     assert.matches("Cause: upstream failed for key Bearer <redacted>", unconf.error.message, 1, true)
     assert.equal("failed", failed.status)

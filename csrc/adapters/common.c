@@ -230,10 +230,10 @@ int pf_header_add(struct curl_slist **list, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof line) return -1;
-  struct curl_slist *nl = curl_slist_append(*list, line);
-  /* the stack copy held the key: wipe it */
-  memset(line, 0, sizeof line);
+  /* the stack copy holds the key: wipe it (explicit_bzero: a memset here is a dead store the
+   * compiler removes, and it did) */
+  struct curl_slist *nl = n < 0 || (size_t)n >= sizeof line ? NULL : curl_slist_append(*list, line);
+  explicit_bzero(line, sizeof line);
   if (!nl) return -1;
   *list = nl;
   return 0;

@@ -4,9 +4,9 @@
 -- on GET /_stop, or after a minute without requests (so it never outlives a spec).
 --   lua5.4 spec/support/echo_server.lua CLIP.mp4   -> prints "listening on http://127.0.0.1:PORT"
 -- Prompt words: #auth (the submit gets a 401 that echoes the key), #long (the same, cut by the
--- key's end: only its start is left), #submit500 (a 500 that echoes it: unconfirmed), #fail (the
--- task fails with a message that echoes it). Every task's first status poll gets a 503 that
--- echoes it (retried: task.last_retry).
+-- key's end: only its start is left), #tail (only the key's end), #submit500 (a 500 that echoes
+-- it: unconfirmed), #fail (the task fails with a message that echoes it). Every task's first
+-- status poll gets a 503 that echoes it (retried: task.last_retry).
 local socket = require "socket"
 
 local clip do
@@ -67,6 +67,9 @@ local function handle(conn)
       -- the message is longer than pixflow keeps: it is cut inside the key
       local pad = ("x"):rep(500 - #"Incorrect API key provided: " - #"Bearer " - 10)
       echo_error(conn, 401, "authentication_error", "Incorrect API key provided: " .. pad .. auth)
+    elseif body:find("#tail", 1, true) then
+      -- only the key's end, as a message cut at its start would show it
+      echo_error(conn, 401, "authentication_error", "the key ending " .. auth:sub(-14) .. " is not valid")
     elseif body:find("#submit500", 1, true) then
       echo_error(conn, 500, "server_error", "upstream failed for key " .. auth)
     else
