@@ -325,14 +325,15 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   if (rc != CURLE_OK || mc != CURLM_OK) {
     x->start_rc = rc != CURLE_OK ? rc : mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
                                                                    : CURLE_FAILED_INIT;
-    if (err->kind != PF_EK_NONE)
-      ;                                       /* configure said what */
-    else if (rc != CURLE_OK)
+    if (err->kind != PF_EK_NONE) {
+      /* configure said what */
+    } else if (rc != CURLE_OK) {
       pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
                  "could not configure the request: %s", curl_easy_strerror(rc));
-    else
+    } else {
       pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
                  "could not start the request: %s", curl_multi_strerror(mc));
+    }
     curl_mime_free(x->mime);
     x->mime = NULL;
     easy_put(c, x->easy);

@@ -1202,6 +1202,7 @@ static int task_release(lua_State *L) {
     return 2;
   }
   pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+  pf_scrub_secrets();                       /* the submit's header lines were built */
   lua_pushboolean(L, 1);
   return 1;
 }
