@@ -1,5 +1,6 @@
 /* client.c: the pixflow.Client type: the curl multi handle, the pump, submit and re-attach. */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,26 +117,78 @@ void pf_task_sync_anchor(lua_State *L, int cidx, int tidx, pf_client *c, pf_task
 }
 
 void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t) {
+  (void)L; (void)cidx;
   c->changes++;
+  if (t->changed || !t->anchored) return;  /* listed already; or nobody can be told */
+  t->changed = 1;
+  t->cnext = NULL;
+  if (c->ctail) c->ctail->cnext = t;
+  else c->chead = t;
+  c->ctail = t;
+}
+
+void pf_client_unlist(pf_client *c, pf_task *t) {
+  if (!t->changed) return;
+  pf_task *prev = NULL;
+  for (pf_task *q = c->chead; q; prev = q, q = q->cnext) {
+    if (q != t) continue;
+    if (prev) prev->cnext = q->cnext;
+    else c->chead = q->cnext;
+    if (c->ctail == t) c->ctail = prev;
+    break;
+  }
+  t->changed = 0;
+  t->cnext = NULL;
+}
+
+/* Hand the tasks that changed to Lua's changed list (client:_changed()), then unanchor those
+ * no longer in flight. Only this allocates (the list grows), after the pump handled every
+ * transfer and timer: out of memory here raises with the engine's state whole, and the tasks not
+ * yet handed over stay listed and anchored for the next pump. */
+static void deliver_changes(lua_State *L, int cidx, pf_client *c) {
+  if (!c->chead) return;
   lua_getiuservalue(L, cidx, 1);            /* anchors */
-  lua_rawgetp(L, -1, t);                    /* task or nil */
-  if (lua_isnil(L, -1)) { lua_pop(L, 2); return; }
   lua_getiuservalue(L, cidx, 2);            /* changed list */
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  int anchors = lua_gettop(L) - 1, list = anchors + 1;
+  while (c->chead) {
+    pf_task *t = c->chead;
+    lua_rawgetp(L, anchors, t);             /* its userdata: anchored while listed */
+    lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);   /* may raise: t stays listed */
+    c->chead = t->cnext;
+    if (!c->chead) c->ctail = NULL;
+    t->cnext = NULL;
+    t->changed = 0;
+    pf_task_sync_anchor(L, cidx, 0, c, t);
+  }
   lua_pop(L, 2);
 }
 
 /* ---------------------------------------------------------------- options */
 
-static double opt_num(lua_State *L, int idx, const char *k, double def, double lo, double hi) {
+/* The core has no option defaults and no policy ranges: lua/pixflow/defaults.lua holds both,
+ * pixflow.new checks the user's values there by the user's names and passes every one. What is
+ * checked here is only what this C code needs to hold a value safely (a number, finite, within
+ * what its C type and the arithmetic on it can take); a value missing or outside that is a
+ * misuse of the core and raises. spec/options_spec.lua checks that every range of defaults.lua
+ * lies inside these. */
+static double need_num(lua_State *L, int idx, const char *k, double lo, double hi) {
   lua_getfield(L, idx, k);
-  double v = def;
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "bad option '%s' (number expected, got %s)", k, luaL_typename(L, -1));
-    v = lua_tonumber(L, -1);
-    if (!(v >= lo && v <= hi)) luaL_error(L, "bad option '%s' (%f is outside %f..%f)", k, v, lo, hi);
-  }
+  if (!lua_isnumber(L, -1))
+    luaL_error(L, "core.new_client: option '%s' must be a number, got %s (pixflow.new passes "
+               "every option, checked)", k, luaL_typename(L, -1));
+  double v = lua_tonumber(L, -1);
+  if (!(v >= lo && v <= hi))
+    luaL_error(L, "core.new_client: option '%s' is %g, which this core cannot take (%g to %g)",
+               k, v, lo, hi);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int need_bool(lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  if (!lua_isboolean(L, -1))
+    luaL_error(L, "core.new_client: option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+  int v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
 }
@@ -147,7 +200,7 @@ static char *opt_str(lua_State *L, int idx, const char *k, int required) {
     v = pf_strdup(lua_tostring(L, -1));
     if (!v) luaL_error(L, "out of memory");
   } else if (!lua_isnil(L, -1) || required) {
-    luaL_error(L, "bad option '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+    luaL_error(L, "core.new_client: option '%s' must be a string, got %s", k, luaL_typename(L, -1));
   }
   lua_pop(L, 1);
   return v;
@@ -160,16 +213,14 @@ static void free_client(pf_client *c) {
   c->journal = NULL;
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
-  pf_easy_pool_free(c);
+  pf_easy_pool_free(c);                     /* also the slabs of key-bearing header lines */
   pf_heap_free(&c->heap);
   free(c->hosts);
   c->hosts = NULL;
   c->nhosts = 0;
-  if (c->api_key) {
-    memset(c->api_key, 0, strlen(c->api_key));
-    free(c->api_key);
-  }
+  pf_secret_unmap(c->api_key, c->api_key_cap);   /* wiped, then unmapped */
   c->api_key = NULL;
+  c->api_key_cap = 0;
   free(c->provider); c->provider = NULL;
   free(c->base_url); c->base_url = NULL;
   free(c->o.ca_file); c->o.ca_file = NULL;
@@ -203,47 +254,58 @@ static int client_new(lua_State *L) {
   if (!c->adapter) return luaL_error(L, "bad option 'adapter' (no such wire protocol)");
   c->provider = opt_str(L, 1, "provider", 1);
   c->base_url = opt_str(L, 1, "base_url", 1);
-  c->api_key = opt_str(L, 1, "api_key", 0);
-  c->o.ca_file = opt_str(L, 1, "ca_file", 0);
-  c->o.user_agent = opt_str(L, 1, "user_agent", 0);
-  c->auth = opt_str(L, 1, "auth", 0);
-  lua_getfield(L, 1, "ref_names");
-  c->ref_names = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+  lua_getfield(L, 1, "api_key");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    /* the key's one copy in C: its own pages, out of core dumps, wiped on close */
+    size_t klen;
+    const char *k = lua_tolstring(L, -1, &klen);
+    c->api_key = pf_secret_map(klen + 1, &c->api_key_cap);
+    if (!c->api_key) return luaL_error(L, "out of memory (no pages for the API key)");
+    memcpy(c->api_key, k, klen + 1);
+    pf_scrub_secrets();
+  } else if (!lua_isnil(L, -1)) {
+    return luaL_error(L, "core.new_client: option 'api_key' must be a string");
+  }
   lua_pop(L, 1);
-  if (!c->o.user_agent && !(c->o.user_agent = pf_strdup("pixflow/" PF_VERSION)))
-    return luaL_error(L, "out of memory");
+  c->o.ca_file = opt_str(L, 1, "ca_file", 0);
+  c->auth = opt_str(L, 1, "auth", 1);
+  if (strcmp(c->auth, "bearer") != 0 && strcmp(c->auth, "api-key") != 0)
+    return luaL_error(L, "core.new_client: option 'auth' must be \"bearer\" or \"api-key\"");
+  c->ref_names = need_bool(L, 1, "ref_names");
+  c->o.user_agent = opt_str(L, 1, "user_agent", 1);
   c->closed = 0;
   size_t bl = strlen(c->base_url);
   while (bl > 0 && c->base_url[bl - 1] == '/') c->base_url[--bl] = '\0';
 
-  c->o.connect_ms = (long)(opt_num(L, 1, "connect_timeout", 10, 0.001, 3600) * 1000);
-  c->o.request_ms = (long)(opt_num(L, 1, "request_timeout", 60, 0.001, 86400) * 1000);
-  c->o.download_ms = (long)(opt_num(L, 1, "download_timeout", 3600, 0.001, 7 * 86400) * 1000);
-  c->o.low_speed_bytes = (long)opt_num(L, 1, "low_speed_bytes", 1, 0, 1e9);
-  c->o.low_speed_secs = (long)opt_num(L, 1, "low_speed_time", 30, 0, 86400);
-  c->o.max_body = (size_t)opt_num(L, 1, "max_body_bytes", 8 << 20, 1024, 1e10);
-  c->o.max_download = (curl_off_t)opt_num(L, 1, "max_download_bytes", 4.0 * 1024 * 1024 * 1024, 8, 1e15);
-  c->o.max_per_host = (int)opt_num(L, 1, "max_per_host", 8, 1, 1024);
-  c->o.poll_initial = opt_num(L, 1, "poll_initial", 2, 0, 86400);
-  c->o.poll_interval = opt_num(L, 1, "poll_interval", 5, 0.001, 86400);
-  c->o.poll_max = opt_num(L, 1, "poll_max", 30, 0.001, 86400);
-  c->o.poll_backoff = opt_num(L, 1, "poll_backoff", 1.5, 1, 10);
-  c->o.poll_jitter = opt_num(L, 1, "poll_jitter", 0.2, 0, 1);
-  c->o.poll_min = opt_num(L, 1, "poll_min", 1, 0.001, 86400);
-  c->o.poll_rate = opt_num(L, 1, "poll_rate", 0, 0, 1e6);
-  lua_getfield(L, 1, "poll_adaptive");
-  c->o.poll_adaptive = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  c->o.max_poll_failures = (int)opt_num(L, 1, "max_poll_failures", 8, 1, 1000);
-  c->o.download_attempts = (int)opt_num(L, 1, "download_attempts", 5, 1, 100);
-  c->o.upload_attempts = (int)opt_num(L, 1, "upload_attempts", 4, 1, 100);
-  c->o.submit_attempts = (int)opt_num(L, 1, "submit_attempts", 4, 1, 100);
-  c->o.retry_base = opt_num(L, 1, "retry_base", 1, 0.001, 3600);
-  c->o.retry_max = opt_num(L, 1, "retry_max", 60, 0.001, 86400);
-  c->o.retry_after_max = opt_num(L, 1, "retry_after_max", 300, 0, 86400);
-  c->o.task_timeout = opt_num(L, 1, "task_timeout", 1800, 0, 30 * 86400);
-  c->o.lookup_delay = opt_num(L, 1, "lookup_delay", 2, 0, 3600);
-  c->o.lookup_attempts = (int)opt_num(L, 1, "lookup_attempts", 3, 1, 100);
+  /* seconds kept as long milliseconds, counts as int: bounds that keep the conversions exact */
+  const double MS_SECS = (double)(LONG_MAX / 2000), LONGS = (double)(LONG_MAX / 2), YEARS = 1e9,
+               INTS = 1e6;
+  c->o.connect_ms = (long)(need_num(L, 1, "connect_timeout", 0.001, MS_SECS) * 1000);
+  c->o.request_ms = (long)(need_num(L, 1, "request_timeout", 0.001, MS_SECS) * 1000);
+  c->o.download_ms = (long)(need_num(L, 1, "download_timeout", 0.001, MS_SECS) * 1000);
+  c->o.low_speed_bytes = (long)need_num(L, 1, "low_speed_bytes", 0, LONGS);
+  c->o.low_speed_secs = (long)need_num(L, 1, "low_speed_time", 0, LONGS);
+  c->o.max_body = (size_t)need_num(L, 1, "max_body_bytes", 1, 1e15);
+  c->o.max_download = (curl_off_t)need_num(L, 1, "max_download_bytes", 1, 1e18);
+  c->o.max_per_host = (int)need_num(L, 1, "max_per_host", 1, INTS);
+  c->o.poll_initial = need_num(L, 1, "poll_initial", 0, YEARS);
+  c->o.poll_interval = need_num(L, 1, "poll_interval", 1e-6, YEARS);
+  c->o.poll_max = need_num(L, 1, "poll_max", 1e-6, YEARS);
+  c->o.poll_backoff = need_num(L, 1, "poll_backoff", 1, 1e3);          /* < 1 would shrink polls to 0 */
+  c->o.poll_jitter = need_num(L, 1, "poll_jitter", 0, 1);
+  c->o.poll_min = need_num(L, 1, "poll_min", 1e-6, YEARS);
+  c->o.poll_rate = need_num(L, 1, "poll_rate", 0, 1e9);
+  c->o.poll_adaptive = need_bool(L, 1, "poll_adaptive");
+  c->o.max_poll_failures = (int)need_num(L, 1, "max_poll_failures", 1, INTS);
+  c->o.download_attempts = (int)need_num(L, 1, "download_attempts", 1, INTS);
+  c->o.upload_attempts = (int)need_num(L, 1, "upload_attempts", 1, INTS);
+  c->o.submit_attempts = (int)need_num(L, 1, "submit_attempts", 1, INTS);
+  c->o.retry_base = need_num(L, 1, "retry_base", 0, YEARS);
+  c->o.retry_max = need_num(L, 1, "retry_max", 0, YEARS);
+  c->o.retry_after_max = need_num(L, 1, "retry_after_max", 0, YEARS);
+  c->o.task_timeout = need_num(L, 1, "task_timeout", 0, YEARS);
+  c->o.lookup_delay = need_num(L, 1, "lookup_delay", 0, YEARS);
+  c->o.lookup_attempts = (int)need_num(L, 1, "lookup_attempts", 1, INTS);
   lua_getfield(L, 1, "clock");
   if (!lua_isnil(L, -1)) {
     const char *clk = lua_tostring(L, -1);
@@ -254,9 +316,6 @@ static int client_new(lua_State *L) {
   lua_pop(L, 1);
   c->clock_origin = pf_monotonic();
   c->wall_origin = pf_walltime();
-  if (c->o.poll_max < c->o.poll_interval) c->o.poll_max = c->o.poll_interval;
-  /* a user who polls every 0.1 s expects hinted polls no further apart than that */
-  if (c->o.poll_min > c->o.poll_interval) c->o.poll_min = c->o.poll_interval;
   c->rng = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)c << 16) ^ 0x9E3779B97F4A7C15ULL;
   if (!c->rng) c->rng = 1;
 
@@ -562,27 +621,31 @@ static int client_submit(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int hold = lua_toboolean(L, 4);
-  lua_settop(L, 6);
-  const char *jkey, *jintent;
-  journal_args(L, 6, &jkey, &jintent);
-  pf_request rq;
-  memset(&rq, 0, sizeof rq);
-  lua_pushcfunction(L, pf_read_request_p);
-  lua_pushvalue(L, 2);
-  lua_pushlightuserdata(L, &rq);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    pf_request_free(&rq);
-    return lua_error(L);
-  }
+  /* everything that can raise comes before the request is copied, or frees the copy */
   double timeout = luaL_optnumber(L, 5, c->o.task_timeout);
   luaL_argcheck(L, timeout >= 0, 5, "task_timeout must be >= 0");
-  pf_task *t = new_task(L, 1, c, 3);
+  lua_settop(L, 6);
+  const char *jkey, *jintent;               /* the journal's key and intent (they stay in arg 6) */
+  journal_args(L, 6, &jkey, &jintent);
+  pf_task *t = new_task(L, 1, c, 3);        /* may raise (memory): nothing is copied yet */
+  int tidx = lua_gettop(L);
   t->closed = 0;
+  /* the request is read into the task, whose close frees whatever was copied */
+  lua_pushcfunction(L, pf_read_request_p);
+  lua_pushvalue(L, 2);
+  lua_pushlightuserdata(L, &t->rq);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    pf_task_detach(t);
+    pf_request_free(&t->rq);
+    t->closed = 1;
+    return lua_error(L);
+  }
+  lua_settop(L, tidx);
   t->task_timeout = timeout;
   if (!hold) pf_task_start_deadline(c, t);
-  t->rq = rq;
-  t->mode = rq.mode;
-  t->model = pf_strdup(rq.model);
+  pf_request *rqp = &t->rq;
+  t->mode = rqp->mode;
+  t->model = pf_strdup(rqp->model);
   pf_err e;
   pf_err_clear(&e);
   int rc = !t->model ? -1 : plan_uploads(c, t, &e);
@@ -600,6 +663,7 @@ static int client_submit(lua_State *L) {
   if (rc != 0) {
     if (!t->model) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
     t->state = PF_ST_FAILED;
+    pf_err_redact(&e, c->api_key);
     t->err = e;
     t->has_err = 1;
     lua_pushnil(L);
@@ -607,6 +671,7 @@ static int client_submit(lua_State *L) {
     return 2;
   }
   pf_task_sync_anchor(L, 1, lua_gettop(L), c, t);
+  pf_scrub_secrets();                     /* the submit's header lines were built */
   return 1;
 }
 
@@ -685,14 +750,31 @@ static void drain(lua_State *L, pf_client *c) {
   }
 }
 
+/* Queued transfers that could not start end like any other transfer: their task hears of it
+ * (an upload whose file was deleted while it waited fails, naming the file), and the host's
+ * queue goes on. */
+static void report_failed_starts(lua_State *L, pf_client *c) {
+  pf_task *t;
+  while ((t = pf_xfer_take_failed(c))) {
+    c->finished++;
+    pf_task_on_done(L, 1, c, t, t->x.start_rc);
+  }
+}
+
+/* The longest single wait of the pump in curl_multi_poll. A longer timeout (any size, even
+ * math.huge) is waited in slices of this, so converting what is left to int milliseconds can
+ * never overflow (past about 24.8 days it did, and the pump spun at 100% CPU). */
+#define PF_POLL_SLICE_MS 60000
+
 /* client:poll([timeout]) -> tasks in flight. Never blocks longer than timeout seconds
- * (default 0: return at once); returns early once any task changed. */
+ * (default 0: return at once; math.huge: until a task changes); returns early once any task
+ * changed. */
 static int client_poll(lua_State *L) {
   pf_client *c = check_open_client(L, 1);
   double timeout = luaL_optnumber(L, 2, 0);
-  luaL_argcheck(L, timeout >= 0 && timeout == timeout, 2, "timeout must be >= 0");
+  luaL_argcheck(L, timeout >= 0, 2, "timeout must be a number >= 0");   /* also refuses NaN */
   double start = pf_monotonic();
-  unsigned long changes = c->changes;
+  unsigned long changes = c->changes, started0 = c->started, finished0 = c->finished;
   if (c->jpending && pf_client_now(c) >= c->jretry_at) {
     c->jretry_at = pf_client_now(c) + 1;
     for (pf_task *t = c->tasks; t; t = t->next)
@@ -702,10 +784,12 @@ static int client_poll(lua_State *L) {
     int running = 0;
     fire_timers(L, c);
     pf_xfer_pump_queues(c);
+    report_failed_starts(L, c);
     curl_multi_perform(c->multi, &running);
     unsigned long started = c->started;
     drain(L, c);
     pf_xfer_pump_queues(c);
+    report_failed_starts(L, c);
     /* what the finished transfers started (the next poll, a download, a queued request) is sent
      * now, in the pump that caused it, not a frame later */
     if (c->started != started) curl_multi_perform(c->multi, &running);
@@ -718,9 +802,14 @@ static int client_poll(lua_State *L) {
       if (due < left) left = due > 0 ? due : 0;
     }
     /* curl_multi_poll also returns when libcurl's own timers need service */
-    int ms = (int)ceil(left * 1000);
-    if (ms > 0) curl_multi_poll(c->multi, NULL, 0, ms, NULL);
+    double ms = ceil(left * 1000);
+    if (!(ms <= PF_POLL_SLICE_MS)) ms = PF_POLL_SLICE_MS;   /* also inf */
+    if (ms > 0) curl_multi_poll(c->multi, NULL, 0, (int)ms, NULL);
   }
+  /* requests built and sent, replies read: fragments of them (the key's header line) are left
+   * in the vector registers; a core dump would show them (docs/ARCHITECTURE.md, Secrets) */
+  if (c->started != started0 || c->finished != finished0) pf_scrub_secrets();
+  if (!c->closed) deliver_changes(L, 1, c);
   lua_pushinteger(L, (lua_Integer)c->nanchored);
   if (c->jerr_new) {                        /* a journal record this pump could not write */
     c->jerr_new = 0;
@@ -791,9 +880,10 @@ static int client_list(lua_State *L) {
       if (c->adapter->build_list(&ctx, model, a, b, page, &req, &e) != 0 ||
           pf_http_perform(c, &req, &http, &body, &offset, &e) != 0 ||
           c->adapter->parse_list(&ctx, http, body.data, body.len, &items, &more, &ptotal, &e) != 0) {
-        pf_http_req_free(&req);
+        pf_http_req_discard(&req);
         pf_buf_free(&body);
         json_decref(items);
+        pf_err_redact(&e, c->api_key);
         lua_pushnil(L);
         pf_err_push(L, &e, c->provider);
         return 2;
@@ -838,6 +928,7 @@ static int client_list(lua_State *L) {
     lua_pop(L, 1);                          /* wseen */
   }
   lua_pushboolean(L, complete);
+  pf_scrub_secrets();
   if (!clock) return 2;
   lua_createtable(L, 0, 2);                 /* the gateway's clock minus ours, within [lo, hi] */
   lua_pushnumber(L, clock_lo);
@@ -900,6 +991,93 @@ static int client_next_due(lua_State *L) {
   return 1;
 }
 
+/* Tests: the pump with Lua's allocator refusing every allocation that needs memory, to show
+ * that running out of it cannot tear the engine's state (pf_client_changed allocates nothing;
+ * only handing the changes over can fail, and then loses none of them). */
+typedef struct oom_alloc_state {
+  lua_Alloc f;
+  void *ud;
+  int armed;
+} oom_alloc_state;
+
+static void *oom_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  oom_alloc_state *s = ud;
+  if (s->armed && nsize > 0 && (ptr == NULL || nsize > osize)) return NULL;
+  return s->f(s->ud, ptr, osize, nsize);
+}
+
+static int poll_armed(lua_State *L) {
+  oom_alloc_state *s = lua_touserdata(L, lua_upvalueindex(1));
+  s->armed = 1;                             /* the allocator is set: client, timeout on the stack */
+  client_poll(L);
+  s->armed = 0;
+  return 0;
+}
+
+/* client:_poll_without_memory(timeout) -> true | false, message */
+static int client_poll_without_memory(lua_State *L) {
+  check_open_client(L, 1);
+  double timeout = luaL_optnumber(L, 2, 0);
+  lua_settop(L, 1);
+  oom_alloc_state s;
+  s.f = lua_getallocf(L, &s.ud);
+  s.armed = 0;
+  lua_pushlightuserdata(L, &s);
+  lua_pushcclosure(L, poll_armed, 1);       /* made before the allocator refuses anything */
+  lua_pushvalue(L, 1);
+  lua_pushnumber(L, timeout);
+  lua_setallocf(L, oom_alloc, &s);
+  int rc = lua_pcall(L, 2, 0, 0);
+  s.armed = 0;
+  lua_setallocf(L, s.f, s.ud);
+  if (rc == LUA_OK) { lua_pushboolean(L, 1); return 1; }
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* client:_options() -> the options the core runs with, by the core's names (specs compare
+ * them with lua/pixflow/defaults.lua) */
+static int client_options(lua_State *L) {
+  pf_client *c = check_open_client(L, 1);
+  const pf_opts *o = &c->o;
+  lua_createtable(L, 0, 32);
+#define NUM(k, v) (lua_pushnumber(L, (lua_Number)(v)), lua_setfield(L, -2, k))
+#define INT(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
+  NUM("connect_timeout", o->connect_ms / 1000.0);
+  NUM("request_timeout", o->request_ms / 1000.0);
+  NUM("download_timeout", o->download_ms / 1000.0);
+  INT("low_speed_bytes", o->low_speed_bytes);
+  INT("low_speed_time", o->low_speed_secs);
+  INT("max_body_bytes", o->max_body);
+  INT("max_download_bytes", o->max_download);
+  INT("max_per_host", o->max_per_host);
+  NUM("poll_initial", o->poll_initial);
+  NUM("poll_interval", o->poll_interval);
+  NUM("poll_max", o->poll_max);
+  NUM("poll_backoff", o->poll_backoff);
+  NUM("poll_jitter", o->poll_jitter);
+  NUM("poll_min", o->poll_min);
+  NUM("poll_rate", o->poll_rate);
+  lua_pushboolean(L, o->poll_adaptive);
+  lua_setfield(L, -2, "poll_adaptive");
+  INT("max_poll_failures", o->max_poll_failures);
+  INT("download_attempts", o->download_attempts);
+  INT("upload_attempts", o->upload_attempts);
+  INT("submit_attempts", o->submit_attempts);
+  NUM("retry_base", o->retry_base);
+  NUM("retry_max", o->retry_max);
+  NUM("retry_after_max", o->retry_after_max);
+  NUM("task_timeout", o->task_timeout);
+  NUM("lookup_delay", o->lookup_delay);
+  INT("lookup_attempts", o->lookup_attempts);
+#undef NUM
+#undef INT
+  lua_pushstring(L, o->user_agent);
+  lua_setfield(L, -2, "user_agent");
+  return 1;
+}
+
 static const luaL_Reg client_methods[] = {
   { "submit", client_submit },
   { "attach", client_attach },
@@ -913,6 +1091,8 @@ static const luaL_Reg client_methods[] = {
   { "_advance_clock", client_advance_clock },
   { "_next_due", client_next_due },
   { "_wall_now", client_wall_now },
+  { "_poll_without_memory", client_poll_without_memory },
+  { "_options", client_options },
   { NULL, NULL },
 };
 

@@ -36,6 +36,10 @@
 #define PF_EASY_POOL 32
 /* Task durations a client remembers, for polling gateways that give no hints. */
 #define PF_DURATIONS 64
+/* Header lines that carry the API key live in slots of this size (pf_header_add's line cap)
+ * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
+#define PF_SECRET_SLOT 1024
+#define PF_SECRET_SLOTS 64
 
 typedef struct pf_opts {
   long connect_ms;          /* connect phase of every request */
@@ -70,6 +74,14 @@ typedef struct pf_opts {
 
 struct pf_task;
 
+/* Memory for secrets (util.c): its own pages, page-aligned, left out of core dumps
+ * (MADV_DONTDUMP), zeroed in a fork()ed child, locked against swapping where allowed. */
+typedef struct pf_secret_slab {
+  char *mem;
+  size_t cap;
+  uint64_t used;                          /* a bit per slot */
+} pf_secret_slab;
+
 /* An upload result kept for reuse: key is the source's SHA-256 (and the model, where the
  * gateway binds uploads to one), value what the gateway gave back. */
 typedef struct pf_cache_entry {
@@ -88,7 +100,11 @@ typedef struct pf_client {
   CURLM *multi;
   int closed;
   const pf_adapter *adapter;
-  char *provider, *base_url, *api_key;
+  char *provider, *base_url;
+  char *api_key;             /* in its own secret mapping (pf_secret_map), wiped on close */
+  size_t api_key_cap;
+  pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
+  size_t nslabs;
   pf_opts o;
   pf_heap heap;
   pf_host *hosts;
@@ -108,6 +124,8 @@ typedef struct pf_client {
   unsigned long uploads;     /* uploads performed (tests read it) */
   FILE *trace;               /* the debug trace (trace.c), or NULL */
   double rate_tat;           /* poll_rate: when the next status request may go (GCRA) */
+  struct pf_task *fhead, *ftail;   /* queued transfers that failed to start, to be reported */
+  struct pf_task *chead, *ctail;   /* tasks that changed in this pump, not yet handed to Lua */
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers (http.c) */
   size_t npool;
   unsigned long finished;    /* transfers that ended (benchmarks tell pumps apart with it) */
@@ -163,6 +181,9 @@ typedef struct pf_xfer {
   pf_xkind kind;
   int active;                /* added to the multi handle */
   int waiting;               /* queued for a host slot */
+  int failed;                /* a queued one that could not start: the pump reports it as done */
+  CURLcode start_rc;         /* ... with this code */
+  pf_err start_err;          /* ... and this error */
   size_t host;               /* index into client->hosts */
   struct pf_task *qnext;
   pf_http_req req;           /* owns url, body, headers, parts for the transfer's lifetime */
@@ -186,6 +207,8 @@ typedef struct pf_task {
   struct pf_task *prev, *next;
   int closed;
   int anchored;
+  int changed;               /* on the client's list of changes not yet handed to Lua */
+  struct pf_task *cnext;
   char provider[32];
   char *id;
   pf_request rq;             /* freed once the gateway accepted (or definitely refused) it */
@@ -256,14 +279,28 @@ typedef struct pf_task {
 /* Records of a task the journal has (pf_task.jrec). */
 enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD = 8,
        PF_JR_DOWNLOADED = 16 };
+/* util.c */
+/* Zero n bytes at p (a wipe the compiler keeps). */
+void pf_wipe(void *p, size_t n);
+/* At least n bytes of secret memory (*cap: how many), or NULL. */
+void *pf_secret_map(size_t n, size_t *cap);
+/* Wipe and release what pf_secret_map gave. */
+void pf_secret_unmap(void *p, size_t cap);
+/* Zero the stack below the caller and the CPU's vector registers: what the functions it called
+ * left there of the key (fragments of the last data copied through them). */
+void pf_scrub_secrets(void);
 
 /* client.c */
 double pf_client_now(const pf_client *c);
 double pf_client_rand(pf_client *c);   /* uniform [0,1) */
 double pf_client_wall(const pf_client *c);
-/* Record that t changed: bump the counter and push t on the changed list (needs t's userdata,
- * found through the anchor table, so call it before unanchoring). */
+/* Record that t changed: bump the counter and link t (if anchored: call it before unanchoring)
+ * on the client's list of changes. It allocates nothing and never raises: the pump hands the
+ * list to Lua once every transfer and timer of the pump was handled, and t stays anchored until
+ * then. */
 void pf_client_changed(lua_State *L, int cidx, pf_client *c, pf_task *t);
+/* Unlink t from c's list of changes (t is detached or closed). */
+void pf_client_unlist(pf_client *c, pf_task *t);
 /* Anchor or unanchor t to match whether it is in flight. cidx and tidx are the stack indices
  * of c's and t's userdata (tidx 0: not on the stack, only unanchoring is possible then, which
  * is all the pump ever needs). L's stack is left unchanged. */
@@ -284,8 +321,18 @@ void pf_journal_open_lua(lua_State *L);
 struct pf_journal *pf_journal_check(lua_State *L, int idx);
 
 /* http.c: the transport */
-/* Take ownership of req and start (or queue) it for t. On failure req is freed. */
+/* Take ownership of req and start (or queue) it for t. On failure req is freed. This is the one
+ * place a transfer begins: a task that already has one (pf_task_busy) is refused ("busy"). */
 int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err);
+/* The same for a download into fp (the caller's, still the caller's on failure), continuing at
+ * resume_from (0: from the start). */
+int pf_xfer_start_download(pf_client *c, pf_task *t, pf_http_req *req, FILE *fp,
+                           curl_off_t resume_from, pf_err *err);
+/* Does t have a transfer (running, queued, or failed to start and not yet reported)? */
+int pf_task_busy(const pf_task *t);
+/* The next task whose queued transfer failed to start, or NULL: the pump hands it to
+ * pf_task_on_done with x.start_rc, as a transfer that ended. */
+pf_task *pf_xfer_take_failed(pf_client *c);
 /* Stop t's transfer wherever it is (running or queued) and free it. */
 void pf_xfer_abort(pf_client *c, pf_task *t);
 /* Run one request to its end, blocking (not a task's: resume's lookups). *offset (may be NULL)
@@ -295,8 +342,11 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
 /* Free what a finished transfer holds (after its handler read it); its handle goes back to c's
  * pool (c NULL: freed). */
 void pf_xfer_release(pf_client *c, pf_xfer *x);
-/* Free the handles of c's pool. */
+/* Free the handles of c's pool, and its secret slabs (every transfer has been released). */
 void pf_easy_pool_free(pf_client *c);
+/* Free a request that was built but never handed to pf_xfer_start, wiping its header lines (they
+ * may carry the key) first. */
+void pf_http_req_discard(pf_http_req *req);
 /* Detach a finished transfer from the multi handle and its host slot. */
 void pf_xfer_finish(pf_client *c, pf_task *t);
 /* Start queued transfers whose host has a free slot. */

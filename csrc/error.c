@@ -66,6 +66,7 @@ void pf_err_set(pf_err *e, pf_errkind kind, long status, const char *code, const
   e->kind = kind;
   e->status = status;
   e->retry_after = -1;
+  e->not_charged = 0;
   e->retryable = (kind == PF_EK_TRANSPORT || kind == PF_EK_RATE_LIMIT ||
                   (kind == PF_EK_PROVIDER && (status == 0 || pf_http_retryable(status))));
   pf_utf8_copy(e->code, sizeof e->code, code ? code : "", code ? strlen(code) : 0);
@@ -85,6 +86,58 @@ void pf_err_append(pf_err *e, const char *fmt, ...) {
   vsnprintf(tmp + have, sizeof tmp - have, fmt, ap);
   va_end(ap);
   pf_utf8_copy(e->message, sizeof e->message, tmp, strlen(tmp));
+}
+
+/* Length of the key text at s, or 0: the whole key; or its start or its end, of at least
+ * PF_REDACT_MIN bytes (what is left of it where a message was cut). Cheap when there is none:
+ * most positions fail on their first byte. */
+static size_t secret_run(const char *s, const char *key, size_t klen, const unsigned char *starts) {
+  unsigned char ch = (unsigned char)s[0];
+  if (!(starts[ch >> 3] & (1u << (ch & 7)))) return 0;
+  size_t n = 0;
+  while (n < klen && s[n] == key[n]) n++;   /* the key, or its start */
+  size_t best = n >= PF_REDACT_MIN ? n : 0;
+  for (size_t k = 1; k + PF_REDACT_MIN <= klen && best < klen; k++) {   /* its end */
+    if (s[0] != key[k] || klen - k <= best) continue;
+    if (strncmp(s, key + k, klen - k) == 0) best = klen - k;
+  }
+  return best;
+}
+
+int pf_redact_secret(char *buf, size_t cap, const char *secret) {
+  size_t klen = secret ? strlen(secret) : 0;
+  if (klen < PF_REDACT_MIN || cap == 0) return 0;
+  unsigned char starts[32] = { 0 };         /* the bytes a run can start with */
+  for (size_t k = 0; k + PF_REDACT_MIN <= klen; k++) {   /* the key's start, or an end's */
+    starts[(unsigned char)secret[k] >> 3] |= (unsigned char)(1u << ((unsigned char)secret[k] & 7));
+  }
+  size_t len = strlen(buf), i = 0, run = 0;
+  while (i < len && !(run = secret_run(buf + i, secret, klen, starts))) i++;
+  if (!run) return 0;
+  char tmp[2048];
+  size_t o = 0;
+  static const char mark[] = "<redacted>";
+  for (i = 0; i < len && o < sizeof tmp - 1;) {
+    run = secret_run(buf + i, secret, klen, starts);
+    if (run) {
+      size_t m = sizeof mark - 1;
+      if (o + m >= sizeof tmp) break;
+      memcpy(tmp + o, mark, m);
+      o += m;
+      i += run;
+    } else {
+      tmp[o++] = buf[i++];
+    }
+  }
+  tmp[o] = '\0';
+  memset(buf, 0, cap);                      /* nothing of the key stays past the new end */
+  pf_utf8_copy(buf, cap, tmp, o);
+  return 1;
+}
+
+void pf_err_redact(pf_err *e, const char *secret) {
+  pf_redact_secret(e->message, sizeof e->message, secret);
+  pf_redact_secret(e->code, sizeof e->code, secret);
 }
 
 /* Stable names for the CURLcodes a user can meet; the rest print as CURLE_<n>. */
@@ -162,6 +215,17 @@ void pf_err_push(lua_State *L, const pf_err *e, const char *provider) {
   if (e->retry_after >= 0) {
     lua_pushnumber(L, e->retry_after);
     lua_setfield(L, -2, "retry_after");
+  }
+  if (e->not_charged) {
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "charged");
+    /* a timeout's usual advice says the task may still be billed: not when nothing reached the
+     * gateway (a connect or DNS timeout, a deadline before the submit went out) */
+    if (e->kind == PF_EK_TIMEOUT) {
+      lua_pushliteral(L, "the gateway accepted nothing, so nothing was charged: check the "
+                      "network, base_url and the timeouts, then submit again");
+      lua_setfield(L, -2, "hint");
+    }
   }
   luaL_setmetatable(L, "pixflow.error");
 }

@@ -31,7 +31,9 @@ typedef struct pf_err {
   pf_errkind kind;
   long status;          /* HTTP status, 0 if none */
   int retryable;        /* the same request may succeed later */
-  double retry_after;   /* seconds the server asked us to wait, < 0 if none */
+  double retry_after;   /* seconds pixflow waits before retrying, as the server asked (capped at
+                         * retry.after_max), < 0 if none */
+  int not_charged;      /* nothing was charged (pushed as charged = false) */
   char code[64];        /* stable token: gateway code/type, or a CURLcode name */
   char message[512];    /* readable, valid UTF-8, never contains the API key */
 } pf_err;
@@ -60,6 +62,15 @@ int pf_http_retryable(long status);
 /* Copy at most cap-1 bytes of src into dst, cutting at a character boundary and replacing
  * invalid UTF-8 with '?'. */
 void pf_utf8_copy(char *dst, size_t cap, const char *src, size_t srclen);
+
+/* Keys are redacted from text that a gateway (or libcurl) wrote: the whole key, and its start or
+ * its end of at least PF_REDACT_MIN bytes (what is left where a message was cut), become
+ * "<redacted>". Secrets shorter than that are left alone (no real key is). */
+#define PF_REDACT_MIN 8
+/* Redact secret from the NUL-terminated text in buf (cap bytes); returns 1 if it found any. */
+int pf_redact_secret(char *buf, size_t cap, const char *secret);
+/* The same for e's message and code. */
+void pf_err_redact(pf_err *e, const char *secret);
 
 /* Push a pixflow.error table for e; provider may be NULL. */
 void pf_err_push(lua_State *L, const pf_err *e, const char *provider);

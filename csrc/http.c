@@ -146,6 +146,78 @@ static void easy_put(pf_client *c, CURL *e) {
 
 void pf_easy_pool_free(pf_client *c) {
   while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
+  for (size_t i = 0; i < c->nslabs; i++) pf_secret_unmap(c->slabs[i].mem, c->slabs[i].cap);
+  free(c->slabs);
+  c->slabs = NULL;
+  c->nslabs = 0;
+}
+
+/* ---------------------------------------------------------------- the key in header lines */
+
+/* A free slot of c's secret slabs (a new slab when all are full), or NULL. */
+static char *secret_slot_get(pf_client *c) {
+  for (size_t i = 0; i < c->nslabs; i++) {
+    pf_secret_slab *s = &c->slabs[i];
+    for (unsigned b = 0; b < PF_SECRET_SLOTS; b++) {
+      if (s->used & ((uint64_t)1 << b)) continue;
+      s->used |= (uint64_t)1 << b;
+      return s->mem + (size_t)b * PF_SECRET_SLOT;
+    }
+  }
+  pf_secret_slab *ns = realloc(c->slabs, (c->nslabs + 1) * sizeof *ns);
+  if (!ns) return NULL;
+  c->slabs = ns;
+  pf_secret_slab *s = &ns[c->nslabs];
+  s->mem = pf_secret_map((size_t)PF_SECRET_SLOT * PF_SECRET_SLOTS, &s->cap);
+  if (!s->mem) return NULL;
+  s->used = 1;
+  c->nslabs++;
+  return s->mem;
+}
+
+/* Give p back if it is a slot of c's slabs (wiped); 0 if it is not one. */
+static int secret_slot_put(pf_client *c, char *p) {
+  for (size_t i = 0; c && i < c->nslabs; i++) {
+    pf_secret_slab *s = &c->slabs[i];
+    if (p < s->mem || p >= s->mem + (size_t)PF_SECRET_SLOT * PF_SECRET_SLOTS) continue;
+    size_t b = (size_t)(p - s->mem) / PF_SECRET_SLOT;
+    pf_wipe(s->mem + b * PF_SECRET_SLOT, PF_SECRET_SLOT);
+    s->used &= ~((uint64_t)1 << b);
+    return 1;
+  }
+  return 0;
+}
+
+/* Move the header lines of r that carry the key (curl_slist_append copied them into the heap)
+ * into secret slots, wiping the heap copies. A line that gets no slot stays where it is, and is
+ * wiped when freed. */
+static void secure_headers(pf_client *c, pf_http_req *r) {
+  if (!c->api_key || !c->api_key[0]) return;
+  for (struct curl_slist *h = r->headers; h; h = h->next) {
+    if (!h->data || !strstr(h->data, c->api_key)) continue;
+    size_t n = strlen(h->data) + 1;
+    if (n > PF_SECRET_SLOT) continue;
+    char *slot = secret_slot_get(c);
+    if (!slot) continue;
+    memcpy(slot, h->data, n);
+    pf_wipe(h->data, n);
+    free(h->data);                          /* libcurl's default allocator is malloc */
+    h->data = slot;
+  }
+}
+
+/* Wipe every header line of r and give back its slots, before r is freed. */
+static void release_headers(pf_client *c, pf_http_req *r) {
+  for (struct curl_slist *h = r->headers; h; h = h->next) {
+    if (!h->data) continue;
+    pf_wipe(h->data, strlen(h->data));
+    if (secret_slot_put(c, h->data)) h->data = NULL;   /* curl_slist_free_all skips it */
+  }
+}
+
+void pf_http_req_discard(pf_http_req *req) {
+  release_headers(NULL, req);
+  pf_http_req_free(req);
 }
 
 /* libcurl's pre-request callback: it runs before each time the request goes out on a
@@ -158,8 +230,9 @@ static int submit_once(void *ud, char *conn_primary_ip, char *conn_local_ip, int
   return x->sends++ == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
-/* Set every option of t's transfer on e (a fresh or reset handle). */
-static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
+/* Set every option of t's transfer on e (a fresh or reset handle). A local file of a multipart
+ * body that cannot be read (deleted while the request waited for a slot) fills err. */
+static CURLcode configure(pf_client *c, pf_task *t, CURL *e, pf_err *err) {
   pf_xfer *x = &t->x;
   int download = x->kind == PF_X_DOWNLOAD;
   CURLcode rc = CURLE_OK;
@@ -208,8 +281,13 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e) {
       curl_mimepart *mp = curl_mime_addpart(x->mime);
       if (!mp) { rc = CURLE_OUT_OF_MEMORY; break; }
       rc = curl_mime_name(mp, p->name);
-      if (rc == CURLE_OK && p->file) rc = curl_mime_filedata(mp, p->file);
-      else if (rc == CURLE_OK) rc = curl_mime_data(mp, p->value ? p->value : "", CURL_ZERO_TERMINATED);
+      if (rc == CURLE_OK && p->file) {
+        rc = curl_mime_filedata(mp, p->file);
+        if (rc == CURLE_READ_ERROR) {
+          pf_err_set(err, PF_EK_IO, 0, "read", "cannot read %s: %s", p->file, strerror(errno));
+          return rc;
+        }
+      } else if (rc == CURLE_OK) rc = curl_mime_data(mp, p->value ? p->value : "", CURL_ZERO_TERMINATED);
       if (rc == CURLE_OK && p->filename) rc = curl_mime_filename(mp, p->filename);
       if (rc == CURLE_OK && p->type) rc = curl_mime_type(mp, p->type);
     }
@@ -251,17 +329,24 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   x->easy = easy_get(c);
   if (!x->easy) {
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a transfer (out of memory)");
+    x->start_rc = CURLE_OUT_OF_MEMORY;
     return -1;
   }
-  CURLcode rc = configure(c, t, x->easy);
+  pf_err_clear(err);
+  CURLcode rc = configure(c, t, x->easy, err);
   CURLMcode mc = rc == CURLE_OK ? curl_multi_add_handle(c->multi, x->easy) : CURLM_OK;
   if (rc != CURLE_OK || mc != CURLM_OK) {
-    if (rc != CURLE_OK)
+    x->start_rc = rc != CURLE_OK ? rc : mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+                                                                   : CURLE_FAILED_INIT;
+    if (err->kind != PF_EK_NONE) {
+      /* configure said what */
+    } else if (rc != CURLE_OK) {
       pf_err_set(err, rc == CURLE_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "setopt",
                  "could not configure the request: %s", curl_easy_strerror(rc));
-    else
+    } else {
       pf_err_set(err, mc == CURLM_OUT_OF_MEMORY ? PF_EK_NOMEM : PF_EK_TRANSPORT, 0, "multi",
                  "could not start the request: %s", curl_multi_strerror(mc));
+    }
     curl_mime_free(x->mime);
     x->mime = NULL;
     easy_put(c, x->easy);
@@ -274,12 +359,25 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+int pf_task_busy(const pf_task *t) {
+  return t->x.active || t->x.waiting || t->x.failed;
+}
+
+/* The one place a task's transfer begins. A task has at most one: a second start while one is
+ * running, queued or waiting to be reported is refused (it would overwrite the first, losing
+ * its easy handle and its host slot). A request is queued behind the host's waiting ones even
+ * when a slot is free, so that queued requests are served first and cannot starve. */
+static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, FILE *fp,
+                      curl_off_t resume_from, pf_err *err) {
   pf_xfer *x = &t->x;
-  FILE *fp = x->fp;             /* a download's file is opened by the caller, ... */
-  curl_off_t resume_from = x->resume_from;   /* ... who also says where it continues */
+  if (pf_task_busy(t)) {
+    pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
+    pf_http_req_discard(req);
+    return -1;
+  }
+  secure_headers(c, req);
   memset(x, 0, sizeof *x);
-  x->fp = fp;
+  x->fp = fp;                   /* a download's file, opened by the caller */
   x->resume_from = resume_from;
   x->kind = kind;
   x->req = *req;
@@ -289,7 +387,7 @@ int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_
   x->host = host_slot(c, x->req.url, err);
   if (x->host == (size_t)-1) goto fail;
   pf_host *h = &c->hosts[x->host];
-  if (h->active < c->o.max_per_host) {
+  if (!h->qhead && h->active < c->o.max_per_host) {
     if (activate(c, t, err) != 0) goto fail;
   } else {
     x->waiting = 1;
@@ -305,6 +403,15 @@ fail:
   return -1;
 }
 
+int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+  return xfer_start(c, t, kind, req, NULL, 0, err);
+}
+
+int pf_xfer_start_download(pf_client *c, pf_task *t, pf_http_req *req, FILE *fp,
+                           curl_off_t resume_from, pf_err *err) {
+  return xfer_start(c, t, PF_X_DOWNLOAD, req, fp, resume_from, err);
+}
+
 /* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
  * cap). Only for calls that are not a task's and whose callers block anyway (resume's lookups).
  * req is consumed. Returns 0 with *http and the body in resp, or -1 with err filled. */
@@ -312,6 +419,7 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
                     pf_err *err) {
   pf_xfer x;
   memset(&x, 0, sizeof x);
+  secure_headers(c, req);
   x.req = *req;
   memset(req, 0, sizeof *req);
   x.retry_after = -1;
@@ -349,6 +457,7 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
     pf_buf_init(&x.resp, 0);
     rc = 0;
   }
+  release_headers(c, &x.req);
   pf_xfer_release(NULL, &x);
   return rc;
 }
@@ -358,12 +467,14 @@ void pf_xfer_release(pf_client *c, pf_xfer *x) {
   x->easy = NULL;
   curl_mime_free(x->mime);
   x->mime = NULL;
+  /* the transfer is over: its key-bearing header lines are wiped and gone now */
+  release_headers(c, &x->req);
   pf_http_req_free(&x->req);
   pf_buf_free(&x->resp);
   if (x->fp) fclose(x->fp);
   x->fp = NULL;
   x->kind = PF_X_NONE;
-  x->active = x->waiting = 0;
+  x->active = x->waiting = x->failed = 0;
 }
 
 void pf_xfer_finish(pf_client *c, pf_task *t) {
@@ -375,8 +486,22 @@ void pf_xfer_finish(pf_client *c, pf_task *t) {
   }
 }
 
+/* Unlink t from c's list of transfers that failed to start. */
+static void unlink_failed(pf_client *c, pf_task *t) {
+  pf_task *prev = NULL;
+  for (pf_task *q = c->fhead; q; prev = q, q = q->x.qnext) {
+    if (q != t) continue;
+    if (prev) prev->x.qnext = q->x.qnext;
+    else c->fhead = q->x.qnext;
+    if (c->ftail == t) c->ftail = prev;
+    break;
+  }
+  t->x.failed = 0;
+}
+
 void pf_xfer_abort(pf_client *c, pf_task *t) {
   pf_xfer *x = &t->x;
+  if (x->failed) unlink_failed(c, t);
   if (x->waiting) {
     pf_host *h = &c->hosts[x->host];
     pf_task *prev = NULL;
@@ -393,6 +518,10 @@ void pf_xfer_abort(pf_client *c, pf_task *t) {
   pf_xfer_release(c, x);
 }
 
+/* Start queued transfers whose host has a free slot, oldest first. One that cannot start (its
+ * file is gone, no memory) is not put back: it goes on the client's list of failed starts, which
+ * the pump reports to its task as a finished transfer (pf_xfer_take_failed), and the queue goes
+ * on to the next. */
 void pf_xfer_pump_queues(pf_client *c) {
   for (size_t i = 0; i < c->nhosts; i++) {
     pf_host *h = &c->hosts[i];
@@ -401,16 +530,22 @@ void pf_xfer_pump_queues(pf_client *c) {
       h->qhead = t->x.qnext;
       if (!h->qhead) h->qtail = NULL;
       t->x.waiting = 0;
-      pf_err err;
-      pf_err_clear(&err);
-      if (activate(c, t, &err) != 0) {
-        /* report it as a failed transfer on the next drain: keep it simple and visible */
-        t->x.waiting = 1;
-        t->x.qnext = h->qhead;
-        h->qhead = t;
-        if (!h->qtail) h->qtail = t;
-        break;
+      t->x.qnext = NULL;
+      if (activate(c, t, &t->x.start_err) != 0) {
+        t->x.failed = 1;
+        if (c->ftail) c->ftail->x.qnext = t;
+        else c->fhead = t;
+        c->ftail = t;
       }
     }
   }
+}
+
+pf_task *pf_xfer_take_failed(pf_client *c) {
+  pf_task *t = c->fhead;
+  if (!t) return NULL;
+  c->fhead = t->x.qnext;
+  if (!c->fhead) c->ftail = NULL;
+  t->x.qnext = NULL;
+  return t;                                /* x.failed stays set until the transfer is released */
 }

@@ -809,11 +809,14 @@ static void put_real(json_t *o, const char *k, sqlite3_stmt *st, int col) {
 }
 
 int pf_journal_rivals(pf_journal *j, const char *key, const char *provider, const char *base_url,
-                      double from, double to, double *since) {
+                      double from, double to, double *since, double *until) {
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(j->db, "SELECT min(t) FROM tasks WHERE key<>?1 AND provider=?2 AND base_url=?3"
-                         " AND id IS NULL AND (status IS NULL OR status='unconfirmed')"
-                         " AND coalesce(stage, 'sending')<>'uploading' AND updated>=?4 AND t<=?5",
+  /* a rival's task, if it made one, was made between its intent and its end: now for one still
+   * in flight, the moment it was given up (unconfirmed) for one that was */
+  if (sqlite3_prepare_v2(j->db, "SELECT min(t), max(e) FROM (SELECT t, CASE WHEN status IS NULL"
+                         " THEN ?6 ELSE updated END AS e FROM tasks WHERE key<>?1 AND provider=?2"
+                         " AND base_url=?3 AND id IS NULL AND (status IS NULL OR status='unconfirmed')"
+                         " AND coalesce(stage, 'sending')<>'uploading') WHERE e>=?4 AND t<=?5",
                          -1, &st, NULL) != SQLITE_OK)
     return -1;
   bind_text(st, 1, key);
@@ -821,9 +824,11 @@ int pf_journal_rivals(pf_journal *j, const char *key, const char *provider, cons
   bind_text(st, 3, base_url);
   sqlite3_bind_double(st, 4, from - 2);
   sqlite3_bind_double(st, 5, to + 2);
+  sqlite3_bind_double(st, 6, to);
   int rc = sqlite3_step(st), found = 0;
   if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
     *since = sqlite3_column_double(st, 0);
+    *until = sqlite3_column_double(st, 1);
     found = 1;
   }
   sqlite3_finalize(st);

@@ -79,13 +79,13 @@ int pf_journal_release_task(pf_journal *j, const char *key, pf_err *err);
  * -1, which callers must treat as "cannot tell"). */
 int pf_journal_has_id(pf_journal *j, const char *id);
 
-/* The earliest send of another submit to the same gateway account (provider and base URL) whose
- * answer is unknown and that went out by `to`: sent (not still uploading), no id, not settled
- * otherwise, its record touched at or after `from`. Such a submit, in this process or another,
- * may have made a task the list shows after that time. 1 with *since set, 0 none, -1 cannot tell
- * (callers treat it as a rival since `from`). */
+/* Other submits to the same gateway account (provider and base URL) whose answer is unknown
+ * (sent, not still uploading, no id, not settled otherwise) and whose window, from their intent
+ * to now (in flight) or to when they were given up (unconfirmed), meets [from, to]: such a
+ * submit, in this process or another, may have made a task the list shows in that window. 1
+ * with [*since, *until] covering them, 0 none, -1 cannot tell (callers treat it as a rival). */
 int pf_journal_rivals(pf_journal *j, const char *key, const char *provider, const char *base_url,
-                      double from, double to, double *since);
+                      double from, double to, double *since, double *until);
 
 /* Every task, in the order they were submitted: a JSON array of objects {key, t, provider,
  * base_url, model, request, output, label, stage, id, status, error, downloaded, updated,

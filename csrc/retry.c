@@ -114,5 +114,16 @@ double pf_body_retry_after(const char *body, size_t len) {
   json_t *err = json_object_get(root, "error");
   if (d < 0 && json_is_object(err)) d = number_at(err, "retry_after", "retryAfter");
   json_decref(root);
-  return d >= 0 && d < 1e9 ? d : -1;
+  return d >= 0 && d <= 1e15 ? d : -1;   /* the caller caps it (pf_retry_after_set) */
+}
+
+void pf_retry_after_set(const pf_client *c, pf_err *e, double header, const char *body,
+                        size_t len) {
+  double asked = header >= 0 ? header : pf_body_retry_after(body, len);
+  if (asked < 0) return;
+  double after_max = c->o.retry_after_max;
+  e->retry_after = asked < after_max ? asked : after_max;
+  if (asked > after_max)
+    pf_err_append(e, " (the server asked to wait %.0f s; pixflow waits at most retry.after_max, %g s)",
+                  asked, after_max);
 }

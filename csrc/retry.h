@@ -36,6 +36,12 @@ int pf_never_sent(CURL *easy, CURLcode rc);
 void pf_timeout_error(const struct pf_client *c, CURL *easy, int download, const char *errbuf,
                       pf_err *e);
 
+/* Set e->retry_after from a reply's Retry-After (header, a number of seconds or < 0 for none;
+ * else a JSON body's) as the wait pixflow applies: capped at retry.after_max, the message saying
+ * so when the server asked for longer. */
+void pf_retry_after_set(const struct pf_client *c, pf_err *e, double header, const char *body,
+                        size_t len);
+
 /* Retry-After given in a JSON error body ({"retry_after": s} at the top or under "error"),
  * or < 0. [INFERENCE] none of the six gateways documents one; OpenAI-style services send it. */
 double pf_body_retry_after(const char *body, size_t len);

@@ -30,7 +30,8 @@ void pf_task_init(pf_task *t, pf_client *c) {
 }
 
 int pf_task_in_flight(const pf_task *t) {
-  return t->client && (t->timer.idx != PF_NOT_QUEUED || t->x.active || t->x.waiting);
+  /* a change not yet handed to Lua keeps the task anchored too (pf_client_changed) */
+  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_task_busy(t) || t->changed);
 }
 
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action) {
@@ -186,7 +187,7 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
    * is built and sent again */
   int rc = c->adapter->build_submit(&ctx, &t->rq, &req, err);
   if (rc != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   t->submit_wall = pf_client_wall(c);
@@ -202,7 +203,7 @@ static int start_by_id(pf_client *c, pf_task *t, build_by_id build, pf_xkind kin
   pf_http_req req;
   memset(&req, 0, sizeof req);
   if (build(&ctx, t->id, &req, err) != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   return pf_xfer_start(c, t, kind, &req, err);
@@ -214,7 +215,7 @@ static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
   pf_http_req req;
   memset(&req, 0, sizeof req);
   if (c->adapter->build_upload(&ctx, &t->ups[t->upi].up, &req, err) != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   return pf_xfer_start(c, t, PF_X_UPLOAD, &req, err);
@@ -230,13 +231,18 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   /* the API key is never sent to the result host: signed URLs carry their own authority */
+  if (pf_task_busy(t)) {              /* never opens (and truncates) the .part of a live one */
+    pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
+    pf_http_req_free(&req);
+    return -1;
+  }
   FILE *fp = NULL;
-  t->x.resume_from = 0;
+  curl_off_t resume_from = 0;
   if (t->dl_resume) {                 /* continue what an interrupted attempt left */
     fp = fopen(t->dl_part, "ab");
     long have = fp && fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
     if (have >= 8) {
-      t->x.resume_from = (curl_off_t)have;
+      resume_from = (curl_off_t)have;
     } else if (fp) {
       fclose(fp);
       fp = NULL;
@@ -250,10 +256,8 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
   }
   /* libcurl hands over large chunks (CURLOPT_BUFFERSIZE): each goes to the file in one write */
   setvbuf(fp, NULL, _IONBF, 0);
-  t->x.fp = fp;
-  if (pf_xfer_start(c, t, PF_X_DOWNLOAD, &req, err) != 0) {
+  if (pf_xfer_start_download(c, t, &req, fp, resume_from, err) != 0) {
     fclose(fp);
-    t->x.fp = NULL;
     remove(t->dl_part);
     return -1;
   }
@@ -342,7 +346,8 @@ static int rate_admit(pf_client *c, pf_task *t) {
 
 /* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
 static void transfer_error(pf_client *c, pf_task *t, CURLcode rc, int download, pf_err *e) {
-  if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
+  if (t->x.failed && t->x.start_err.kind != PF_EK_NONE) *e = t->x.start_err;   /* never started */
+  else if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
   else if (rc == CURLE_ABORTED_BY_CALLBACK && t->x.kind == PF_X_SUBMIT && t->x.sends > 1)
     pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "
                "was sent and before any reply (libcurl's own resend of it was stopped)");
@@ -360,11 +365,25 @@ static void deadline_error(pf_client *c, pf_task *t, pf_err *e) {
   if (t->id)
     pf_err_append(e, "; the task may still finish at %s and be billed. It stays in the journal "
                   "(pixflow resume), and wait() again keeps waiting", c->provider);
-  else
+  else {
     pf_err_append(e, "; nothing was accepted by %s, so nothing was charged", c->provider);
+    e->not_charged = 1;
+  }
 }
 
 static void release_claims(pf_client *c, pf_task *t);
+
+/* Gateway text (and libcurl's) enters the engine's errors in the completion handlers: every
+ * error a task can carry loses the client's key there, before anything above can read it (a
+ * gateway that echoes the Authorization header in its error message). push_err does it again
+ * for what Lua reads; a task whose client closed was redacted while it could be. */
+static void redact_errors(const pf_client *c, pf_task *t) {
+  const char *k = c->api_key;
+  if (!k) return;
+  pf_err *all[] = { &t->err, &t->retry_err, &t->dl_err, &t->cancel_err, &t->unconfirmed_err };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i]->message[0] || all[i]->code[0]) pf_err_redact(all[i], k);
+}
 
 static void deadline_fired(pf_client *c, pf_task *t) {
   pf_err e;
@@ -419,7 +438,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_err_clear(&e);
   if (rc != CURLE_OK && !x->too_big) {
     transfer_error(c, t, rc, 0, &e);
-    if (pf_never_sent(x->easy, rc)) {
+    if (x->failed || pf_never_sent(x->easy, rc)) {
       if (retry_submit(c, t, &e, 1)) return;
       t->state = PF_ST_FAILED;
       if (t->submit_failures > 1)
@@ -427,6 +446,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
                       c->provider, t->submit_failures);
       else
         pf_err_append(&e, "; the request never reached %s, so nothing was charged", c->provider);
+      e.not_charged = 1;
       pf_request_free(&t->rq);
       set_error(t, &e);
       return;
@@ -453,7 +473,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       }
       return;
     }
-    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
+    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
     /* A definite refusal (the gateway said no: invalid, auth, quota, rate limit, moderation,
      * or a 503 before acceptance) created nothing. A garbled reply, a reply without an id, or
      * a 500/502/504 may hide an accepted task. */
@@ -464,6 +484,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       if (t->submit_failures > 1)
         pf_err_append(&e, " (%d attempts; nothing was accepted, so nothing was charged)",
                       t->submit_failures);
+      e.not_charged = 1;                          /* a definite refusal created nothing */
       t->state = PF_ST_FAILED;
       pf_request_free(&t->rq);
       set_error(t, &e);
@@ -508,7 +529,7 @@ static int start_lookup(pf_client *c, pf_task *t, pf_err *e) {
   pf_http_req req;
   memset(&req, 0, sizeof req);
   if (c->adapter->build_list(&ctx, t->model, a, b, t->list_page, &req, e) != 0) {
-    pf_http_req_free(&req);
+    pf_http_req_discard(&req);
     return -1;
   }
   return pf_xfer_start(c, t, PF_X_LIST, &req, e);
@@ -610,7 +631,7 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   }
   /* another submit whose answer is unknown (of this client, or of another process that shares
    * the journal) makes a candidate created after it was sent ambiguous */
-  double now_wall = pf_client_wall(c), since = 0;
+  double now_wall = pf_client_wall(c), since = 0, until = 0;
   pf_rival rv[2];
   size_t nrv = 0;
   double own = -1;
@@ -622,8 +643,8 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   if (own >= 0) rv[nrv++] = (pf_rival){ own, now_wall };
   if (c->journal && t->jkey[0]) {
     int r = pf_journal_rivals(c->journal, t->jkey, c->provider, c->base_url, t->submit_wall,
-                              now_wall, &since);
-    if (r != 0) rv[nrv++] = (pf_rival){ r > 0 ? since : t->submit_wall, now_wall };
+                              now_wall, &since, &until);
+    if (r != 0) rv[nrv++] = r > 0 ? (pf_rival){ since, until } : (pf_rival){ t->submit_wall, now_wall };
   }
   int rivals = nrv > 0;
   pf_match_query q = { .from = t->submit_wall, .to = now_wall, .skew = 2, .complete = !t->list_cut,
@@ -687,6 +708,16 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
     st->nvideos = 0;
   }
   t->state = st->state;
+  if (t->dl_after_poll && st->state != PF_ST_SUCCEEDED) {
+    /* the status read for a fresh result URL says the task has not succeeded (any more): the
+     * download ends now, saying so, rather than waiting with it for the task's deadline */
+    t->dl_after_poll = 0;
+    t->dl = PF_DL_FAILED;
+    pf_err_set(&t->dl_err, PF_EK_PROVIDER, 0, "result_unavailable",
+               "the result URL had expired, and the status read for a fresh one says the task is "
+               "%s at %s, not succeeded; nothing was saved. Download again once it has succeeded",
+               pf_state_name(st->state), c->provider);
+  }
   if (st->state == PF_ST_SUCCEEDED) {
     if (before != PF_ST_SUCCEEDED) record_duration(c, t);
     t->progress = 100;
@@ -750,7 +781,7 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   int (*parse)(const pf_ctx *, long, const char *, size_t, pf_status *, pf_err *) =
     x->kind == PF_X_RESULT ? c->adapter->parse_result : c->adapter->parse_status;
   if (parse(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
-    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
+    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
     pf_status_free(&st);
     poll_failed(c, t, &e);
     return;
@@ -822,6 +853,7 @@ static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
   release_claims(c, t);
   pf_err_append(e, " (uploading %s; nothing was submitted, so nothing was charged)",
                 u->path ? u->path : u->url);
+  e->not_charged = 1;
   t->state = PF_ST_FAILED;
   set_error(t, e);
 }
@@ -841,7 +873,7 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_ctx ctx = pf_client_ctx(c, trace);
   int r = c->adapter->parse_upload(&ctx, &u->up, http, x->resp.data, x->resp.len, &e);
   if (r < 0) {
-    e.retry_after = x->retry_after >= 0 ? x->retry_after : pf_body_retry_after(x->resp.data, x->resp.len);
+    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
     upload_failed(c, t, &e);
     return;
   }
@@ -937,7 +969,7 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     pf_err_set(&e, k, http, "http_error", "downloading the result failed with HTTP %ld%s", http,
                (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
     e.retryable = pf_http_retryable(http);
-    e.retry_after = x->retry_after;
+    pf_retry_after_set(c, &e, x->retry_after, NULL, 0);
   } else if (rc == CURLE_WRITE_ERROR || !io_ok) {
     pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
   } else if (rc == CURLE_RANGE_ERROR) {
@@ -970,7 +1002,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
   pf_state before = t->state;
   int progress = t->progress, halted = t->halted;
   pf_dlstate dl = t->dl;
-  curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
+  if (t->x.easy) curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
   pf_trace_request(c, t, rc, http);
   switch (t->x.kind) {
     case PF_X_UPLOAD: on_upload_done(c, t, rc, http); break;
@@ -981,6 +1013,7 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
     case PF_X_LIST: on_list_done(c, t, rc, http); break;
     default: break;
   }
+  redact_errors(c, t);
   pf_xfer_release(c, &t->x);
   /* a cancel asked for while this request ran goes out next, ahead of the next poll */
   if (t->cancel == PF_CANCEL_WANTED && t->id && !pf_state_terminal(t->state))
@@ -1025,6 +1058,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
   pf_err_clear(&e);
   if (t->timer_action != PF_AT_CANCEL && deadline_passed(c, t)) {
     deadline_fired(c, t);
+    redact_errors(c, t);
     pf_task_journal(c, t);
     pf_client_changed(L, cidx, c, t);
     pf_task_sync_anchor(L, cidx, 0, c, t);
@@ -1083,6 +1117,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       }
       break;
   }
+  redact_errors(c, t);
   pf_task_journal(c, t);
   pf_task_sync_anchor(L, cidx, 0, c, t);
 }
@@ -1099,10 +1134,12 @@ void pf_task_detach(pf_task *t) {
     pf_task_journal(c, t);
   release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
-  int downloading = t->x.kind == PF_X_DOWNLOAD;
+  pf_client_unlist(c, t);
   pf_xfer_abort(c, t);
   if (t->dl == PF_DL_RUNNING) {
-    if (downloading && t->dl_part) remove(t->dl_part);
+    /* running, waiting to retry (a kept .part) or waiting for a fresh URL: nobody continues it */
+    if (t->dl_part) remove(t->dl_part);
+    t->dl_after_poll = 0;
     t->dl = PF_DL_FAILED;
     pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "closed", "the download was stopped by close()");
   }
@@ -1168,6 +1205,7 @@ static int task_close(lua_State *L) {
     lua_getiuservalue(L, 1, 1);
     pf_client *c = t->client;
     pf_heap_remove(&c->heap, &t->timer);
+    pf_client_unlist(c, t);
     pf_xfer_abort(c, t);
     pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
     lua_pop(L, 1);
@@ -1183,7 +1221,9 @@ static int task_gc(lua_State *L) {
 }
 
 static void push_err(lua_State *L, const pf_task *t, const pf_err *e) {
-  pf_err_push(L, e, t->provider);
+  pf_err r = *e;
+  if (t->client && t->client->api_key) pf_err_redact(&r, t->client->api_key);
+  pf_err_push(L, &r, t->provider);
   if (t->id) {
     lua_pushstring(L, t->id);
     lua_setfield(L, -2, "task_id");
@@ -1397,13 +1437,18 @@ static int task_download_state(lua_State *L) {
   return 1;
 }
 
-/* task:_download_abort(): stop a running download and remove its .part file. */
+/* task:_download_abort(): stop a running download and remove its .part file: the transfer, a
+ * retry waiting on the heap, or the status read for a fresh URL that the download waits for. */
 static int task_download_abort(lua_State *L) {
   pf_task *t = check_open_task(L, 1);
   if (t->dl != PF_DL_RUNNING || !t->client) return 0;
   pf_client *c = task_client(L, 1, t);
-  pf_heap_remove(&c->heap, &t->timer);
-  if (t->x.kind == PF_X_DOWNLOAD) pf_xfer_abort(c, t);
+  int refresh = t->dl_after_poll;
+  t->dl_after_poll = 0;
+  if (t->timer_action == PF_AT_DOWNLOAD || (refresh && t->timer_action == PF_AT_POLL))
+    pf_heap_remove(&c->heap, &t->timer);
+  if (t->x.kind == PF_X_DOWNLOAD || (refresh && (t->x.kind == PF_X_STATUS || t->x.kind == PF_X_RESULT)))
+    pf_xfer_abort(c, t);
   if (t->dl_part) remove(t->dl_part);
   t->dl = PF_DL_FAILED;
   pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "aborted", "the download was stopped");
@@ -1436,6 +1481,7 @@ static int task_release(lua_State *L) {
     return 2;
   }
   pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
+  pf_scrub_secrets();                       /* the submit's header lines were built */
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -1450,6 +1496,7 @@ static int task_abandon(lua_State *L) {
   pf_err e;
   pf_err_set(&e, PF_EK_CANCELED, 0, "source_failed", "%s; this task was never sent, so nothing was "
              "charged", msg);
+  e.not_charged = 1;
   set_error(t, &e);
   return 0;
 }
@@ -1477,7 +1524,7 @@ static int task_cancel(lua_State *L) {
   if (t->cancel == PF_CANCEL_NONE || t->cancel == PF_CANCEL_REFUSED) {
     t->cancel = PF_CANCEL_WANTED;
     pf_err_clear(&t->cancel_err);
-    if (t->id && !t->x.active && !t->x.waiting) {
+    if (t->id && !pf_task_busy(t)) {
       if (pf_task_schedule(c, t, 0, PF_AT_CANCEL) != 0) return luaL_error(L, "out of memory");
       pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
     }

@@ -56,10 +56,13 @@ void pf_trace_request(pf_client *c, const pf_task *t, CURLcode rc, long http) {
   char url[1024];
   pf_redact_url(x->req.url, url, sizeof url);
   curl_off_t us = 0;
-  curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
-  char why[CURL_ERROR_SIZE + 8];
-  const char *text = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+  if (x->easy) curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
+  char why[sizeof x->start_err.message];
+  const char *text = x->failed ? x->start_err.message   /* a queued one that never started */
+                   : x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
   pf_utf8_copy(why, sizeof why, text, strlen(text));
+  pf_redact_secret(why, sizeof why, c->api_key);
+  pf_redact_secret(url, sizeof url, c->api_key);
   json_t *o = json_pack("{s:f,s:s,s:s,s:s,s:s,s:i,s:f,s:I,s:i}",
     "t", pf_walltime(), "provider", c->provider,
     "request", kind_names[x->kind < sizeof kind_names / sizeof kind_names[0] ? x->kind : 0],

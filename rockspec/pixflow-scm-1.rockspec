@@ -62,6 +62,7 @@ build = {
     ["pixflow.capabilities"] = "lua/pixflow/capabilities.lua",
     ["pixflow.cli"] = "lua/pixflow/cli.lua",
     ["pixflow.errors"] = "lua/pixflow/errors.lua",
+    ["pixflow.defaults"] = "lua/pixflow/defaults.lua",
     ["pixflow.options"] = "lua/pixflow/options.lua",
     ["pixflow.providers"] = "lua/pixflow/providers.lua",
     ["pixflow.validate"] = "lua/pixflow/validate.lua",

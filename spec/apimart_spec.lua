@@ -107,7 +107,8 @@ describe("apimart end to end", function()
         local st = sbx.stats().apimart
         if c[2] == "rate_limit" then
           assert.is_true(err.retryable)
-          assert.equal(1, err.retry_after)
+          assert.equal(0.05, err.retry_after)     -- the wait pixflow applies: Retry-After capped
+          assert.matches("asked to wait 1 s; pixflow waits at most retry.after_max", err.message, 1, true)
           assert.matches("2 attempts; nothing was accepted, so nothing was charged", err.message, 1, true)
         end
         assert.equal(c[2] == "rate_limit" and 2 or 1, st.submits)

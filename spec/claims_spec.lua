@@ -81,8 +81,10 @@ describe("claims across processes", function()
     for i = 1, 6 do
       assert.equal("ftyp", (util.read(("%s/shot-%d.mp4"):format(dir, i)) or ""):sub(5, 8))
     end
-    -- the run that found items claimed says so; the first one finished them
-    assert.matches("another pixflow process %(pid %d+%) is running this item", logs)
+    -- the run that found items claimed says so (or, started late on a busy machine, found them
+    -- done); the first one finished them
+    assert.is_truthy(logs:find("another pixflow process %(pid %d+%) is running this item")
+                     or logs:find("the file is there", 1, true), logs)
     assert.is_true(s1 == 0 or s2 == 0, logs)
     -- run again: everything is there, nothing is sent
     local status, out = util.run(cmd)

@@ -187,6 +187,196 @@ describe("engine", function()
     end)
   end)
 
+  -- issue 12, section 5: defects found by reading the engine
+  describe("the pump", function()
+    it("poll(1e10) and poll(math.huge) sleep until a task changes, without spinning", function()
+      local client = new_client()
+      for _, timeout in ipairs{ 1e10, math.huge } do
+        -- the submit's reply stalls for a second: nothing is due, the pump can only wait
+        sbx.faults{ { gateway = "apimart", route = "submit", action = "stall", seconds = 1, fraction = 0.5, times = 1 } }
+        local t = assert(client:submit{ prompt = "x" })
+        local cpu0, wall0 = os.clock(), socket.gettime()
+        client:poll(timeout)
+        local cpu, wall = os.clock() - cpu0, socket.gettime() - wall0
+        assert.equal("unconfirmed", t.status)       -- it returned because the task changed
+        assert.is_true(wall >= 0.9, "returned early: " .. wall)
+        -- a sleeping pump uses next to no CPU; the overflowing one spun for the whole second
+        assert.is_true(cpu < 0.5 * wall, ("%.2f s of CPU in %.2f s"):format(cpu, wall))
+      end
+      assert.has_error(function() client:poll(0 / 0) end)
+      assert.has_error(function() client._core:poll(0 / 0) end)
+      client:close()
+    end)
+
+    it("a queued request that cannot start ends its task with the reason, and the host's queue goes on", function()
+      local dir = util.tmpdir()
+      local img = dir .. "/hero.png"
+      assert(os.execute("cp spec/fixtures/images/hero.png " .. img))
+      local client = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                         max_per_host = 1, task_timeout = 30,
+                                         poll = { initial = 0.05, interval = 0.1, jitter = 0 } })
+      -- the first submit holds the host's one slot for a second
+      sbx.faults{ { gateway = "apimart", route = "submit", action = "stall", seconds = 1, fraction = 0.5, times = 1 } }
+      assert(client:submit{ prompt = "first" })
+      local b = assert(client:submit{ prompt = "@hero runs", references = { { name = "hero", image = img } } })
+      client:poll(0)                                -- b's upload waits for the slot
+      local _, queued = client._core:_transfers()
+      assert.equal(1, queued)
+      local c = assert(client:submit{ prompt = "third" })   -- and waits behind it
+      os.remove(img)                                -- gone before its turn comes
+      local ok, err = b:wait{ timeout = 5 }
+      assert.is_nil(ok, "b is " .. b.status)
+      assert.equal("failed", b.status)
+      assert.equal("io", err.kind)
+      assert.matches("cannot read .*hero%.png", err.message)
+      assert.matches("nothing was charged", err.message)
+      assert(c:wait{ timeout = 5 })                 -- the queue was not blocked behind b
+      assert.equal(0, sbx.stats().apimart.uploads)
+      local running, waiting = client._core:_transfers()
+      assert.equal(0, running)
+      assert.equal(0, waiting)
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    it("queued requests go before new ones: a free slot is not taken ahead of the queue", function()
+      local client = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                         max_per_host = 1, poll = { initial = 30 } })
+      local a = assert(client:submit{ prompt = "a" })      -- on the wire
+      local b = assert(client:submit{ prompt = "b" })      -- waits for the slot
+      a:close()                                            -- frees it outside the pump
+      local c = assert(client:submit{ prompt = "c" })
+      local running, queued = client._core:_transfers()
+      assert.equal(0, running)                             -- the slot waits for the queue ...
+      assert.equal(2, queued)
+      pump_until(client, function() return b.status ~= "submitting" end)
+      assert.equal("queued", b.status)                     -- ... which the pump serves in order
+      assert.equal("submitting", c.status)
+      pump_until(client, function() return c.status ~= "submitting" end)
+      client:close()
+    end)
+  end)
+
+  describe("memory", function()
+    local function rss()
+      local f = assert(io.open("/proc/self/statm"))
+      local _, resident = f:read("n", "n")
+      f:close()
+      return resident * 4096
+    end
+
+    it("a submit that raises for a bad argument has copied nothing (no leak)", function()
+      local client = new_client()
+      local req = { mode = "text", model = "v6", prompt = ("x"):rep(4 * 1024 * 1024) }
+      util.gc()
+      local before = rss()
+      for _ = 1, 50 do
+        assert.has_error(function() client._core:submit(req, client, false, "soon") end)
+      end
+      util.gc()
+      local grew = rss() - before
+      -- each leaked copy of the prompt is 4 MB: 200 MB in all
+      assert.is_true(grew < 40 * 1024 * 1024, ("resident memory grew by %d MB"):format(grew // 2^20))
+      assert.equal(0, client:inflight())
+      client:close()
+    end)
+
+    it("a pump that runs out of Lua memory loses no change and keeps its anchors right", function()
+      local client = assert(pixflow.new{ provider = "apimart", api_key = "invalid", base_url = sbx.base("apimart") })
+      local seen = {}
+      client:on_change(function(t) seen[t] = (seen[t] or 0) + 1 end)
+      local t = assert(client:submit{ prompt = "x" })
+      local deadline = core.now() + 10
+      while t.status == "submitting" do
+        assert(core.now() < deadline, "timed out")
+        -- every Lua allocation is refused inside: the pump may fail, but must not tear anything
+        client._core:_poll_without_memory(0.05)
+      end
+      assert.equal("failed", t.status)                -- the 401 was handled
+      client:poll(0)                                  -- memory again: the change is handed over
+      assert.equal(1, seen[t], "the change was lost")
+      assert.equal(0, client:inflight())              -- and the finished task is unanchored
+      local weak = setmetatable({ t }, { __mode = "v" })
+      t = nil
+      seen = nil
+      util.gc()
+      assert.is_nil(weak[1])
+      client:close()
+    end)
+  end)
+
+  describe("one transfer per task", function()
+    local CLIP = util.read("spec/fixtures/clip.mp4")
+
+    it("stopping a download that waits for a fresh URL also stops that status read", function()
+      local dir = util.tmpdir()
+      local client = new_client()
+      local t = assert(client:submit{ prompt = "x #urlttl=0.3" })
+      assert(t:wait{ timeout = 10 })
+      socket.sleep(0.4)                               -- the result URL expired
+      local polls = sbx.stats().apimart.polls
+      sbx.faults{ { gateway = "apimart", route = "status", action = "stall", seconds = 2, fraction = 0.5, times = 1 } }
+      assert(t:start_download(dir .. "/a.mp4"))
+      -- the download gets 403, and the status read for a fresh URL is on the wire (stalled)
+      pump_until(client, function() return sbx.stats().apimart.polls > polls end)
+      t:_download_abort()
+      local state = t:download_state()
+      local running, queued = client._core:_transfers()
+      -- a new download starts its own refresh, and nothing of the first overwrites it (before
+      -- the fix, this overwrote the running status read: valgrind saw its easy handle lost)
+      local path, err = t:download(dir .. "/b.mp4", { timeout = 10 })
+      assert.equal("failed", state)
+      assert.equal(0, running, "the status read still ran after the abort")
+      assert.equal(0, queued)
+      assert.equal(dir .. "/b.mp4", path, tostring(err))
+      assert.equal(CLIP, util.read(dir .. "/b.mp4"))
+      client:poll(0.05)
+      running, queued = client._core:_transfers()
+      assert.equal(0, running)
+      assert.equal(0, queued)
+      assert.is_false(util.exists(dir .. "/a.mp4.part"))
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    it("a status that flips from succeeded back to running ends the download that waited for a fresh URL", function()
+      local dir = util.tmpdir()
+      local client = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                         poll = { initial = 0.05, interval = 0.1, jitter = 0 }, task_timeout = 600 })
+      local t = assert(client:submit{ prompt = "x #urlttl=0.3" })
+      assert(t:wait{ timeout = 10 })
+      socket.sleep(0.4)
+      sbx.faults{ { gateway = "apimart", route = "status", action = "reply", status = 200,
+                    body = '{"code":200,"data":{"id":"' .. t.id .. '","status":"processing","progress":50}}' } }
+      local path, err = t:download(dir .. "/out.mp4", { timeout = 3 })
+      assert.is_nil(path)
+      assert.equal("result_unavailable", err.code, tostring(err))
+      assert.matches("says the task is running", err.message)
+      assert.equal("failed", (t:download_state()))
+      assert.equal("running", t.status)               -- what the gateway says now
+      assert.is_false(util.exists(dir .. "/out.mp4"))
+      assert.is_false(util.exists(dir .. "/out.mp4.part"))
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    it("task:close() during a download removes its .part", function()
+      local dir = util.tmpdir()
+      local client = new_client()
+      local t = assert(client:submit{ prompt = "x" })
+      assert(t:wait{ timeout = 10 })
+      sbx.faults{ { gateway = "apimart", route = "download", action = "stall", fraction = 0.5, seconds = 3, times = 1 } }
+      assert(t:start_download(dir .. "/out.mp4"))
+      pump_until(client, function() return t.bytes > 0 end)
+      assert.is_true(util.exists(dir .. "/out.mp4.part"))
+      t:close()
+      assert.is_false(util.exists(dir .. "/out.mp4.part"))
+      assert.is_false(util.exists(dir .. "/out.mp4"))
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+  end)
+
   it("tostring names the task and its state", function()
     local client = new_client()
     local t = assert(client:submit{ prompt = "x" })

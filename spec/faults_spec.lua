@@ -94,7 +94,10 @@ end
 
 describe("fault matrix", function()
   sandbox.around({ task_seconds = 0.2, reset = true }, function(s, d) sbx, dir = s, d end)
-  before_each(function() os.execute("rm -f " .. dir .. "/*.jsonl " .. dir .. "/*.mp4") end)
+  -- a fresh journal for every spec (the database, its WAL and its owners' lock files)
+  local function fresh_journal() os.execute("rm -rf " .. dir .. "/*.jsonl " .. dir .. "/*.db " .. dir .. "/*.db-* "
+                                            .. dir .. "/*.owners") end
+  before_each(function() fresh_journal() os.execute("rm -f " .. dir .. "/*.mp4") end)
 
   for _, p in ipairs(PRESETS) do
     describe(p, function()
@@ -204,7 +207,7 @@ describe("fault matrix", function()
         sbx.faults{ { gateway = p, route = "status", action = "truncate", fraction = 0.5, times = 1 } }
         succeeds(p)
         sbx.reset()
-        os.execute("rm -f " .. dir .. "/*.jsonl")
+        fresh_journal()
         sbx.faults{ { gateway = p, route = "submit", action = "truncate", fraction = 0.5, times = 1 } }
         unconfirmed(p, 1)
       end)
@@ -214,7 +217,7 @@ describe("fault matrix", function()
                       body = '"just a string"', times = 1 } }
         succeeds(p)
         sbx.reset()
-        os.execute("rm -f " .. dir .. "/*.jsonl")
+        fresh_journal()
         sbx.faults{ { gateway = p, route = "submit", action = "reply_after", status = 200,
                       body = '{"data":{}}', times = 1 } }
         unconfirmed(p, 1)
@@ -324,6 +327,41 @@ describe("fault matrix", function()
       end)
     end)
   end
+
+  -- A connect or DNS timeout is the same case: libcurl gave up before anything was sent.
+  it("a connect timeout says nothing was charged, and never that the task may be billed", function()
+    -- a listener whose accept queue is full: the kernel drops the SYN, the connect hangs
+    local srv = assert(socket.bind("127.0.0.1", 0, 0))
+    local _, port = srv:getsockname()
+    local fill = {}
+    for i = 1, 4 do
+      fill[i] = socket.tcp()
+      fill[i]:settimeout(0)
+      fill[i]:connect("127.0.0.1", port)
+    end
+    local c, t, ok, err = run("apimart", nil, { base_url = ("http://127.0.0.1:%d/apimart"):format(port),
+                                                timeouts = { connect = 0.2 }, retry = { base = 0.01, max = 0.02 } })
+    assert.is_nil(ok)
+    assert.equal("failed", t.status)
+    assert.equal("connect_timeout", err.code)
+    local text = tostring(err)
+    assert.matches("nothing was charged", text)
+    assert.is_nil(text:find("billed", 1, true), text)
+    assert.is_nil(text:find("may still", 1, true), text)
+    assert.is_false(err.charged)
+    assert.equal("failed", journaled("apimart").status)
+    -- the same for the submit itself (no upload first)
+    local t2 = assert(c:submit{ prompt = "text only" })
+    local ok2, err2 = t2:wait{ timeout = 10 }
+    assert.is_nil(ok2)
+    assert.equal("connect_timeout", err2.code)
+    assert.matches("the request never reached apimart .*so nothing was charged", err2.message)
+    assert.is_nil(tostring(err2):find("billed", 1, true), tostring(err2))
+    assert.is_false(err2.charged)
+    c:close()
+    for _, s in ipairs(fill) do s:close() end
+    srv:close()
+  end)
 
   -- Submits share keep-alive connections with every other request. When a reused connection
   -- closes before the reply, libcurl would send the submit again on a new one by itself: that

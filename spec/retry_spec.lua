@@ -79,6 +79,32 @@ describe("retries in virtual time", function()
     c:close()
   end)
 
+  it("Retry-After: 999999999 is reported as the wait pixflow applies, retry.after_max", function()
+    sbx.faults{ { gateway = "apimart", route = "status", action = "reply", status = 429,
+                  retry_after = 999999999, body = "", times = 1 } }
+    local c = manual_client{ task_timeout = 86400 }
+    local t = assert(c:submit{ prompt = "x" })
+    local virtual = drive(c, t)
+    assert.equal("succeeded", t.status)
+    assert.equal(300, t.last_retry.retry_after)       -- the default cap, not the server's number
+    assert.matches("asked to wait 999999999 s; pixflow waits at most retry.after_max, 300 s",
+                   t.last_retry.message, 1, true)
+    assert.is_true(virtual >= 300 and virtual < 400, "virtual time " .. virtual)
+    c:close()
+  end)
+
+  it("a final error carries the capped wait too", function()
+    sbx.faults{ { gateway = "apimart", route = "submit", action = "reply", status = 429,
+                  retry_after = 999999999, body = "" } }
+    local c = manual_client{ retry = { submit_attempts = 1, after_max = 60 } }
+    local t = assert(c:submit{ prompt = "x" })
+    drive(c, t)
+    assert.equal("failed", t.status)
+    assert.equal(60, t.error.retry_after)
+    assert.matches("pixflow waits at most retry.after_max, 60 s", tostring(t.error), 1, true)
+    c:close()
+  end)
+
   it("the task deadline ends an endless back-off, by name, and says it may still be billed", function()
     sbx.faults{ { gateway = "apimart", route = "status", action = "reply", status = 503, body = "" } }
     local c = manual_client{ retry = { base = 60, max = 600, poll_failures = 1000 }, task_timeout = 4 * 3600 }

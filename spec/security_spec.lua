@@ -182,3 +182,90 @@ describe("secrets", function()
     end
   end)
 end)
+
+describe("a gateway that echoes the key in its errors", function()
+  local KEY = "sk-live-ECHOED-SECRET-5d1c8e"
+  local PART = "ECHOED-SECRET"
+  local dir, srv, url
+
+  setup(function()
+    dir = util.tmpdir()
+    srv = assert(io.popen("exec lua5.4 spec/support/echo_server.lua spec/fixtures/clip.mp4", "r"))
+    url = assert(srv:read("l"):match("listening on (%S+)"), "the echo server did not start")
+  end)
+  teardown(function()
+    sandbox.request("GET", url .. "/_stop")
+    srv:close()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  local function clean(label, text)
+    text = tostring(text)
+    assert.is_nil(text:find(KEY, 1, true), label .. " shows the key: " .. text)
+    assert.is_nil(text:find(PART, 1, true), label .. " shows part of the key: " .. text)
+  end
+
+  it("is redacted from every error a task carries, their text, the journal and the trace", function()
+    local c = assert(pixflow.new{ provider = "apimart", api_key = KEY, base_url = url .. "/apimart",
+                                  journal = dir .. "/j.jsonl", trace = dir .. "/trace.jsonl",
+                                  poll = { initial = 0.05, interval = 0.05, jitter = 0 },
+                                  retry = { base = 0.01, max = 0.02 } })
+    local tasks = {}
+    for _, word in ipairs{ "#auth", "#long", "#tail", "#submit500", "#fail", "plain" } do
+      tasks[word] = assert(c:submit{ prompt = "a cat " .. word })
+    end
+    for _, t in pairs(tasks) do t:wait{ timeout = 10 } end
+    local auth, long, unconf, failed, ok = tasks["#auth"], tasks["#long"], tasks["#submit500"], tasks["#fail"], tasks.plain
+    assert.equal("auth", auth.error.kind)
+    assert.matches("Incorrect API key provided: Bearer <redacted>", auth.error.message, 1, true)
+    assert.matches("<redacted>$", long.error.message)           -- cut inside the key: its start too
+    assert.equal("the key ending <redacted> is not valid", tasks["#tail"].error.message)
+    assert.equal("unconfirmed", unconf.status)
+    assert.matches("Cause: upstream failed for key Bearer <redacted>", unconf.error.message, 1, true)
+    assert.equal("failed", failed.status)
+    assert.matches("generation refused for Bearer <redacted>", failed.error.message, 1, true)
+    assert.equal("succeeded", ok.status)
+    assert.matches("busy; retry later, Bearer <redacted>", ok.last_retry.message, 1, true)
+    assert(ok:download(dir .. "/ok.mp4", { timeout = 10 }))
+    for word, t in pairs(tasks) do
+      for _, field in ipairs{ "error", "last_retry" } do
+        local e = t[field]
+        if e then
+          clean(word .. " " .. field, e.message)
+          clean(word .. " " .. field .. " code", e.code)
+          clean(word .. " tostring(" .. field .. ")", e)
+          clean(word .. " " .. field .. " as JSON", cjson.encode(e))
+        end
+      end
+      local _, derr = t:download_state()
+      if derr then clean(word .. " download error", derr) end
+    end
+    c:close()
+    -- stored redacted: still clean once the client (and its key) is gone
+    clean("after close", failed.error)
+    clean("after close", ok.last_retry)
+    clean("journal", util.journal_bytes(dir .. "/j.db"))
+    clean("trace", util.read(dir .. "/trace.jsonl"))
+    assert.truthy(util.journal_bytes(dir .. "/j.db"):find("<redacted>", 1, true))
+  end)
+
+  it("is redacted from pixflow generate --json", function()
+    local function generate(prompt, out)
+      return util.run(("APIMART_API_KEY=%s HOME=%s XDG_STATE_HOME=%s bin/pixflow generate --json --trace %s/cli-trace.jsonl "
+        .. "--sandbox %s --provider apimart --prompt '%s' --output %s/%s 2>&1"):format(KEY, dir, dir, dir, url, prompt, dir, out))
+    end
+    local status, out = generate("a cat #auth", "auth.mp4")
+    assert.is_not.equal(0, status)
+    assert.truthy(out:find("<redacted>", 1, true), out)           -- the echo reached the output
+    clean("generate --json (refused)", out)
+    status, out = generate("a cat #fail", "fail.mp4")
+    assert.is_not.equal(0, status)
+    assert.truthy(out:find("<redacted>", 1, true), out)
+    clean("generate --json (failed)", out)
+    status, out = generate("a cat", "ok.mp4")
+    assert.equal(0, status, out)
+    clean("generate --json (retried)", out)
+    clean("the command's journal", util.read(dir .. "/pixflow/journal.jsonl") or "")
+    clean("the command's trace", util.read(dir .. "/cli-trace.jsonl") or "")
+  end)
+end)

@@ -251,16 +251,17 @@ int pf_header_add(struct curl_slist **list, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof line) return -1;
+  if (n < 0 || (size_t)n >= sizeof line) { explicit_bzero(line, sizeof line); return -1; }
   /* no CR, LF or other control byte (a tab aside) ever reaches a header: nothing a key or a
    * gateway's reply holds can add a header or end the request early */
   for (int i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)line[i];
-    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) { memset(line, 0, sizeof line); return -1; }
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) { explicit_bzero(line, sizeof line); return -1; }
   }
   struct curl_slist *nl = curl_slist_append(*list, line);
-  /* the stack copy held the key: wipe it */
-  memset(line, 0, sizeof line);
+  /* the stack copy holds the key: wipe it (explicit_bzero: a memset here is a dead store the
+   * compiler removes, and it did) */
+  explicit_bzero(line, sizeof line);
   if (!nl) return -1;
   *list = nl;
   return 0;

@@ -12,6 +12,7 @@
 local core = require "pixflow.core"
 local errors = require "pixflow.errors"
 local options = require "pixflow.options"
+local option_defaults = require "pixflow.defaults"
 local providers = require "pixflow.providers"
 local capabilities = require "pixflow.capabilities"
 local validate = require "pixflow.validate"
@@ -56,11 +57,6 @@ local NEW = {
 local RETRY = { base = "number", max = "number", after_max = "number", submit_attempts = "number",
                 upload_attempts = "number", download_attempts = "number", poll_failures = "number",
                 lookup_delay = "number", lookup_attempts = "number" }
-
-local function merge(into, from)
-  for k, v in pairs(from or {}) do into[k] = v end
-  return into
-end
 
 --- Create a client for one gateway.
 -- syntax: client, err = pixflow.new{ provider = "apimart", api_key = ..., base_url = ..., ... }
@@ -114,8 +110,6 @@ function M.new(opts)
   end
   local kerr = guard.check_key(key, opts.api_key ~= nil and "api_key" or preset.key_env, name)  -- CR, LF, size
   if kerr then return nil, kerr end
-  local poll = merge(preset.poll, opts.poll)
-  local t = merge(preset.timeouts, opts.timeouts)
   local base_url = opts.base_url or preset.base_url
   if opts.region or opts.workspace then
     local regions = preset.regions or {}
@@ -148,35 +142,22 @@ function M.new(opts)
       options.fail("new", 1, 2, "field 'journal' must be a path or an open journal (pixflow.journal.open)")
     end
     j = opts.journal
-  elseif opts.journal then
+  end
+  -- every number and switch, from opts, else the preset, else pixflow.defaults, each checked
+  -- there by the field the user writes (a bad one raises at this function's caller)
+  local co = option_defaults.resolve(opts, preset, 2, ("provider '%s'"):format(name))
+  co.provider, co.adapter, co.base_url, co.api_key, co.auth = name, preset.adapter, base_url, key, preset.auth
+  co.ca_file, co.clock, co.trace = opts.ca_file, opts.clock, opts.trace
+  co.user_agent = opts.user_agent or ("pixflow/" .. core._VERSION)
+  co.ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names
+  if type(opts.journal) == "string" then
     local jerr
     j, jerr = journal.open(opts.journal)
     if not j then return nil, jerr end
     own_journal = true
   end
-  local c, err = core.new_client{
-    provider = name, adapter = preset.adapter, base_url = base_url, api_key = key,
-    connect_timeout = t.connect, request_timeout = t.request, download_timeout = t.download,
-    low_speed_bytes = t.low_speed_bytes, low_speed_time = t.low_speed_time,
-    max_body_bytes = opts.max_body_bytes, max_download_bytes = opts.max_download_bytes,
-    max_per_host = opts.max_per_host or preset.max_per_host,
-    poll_initial = poll.initial, poll_interval = poll.interval, poll_max = poll.max,
-    poll_backoff = poll.backoff, poll_jitter = poll.jitter, poll_min = poll.min,
-    poll_rate = poll.rate, poll_adaptive = poll.adaptive,
-    download_attempts = opts.download_attempts or (opts.retry or {}).download_attempts,
-    ca_file = opts.ca_file, user_agent = opts.user_agent,
-    retry_base = (opts.retry or {}).base, retry_max = (opts.retry or {}).max,
-    retry_after_max = (opts.retry or {}).after_max,
-    submit_attempts = (opts.retry or {}).submit_attempts,
-    upload_attempts = (opts.retry or {}).upload_attempts,
-    lookup_delay = (opts.retry or {}).lookup_delay, lookup_attempts = (opts.retry or {}).lookup_attempts,
-    max_poll_failures = (opts.retry or {}).poll_failures or poll.max_failures,
-    clock = opts.clock,
-    trace = opts.trace,
-    journal = j and j._h,
-    auth = preset.auth,
-    ref_names = (opts.ref_names == nil) and (preset.ref_names ~= false) or opts.ref_names,
-  }
+  co.journal = j and j._h
+  local c, err = core.new_client(co)
   if not c then
     if own_journal then j:close() end
     return nil, err
@@ -189,9 +170,7 @@ function M.new(opts)
     -- seconds, or { default = s, [model] = s }: the deadline of each task (queue, generation
     -- and download together), per gateway (its preset) and per model
     _task_timeouts = opts.task_timeout,
-    task_timeout = type(opts.task_timeout) == "number" and opts.task_timeout
-                   or (type(opts.task_timeout) == "table" and opts.task_timeout.default)
-                   or preset.task_timeout,
+    task_timeout = co.task_timeout,
     uploader = opts.uploader,
     journal = j and j.path,
     _journal = j,

@@ -185,7 +185,10 @@ function M.reconcile(j, entries, client_for, opts)
     local unanswered = {}
     for k, e in ipairs(list) do
       if not e.id and (e.state == "unconfirmed" or e.state == "claimed") then
-        unanswered[#unanswered + 1] = { e = e, from = e.t, to = list[k + 1] and list[k + 1].t or now }
+        -- its task, if any, was made before its next intent, and before it was given up
+        local to = list[k + 1] and list[k + 1].t or now
+        if e.status == "unconfirmed" and e.updated and e.updated < to then to = e.updated end
+        unanswered[#unanswered + 1] = { e = e, from = e.t, to = to }
       end
     end
     local open = {}

@@ -1,16 +1,16 @@
 --- pixflow.providers: a preset per gateway: wire protocol, base URL, how the key is sent, its
--- environment variable, poll cadence, timeouts and concurrency. pixflow.new merges the user's
--- overrides over these. Sources: ../shared/providers.md (section in each comment).
+-- environment variable, and what differs per gateway (poll cadence, a status rate limit).
+-- pixflow.new resolves every option from the user's table, else the preset, else
+-- lua/pixflow/defaults.lua (the one place defaults and ranges live). Sources:
+-- ../shared/providers.md (section in each comment).
 local options = require "pixflow.options"
 
 local M = {}
 
-local TIMEOUTS
-TIMEOUTS = { connect = 10, request = 60, download = 3600, low_speed_bytes = 1, low_speed_time = 30 }
--- rate: status requests per second for one client (one key), where the gateway sets a limit
+-- A gateway's own poll cadence; rate: status requests per second for one client (one key),
+-- where the gateway sets a limit. Everything else comes from pixflow.defaults.
 local function poll(initial, interval, max, rate)
-  return { initial = initial, interval = interval, max = max, backoff = 1.5, jitter = 0.2,
-           max_failures = 8, min = 1, rate = rate or 0, adaptive = true }
+  return { initial = initial, interval = interval, max = max, rate = rate }
 end
 
 local PRESETS = {
@@ -19,19 +19,19 @@ local PRESETS = {
   pixverse = {
     adapter = "pixverse", auth = "api-key", base_url = "https://app-api.pixverse.ai",
     key_env = "PIXVERSE_API_KEY", default_model = "v5.6",
-    poll = poll(5, 5, 30), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30),
   },
   -- a relay of the platform API (3): Bearer auth; query and upload paths inferred
   quickrouter = {
     adapter = "pixverse", auth = "bearer", base_url = "https://api.quickrouter.ai",
     key_env = "QUICKROUTER_API_KEY", default_model = "v5.6",
-    poll = poll(5, 5, 30), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30),
   },
   -- 7: apimart recommends polling every 5 s; estimated_time pulls it in
   apimart = {
     adapter = "apimart", auth = "bearer", base_url = "https://api.apimart.ai",
     key_env = "APIMART_API_KEY", default_model = "v6",
-    poll = poll(5, 5, 30), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30),
   },
   -- 5: 20 status queries per second per account; typical runs take 1-5 minutes. The model, the
   -- endpoint and the key must come from one region: `region` and `workspace` pick the host.
@@ -44,19 +44,19 @@ local PRESETS = {
                   workspace_url = "https://{workspace}.cn-beijing.maas.aliyuncs.com" },
       singapore = { workspace_url = "https://{workspace}.ap-southeast-1.maas.aliyuncs.com" },
     },
-    poll = poll(5, 5, 30, 20), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30, 20),
   },
   -- 4: reports progress_percent and eta
   jiekou = {
     adapter = "jiekou", auth = "bearer", base_url = "https://api.jiekou.ai",
     key_env = "JIEKOU_API_KEY", default_model = "c1",
-    poll = poll(5, 5, 30), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30),
   },
   -- 6
   baicai = {
     adapter = "baicai", auth = "bearer", base_url = "https://cloud.baicaiinfer.com",
     key_env = "BAICAI_API_KEY", default_model = "v4.5",
-    poll = poll(5, 5, 30), timeouts = TIMEOUTS, max_per_host = 8, task_timeout = 1800,
+    poll = poll(5, 5, 30),
   },
 }
 
@@ -106,10 +106,6 @@ function M.define(name, spec, level)
     if type(p[k]) ~= "string" then options.fail("define_provider", 2, level, "%s is required", k) end
   end
   p.auth = p.auth or "bearer"
-  p.poll = p.poll or poll(5, 5, 30)
-  p.timeouts = p.timeouts or copy(TIMEOUTS)
-  p.max_per_host = p.max_per_host or 8
-  p.task_timeout = p.task_timeout or 1800
   -- capabilities: the based_on preset's, or those of the first preset on the same adapter
   local from = spec.based_on
   if not from then
