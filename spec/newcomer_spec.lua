@@ -84,6 +84,27 @@ describe("the command with --sandbox", function()
     assert.equal(1, sbx.stats().dashscope.tasks)
   end)
 
+  it("needs no key for batch and resume either, on the sandbox's base URLs", function()
+    local mf = assert(io.open(dir .. "/nokey.json", "w"))
+    mf:write('[{"output": "b1.mp4", "prompt": "one"}, {"output": "b2.mp4", "prompt": "two #seconds=1"}]')
+    mf:close()
+    local status, out = util.run(("%s bin/pixflow batch %s/nokey.json --sandbox %s --poll 0.2"):format(env, dir, sbx.url))
+    assert.equal(0, status, out)
+    assert.equal("ftyp", util.read(dir .. "/b2.mp4"):sub(5, 8))
+    -- an interrupted generate, resumed with no key set
+    local polls = sbx.stats().apimart.polls
+    local p = assert(io.popen(("%s bin/pixflow generate --sandbox %s --prompt 'slow #seconds=2' -o %s/r.mp4 >/dev/null 2>&1 & echo $!")
+      :format(env, sbx.url, dir)))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    local deadline = require("pixflow").now() + 10
+    while sbx.stats().apimart.polls == polls and require("pixflow").now() < deadline do os.execute("sleep 0.05") end
+    os.execute(("kill -9 %d; while kill -0 %d 2>/dev/null; do sleep 0.01; done"):format(pid, pid))
+    status, out = util.run(("%s bin/pixflow resume --sandbox %s --poll 0.2 --timeout 20"):format(env, sbx.url))
+    assert.equal(0, status, out)
+    assert.equal("ftyp", (util.read(dir .. "/r.mp4") or ""):sub(5, 8), out)
+  end)
+
   it("still sends the key that is set (a magic key reaches the sandbox)", function()
     local status, out = util.run(("%s APIMART_API_KEY=noquota bin/pixflow generate --sandbox %s --prompt x -o %s/q.mp4")
       :format(env, sbx.url, dir))

@@ -148,7 +148,7 @@ end
 
 local RUN = { provider = "string", base_urls = "table", keys = "table", concurrency = "number",
               journal = { "string", "table" }, on_event = "function", poll = "table", timeout = "number",
-              new_client = "function", on_tick = "function" }
+              new_client = "function", on_tick = "function", sandbox = "table" }
 
 --- Run items (from M.load, or a list of unified requests with output and provider). Returns a
 -- summary: a list of { output, provider, id, status, seconds, error, action }.
@@ -185,9 +185,9 @@ function M.run(items, opts)
   local function client_for(provider, base_url)
     local k = provider .. "|" .. (base_url or "")
     if clients[k] == nil then
-      local c, err = new_client{ provider = provider, journal = j, poll = opts.poll,
-        base_url = base_url or (opts.base_urls and opts.base_urls[provider]),
-        api_key = opts.keys and opts.keys[provider] or nil }
+      local url = base_url or (opts.base_urls and opts.base_urls[provider])
+      local c, err = new_client{ provider = provider, journal = j, poll = opts.poll, base_url = url,
+        api_key = require("pixflow.resume").key_for(opts, provider, url) }
       clients[k] = c or false
       if not c then return nil, err end
     end

@@ -579,6 +579,7 @@ local function resume(o)
   local pixflow = require "pixflow"
   local ui = make_ui(o)
   local report, err = pixflow.resume{ journal = journal_path(o) or require("pixflow.journal").default_path(),
+    sandbox = o.sandbox and { url = o.sandbox:gsub("/+$", ""), key = M.SANDBOX_KEY } or nil,
     timeout = tonumber(o.timeout), poll = poll_opts(o), on_event = function(ev) ui.event(ev) end }
   if not report then say_error(err) return exit_code(err) end
   local worst = EXIT.ok
@@ -636,6 +637,7 @@ local function batch(o, pos)
   end
   local live = ui.tty and not ui.json
   local summary, berr = b.run(items, { provider = o.provider, base_urls = base_urls, poll = poll_opts(o),
+    sandbox = o.sandbox and { url = o.sandbox:gsub("/+$", ""), key = M.SANDBOX_KEY } or nil,
     concurrency = tonumber(o.concurrency), journal = journal_path(o), timeout = tonumber(o.timeout),
     on_event = function(ev) if not live then ui.event(ev) end end,
     on_tick = live and function(rows) draw(rows) end or nil })

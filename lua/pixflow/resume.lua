@@ -9,7 +9,23 @@ local options = require "pixflow.options"
 local M = {}
 
 local RESUME = { journal = { "string", "table" }, keys = "table", timeout = "number", download = "boolean",
-                 poll = "table", on_event = "function", timeouts = "table", client = "table" }
+                 poll = "table", on_event = "function", timeouts = "table", client = "table",
+                 sandbox = "table" }
+
+--- The key for a client of provider at base_url: the caller's, else (nil) the provider's
+-- variable; a base URL under a local sandbox (opts.sandbox = { url =, key = }) whose variable is
+-- unset gets the sandbox's placeholder (the sandbox takes any key; a real gateway never sees it).
+function M.key_for(opts, provider, base_url)
+  local key = opts.keys and opts.keys[provider]
+  if key then return key end
+  local sb = opts.sandbox
+  if sb and type(base_url) == "string" and base_url:sub(1, #sb.url + 1) == sb.url .. "/" then
+    local preset = require("pixflow.providers").preset(provider)
+    local env = preset and os.getenv(preset.key_env)
+    if not env or env == "" then return sb.key end
+  end
+  return nil
+end
 
 -- Is path a complete MP4 written after t (a file is renamed into place only when complete; one
 -- older than the task is another task's)?
@@ -63,7 +79,7 @@ function M.run(new, opts)
       -- a row the journal holds may name a provider this pixflow does not know (a hand edit, a
       -- preset from a config file that is gone): that row is reported, the others go on
       local ok, c, cerr = pcall(new, { provider = e.provider, base_url = e.base_url,
-                                       api_key = opts.keys and opts.keys[e.provider] or nil,
+                                       api_key = M.key_for(opts, e.provider, e.base_url),
                                        journal = j, poll = opts.poll, timeouts = opts.timeouts })
       clients[ck] = ok and c or false
       why[ck] = not ok and c or cerr
