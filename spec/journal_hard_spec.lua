@@ -131,7 +131,8 @@ describe("the journal against an adversary", function()
     j:close()
   end)
 
-  it("the pump never syncs the journal, even right after another process checkpointed it", function()
+  -- #noasan: strace runs the driver without the ASan runtime the suite preloads under test-asan
+  it("the pump never syncs the journal, even right after another process checkpointed it #noasan", function()
     if not sh("command -v strace") then pending("strace is not installed") return end
     local path, log, script = dir .. "/pump.db", dir .. "/strace.log", dir .. "/pump.lua"
     local f = assert(io.open(script, "w"))
@@ -147,7 +148,7 @@ describe("the journal against an adversary", function()
         busy = false
         for i = 1, 40 do
           if not tasks[i].done then busy = true end
-          if i %% 10 == 0 then os.execute("sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null 2>&1") end
+          if i %% 10 == 0 then os.execute("env -u LD_PRELOAD sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null 2>&1") end
         end
         c:poll(0)
         io.stderr:write("POLL-END\n")
@@ -226,7 +227,7 @@ describe("the journal against an adversary", function()
     j:close()
     local victim = dir .. "/victim.txt"
     assert(io.open(victim, "w")):close()
-    assert(sh(("sqlite3 %s \"INSERT INTO owners VALUES('../victim.txt', 1, 'h', 0); "
+    assert(sh(("env -u LD_PRELOAD sqlite3 %s \"INSERT INTO owners VALUES('../victim.txt', 1, 'h', 0); "
       .. "INSERT INTO claims VALUES('output:/z', '../victim.txt', 0)\""):format(path)))
     assert(sh(("cp %s %s.owners/../victim.txt 2>/dev/null; true"):format(victim, path)))
     j = assert(journal.open(path))
