@@ -79,7 +79,7 @@ demo: deps all
 
 # Fuzzing (clang's libFuzzer, with ASan and UBSan): one target per adapter's response parsers
 # (fuzz/adapter_fuzz.c built once per csrc/adapters/<name>.c) and one per other fuzz/<name>_fuzz.c
-# (today the journal reader). `make fuzz` runs each FUZZ_SECONDS, `make fuzz-smoke` (CI) each
+# (today the journal's JSONL import). `make fuzz` runs each FUZZ_SECONDS, `make fuzz-smoke` (CI) each
 # FUZZ_SMOKE_SECONDS; new inputs go to build/fuzz/corpus, the seeds (fuzz/corpus, made by
 # fuzz/seed.sh from the spec fixtures) are read only. Both end "N passed, N failed" (targets).
 #
