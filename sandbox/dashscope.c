@@ -236,10 +236,13 @@ static double parse_stamp(const char *s) {
   return (double)timegm(&tm);
 }
 
-/* GET /api/v1/tasks: the account's tasks in a time window, by model, a page at a time. The
- * parameters are the SDK's; the reply's shape is NOT FOUND [INFERENCE]:
- * {"request_id", "data": [{"task_id", "status", "gmt_create" (ms), "model_name"}], "total",
- *  "page_no", "page_size"} */
+/* GET /api/v1/tasks: the account's tasks in a time window, by model, a page at a time, as
+ * Model Studio's "manage asynchronous tasks" page documents it [DSa] (../shared/providers.md
+ * 10.1): {"request_id", "data": [{"task_id", "status", "gmt_create" (ms), "model_name"}],
+ * "total", "total_page", "page_no", "page_size"}; start to end at most 24 hours. The times'
+ * zone is NOT FOUND (read as UTC here) and so is the order of the list (oldest first here,
+ * [INFERENCE]: it puts the newest task on the last page, where a reader that stops early misses
+ * it). */
 static enum MHD_Result list(const sbx_req *r) {
   enum MHD_Result ret;
   const char *key;

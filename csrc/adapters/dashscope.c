@@ -187,9 +187,10 @@ static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t l
   return 0;
 }
 
-/* GET /api/v1/tasks?start_time=&end_time=&model_name=&page_no=&page_size= (SDK-documented, to
- * "recover a lost submit"). The times' format is YYYYMMDDhhmmss; their time zone is NOT FOUND, so
- * the caller widens the window and filters on each task's own timestamp. */
+/* GET /api/v1/tasks?start_time=&end_time=&model_name=&page_no=&page_size= ([DSa], [DSj]:
+ * ../shared/providers.md 10.1). The times' format is YYYYMMDDhhmmss and start to end is at most
+ * 24 hours; their time zone is NOT FOUND, so the caller pads the window (reconcile.h, each query
+ * within 24 h) and decides on each task's own timestamp (gmt_create, milliseconds). */
 static int build_list(const pf_ctx *ctx, const char *model, double from, double to, int page,
                       pf_http_req *out, pf_err *err) {
   char a[32], b[32], path[512];
