@@ -1145,10 +1145,19 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
   }
   sqlite3_extended_result_codes(j->db, 1);
   sqlite3_busy_timeout(j->db, 10000);
-  /* WAL: readers never wait for the writer, and a commit is one append */
+  /* WAL: readers never wait for the writer, and a commit is one append. Two processes
+   * opening a new database at once both read it (a shared lock) and both want to convert it:
+   * SQLite answers one of them SQLITE_BUSY at once, without its busy handler (waiting could
+   * deadlock), so the conversion is tried again here for as long as a busy handler would wait */
   sqlite3_stmt *st = prep(j, "PRAGMA journal_mode=WAL", err);
   if (!st) { free_journal(j); return -1; }
-  rc = sqlite3_step(st);
+  int waited = 0;
+  for (int pause = 1;; pause = pause < 64 ? pause * 2 : 64) {
+    rc = sqlite3_step(st);
+    if ((rc & 0xff) != SQLITE_BUSY || waited >= 10000) break;
+    sqlite3_reset(st);
+    waited += sqlite3_sleep(pause);
+  }
   const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
   int wal = mode && (strcmp(mode, "wal") == 0 || (memory && strcmp(mode, "memory") == 0));
   sqlite3_finalize(st);

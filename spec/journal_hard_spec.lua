@@ -262,4 +262,28 @@ describe("the journal against an adversary", function()
     assert.equal("done", rt:download_state())
     r:close()
   end)
+
+  it("processes opening a new journal at the same moment all open it (none told it is busy)", function()
+    -- two fresh readers of a new database both want to convert it to WAL: SQLite tells one of
+    -- them SQLITE_BUSY at once, bypassing the busy timeout. Found by CI: a second batch started
+    -- beside the first failed with "cannot use write-ahead logging: database is locked"
+    local script, go = dir .. "/open.lua", dir .. "/go"
+    local f = assert(io.open(script, "w"))
+    f:write(([[
+      local core = require "pixflow.core"
+      while not io.open(%q) do end
+      local j, err = core.open_journal(arg[1])
+      if not j then io.stdout:write("FAILED ", tostring(err and err.message or err), "\n") os.exit(1) end
+      j:close()
+    ]]):format(go))
+    f:close()
+    local failed = {}
+    for round = 1, 25 do
+      local _, out = util.run(("rm -f %s; for p in 1 2 3 4; do env LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
+        .. "LUA_CPATH='build/?.so;;' lua5.4 %s %s/race-%d.db & done; sleep 0.15; touch %s; wait")
+        :format(go, script, dir, round, go))
+      for line in out:gmatch("FAILED[^\n]*") do failed[#failed + 1] = line .. "\n" end
+    end
+    assert.equal(0, #failed, table.concat(failed))
+  end)
 end)
