@@ -14,8 +14,13 @@ DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson libcrypto sqlite3 2>/
 MHD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libmicrohttpd jansson 2>/dev/null)
 MHD_LIBS    = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson 2>/dev/null) -lpthread -lm
 
-CORE_SRCS := $(wildcard csrc/*.c csrc/adapters/*.c)
-CORE_HDRS := $(wildcard csrc/*.h csrc/adapters/*.h)
+# The engine (csrc/engine, csrc/adapters: no Lua) and its Lua binding (csrc/lua) make pixflow.core;
+# the engine alone is also build/libpixflow.a, which C hosts link (examples/c/generate.c).
+ENGINE_SRCS := $(wildcard csrc/engine/*.c csrc/adapters/*.c)
+BINDING_SRCS := $(wildcard csrc/lua/*.c)
+CORE_SRCS := $(ENGINE_SRCS) $(BINDING_SRCS)
+CORE_HDRS := $(wildcard csrc/engine/*.h csrc/adapters/*.h csrc/lua/*.h)
+INC       := -Icsrc -Icsrc/engine
 SBX_SRCS  := $(wildcard sandbox/*.c)
 SBX_HDRS  := $(wildcard sandbox/*.h)
 CLIP      := spec/fixtures/clip.mp4
@@ -26,15 +31,30 @@ SPECS     ?= spec
 .PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build fuzz-smoke soak test-allocfail test-asan test-valgrind \
         bench bench-smoke
 
-all: build/pixflow/core.so build/pixflow-sandbox build/pixflow/sandbox.so
+all: build/pixflow/core.so build/pixflow-sandbox build/pixflow/sandbox.so build/libpixflow.a
 
 deps:
 	@sh scripts/deps.sh
 
-build/pixflow/core.so: $(CORE_SRCS) $(CORE_HDRS)
+# Each file is compiled alone (build/obj/<path>.o): spec/layers_spec.lua reads their symbols to
+# check the layers (no Lua below the binding, no cycle of calls between files).
+ENGINE_OBJS  := $(ENGINE_SRCS:%.c=build/obj/%.o)
+BINDING_OBJS := $(BINDING_SRCS:%.c=build/obj/%.o)
+build/obj/csrc/lua/%.o: csrc/lua/%.c $(CORE_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden -Icsrc $(LUA_CFLAGS) $(DEP_CFLAGS) \
-	  $(LIBFLAG) -o $@ $(CORE_SRCS) $(DEP_LIBS)
+	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden $(INC) $(LUA_CFLAGS) $(DEP_CFLAGS) -c -o $@ $<
+
+build/obj/%.o: %.c $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden $(INC) $(DEP_CFLAGS) -c -o $@ $<
+
+build/pixflow/core.so: $(ENGINE_OBJS) $(BINDING_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LIBFLAG) -o $@ $(ENGINE_OBJS) $(BINDING_OBJS) $(DEP_LIBS)
+
+# The engine alone, for C hosts: a static library of csrc/engine and csrc/adapters (no Lua).
+build/libpixflow.a: $(ENGINE_OBJS)
+	rm -f $@ && ar rcs $@ $(ENGINE_OBJS)
 
 # The sandbox, twice from the same sources: the executable, and the Lua C module pixflow.sandbox
 # (what `pixflow sandbox` runs; the rockspec builds the same module). sandbox/clip.c embeds $(CLIP).
@@ -47,8 +67,13 @@ build/pixflow/sandbox.so: $(SBX_SRCS) $(SBX_HDRS) $(CLIP)
 	$(CC) $(CFLAGS) $(WARN) $(STD) -fPIC -fvisibility=hidden -DSBX_MODULE -Isandbox $(LUA_CFLAGS) $(MHD_CFLAGS) \
 	  $(LIBFLAG) -o $@ $(SBX_SRCS) $(MHD_LIBS)
 
-# examples/embed/host.c: a C program embedding Lua 5.4 and pixflow (links liblua5.4)
-examples: build/examples/host
+# examples/embed/host.c: a C program embedding Lua 5.4 and pixflow (links liblua5.4);
+# examples/c/generate.c: a C program driving the engine with no Lua at all.
+examples: build/examples/host build/examples/generate
+
+build/examples/generate: examples/c/generate.c build/libpixflow.a $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(STD) $(INC) $(DEP_CFLAGS) -o $@ $< build/libpixflow.a $(DEP_LIBS) -lm
 
 build/examples/host: examples/embed/host.c
 	@mkdir -p $(@D)
@@ -96,7 +121,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS  := -g -O1 $(FUZZ_SAN) $(STD) -Icsrc $(LUA_CFLAGS) $(DEP_CFLAGS)
+FUZZ_CFLAGS  := -g -O1 $(FUZZ_SAN) $(STD) $(INC) $(LUA_CFLAGS) $(DEP_CFLAGS)
 LUA_LIBS      = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
 ADAPTERS     := $(filter-out common registry,$(basename $(notdir $(wildcard csrc/adapters/*.c))))
 FUZZ_OTHERS  := $(patsubst fuzz/%_fuzz.c,%,$(filter-out fuzz/adapter_fuzz.c,$(wildcard fuzz/*_fuzz.c)))
@@ -165,13 +190,13 @@ test-valgrind: deps all
 # under ASan, run end to end once for every N (STEP=k: every k-th). Each run must end cleanly.
 build/allocfail/pixflow/core.so: $(CORE_SRCS) $(CORE_HDRS) spec/support/failalloc.c spec/support/failalloc.h
 	@mkdir -p $(@D)
-	$(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer $(WARN) $(STD) -fPIC -Icsrc \
+	$(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer $(WARN) $(STD) -fPIC $(INC) \
 	  -include spec/support/failalloc.h -DPF_TEST_FAILALLOC $(LUA_CFLAGS) $(DEP_CFLAGS) \
 	  $(LIBFLAG) -o $@ $(CORE_SRCS) spec/support/failalloc.c $(DEP_LIBS)
 
 build/allocfail-vg/pixflow/core.so: $(CORE_SRCS) $(CORE_HDRS) spec/support/failalloc.c spec/support/failalloc.h
 	@mkdir -p $(@D)
-	$(CC) -O0 -g $(WARN) $(STD) -fPIC -Icsrc -include spec/support/failalloc.h -DPF_TEST_FAILALLOC \
+	$(CC) -O0 -g $(WARN) $(STD) -fPIC $(INC) -include spec/support/failalloc.h -DPF_TEST_FAILALLOC \
 	  $(LUA_CFLAGS) $(DEP_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRCS) spec/support/failalloc.c $(DEP_LIBS)
 
 test-allocfail: deps all build/allocfail/pixflow/core.so build/allocfail-vg/pixflow/core.so

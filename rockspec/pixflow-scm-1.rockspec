@@ -32,17 +32,22 @@ build = {
   modules = {
     ["pixflow.core"] = {
       sources = {
-        "csrc/buf.c", "csrc/client.c", "csrc/core.c", "csrc/error.c", "csrc/fs.c", "csrc/hash.c",
-        "csrc/http.c", "csrc/journal.c", "csrc/journal_lua.c", "csrc/reconcile.c", "csrc/retry.c",
-        "csrc/sched.c", "csrc/task.c", "csrc/trace.c",
-        "csrc/util.c",
+        -- the engine (no Lua)
+        "csrc/engine/buf.c", "csrc/engine/cadence.c", "csrc/engine/client.c", "csrc/engine/clock.c", "csrc/engine/error.c",
+        "csrc/engine/hash.c", "csrc/engine/http.c", "csrc/engine/journal.c",
+        "csrc/engine/options.c", "csrc/engine/reconcile.c", "csrc/engine/retry.c",
+        "csrc/engine/sched.c", "csrc/engine/task.c", "csrc/engine/task_api.c",
+        "csrc/engine/trace.c", "csrc/engine/upload.c", "csrc/engine/util.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
         "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",
         "csrc/adapters/pixverse.c",
+        -- the Lua binding
+        "csrc/lua/client.c", "csrc/lua/error.c", "csrc/lua/fs.c", "csrc/lua/journal.c",
+        "csrc/lua/module.c", "csrc/lua/request.c", "csrc/lua/task.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "jansson", "crypto", "sqlite3" },
-      incdirs = { "csrc", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)", "$(CRYPTO_INCDIR)", "$(SQLITE_INCDIR)" },
+      incdirs = { "csrc", "csrc/engine", "$(CURL_INCDIR)", "$(JANSSON_INCDIR)", "$(CRYPTO_INCDIR)", "$(SQLITE_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(JANSSON_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(SQLITE_LIBDIR)" },
     },
     -- the sandbox as a C module: `pixflow sandbox` runs it in its own process (LuaRocks' builtin

@@ -43,13 +43,13 @@ describe("make fuzz-smoke #noasan", function()
     local tmp = util.tmpdir()
     finally(function() os.execute("rm -rf " .. tmp) end)
     assert.equal(0, (util.run(("cp -r Makefile csrc fuzz scripts %s/"):format(tmp))))
-    -- a new engine file, csrc/zz_probe.c, reaching into client.c (as retry.c did), and
-    -- a call to it from the apimart adapter
-    local f = assert(io.open(tmp .. "/csrc/zz_probe.c", "w"))
+    -- a new engine file, csrc/engine/zz_probe.c, reaching into the client's clock (as retry.c
+    -- did), and a call to it from the apimart adapter
+    local f = assert(io.open(tmp .. "/csrc/engine/zz_probe.c", "w"))
     f:write([[
 /* zz_probe.c: a stand-in for a new engine file (spec/fuzz_spec.lua). */
 #include <stddef.h>
-#include "engine.h"
+#include "internal.h"
 double pf_zz_probe(pf_client *c);
 double pf_zz_probe(pf_client *c) { return c ? pf_client_rand(c) : 0; }
 ]])

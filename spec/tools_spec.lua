@@ -108,7 +108,7 @@ end)
 describe("luarocks make", function()
   it("the rockspec names every C source and every Lua module of the tree", function()
     local spec = util.read("rockspec/pixflow-scm-1.rockspec")
-    local _, list = util.run("ls csrc/*.c csrc/adapters/*.c sandbox/*.c lua/pixflow/*.lua")
+    local _, list = util.run("ls csrc/engine/*.c csrc/adapters/*.c csrc/lua/*.c sandbox/*.c lua/pixflow/*.lua")
     for f in list:gmatch("[^\n]+") do
       assert.truthy(spec:find('"' .. f .. '"', 1, true), f .. " is missing from the rockspec")
     end

@@ -5,7 +5,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "../error.h"
+#include "../engine/error.h"
 
 typedef enum pf_mode {
   PF_MODE_TEXT = 0, PF_MODE_IMAGE, PF_MODE_TRANSITION, PF_MODE_FUSION, PF_MODE_EXTEND,

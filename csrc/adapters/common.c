@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../buf.h"
+#include "../engine/buf.h"
 #include "adapter.h"
 
 static const char *const mode_names[PF_MODE__COUNT] = {

@@ -1,9 +1,9 @@
-/* core.c: luaopen_pixflow_core: the module table, clocks, and the test-only adapter bindings. */
+/* module.c: luaopen_pixflow_core: the module table, clocks, and the test-only adapter bindings. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
+#include "binding.h"
 #include "fs.h"
 #include "retry.h"
 
@@ -328,16 +328,13 @@ static void push_adapters(lua_State *L) {
 PF_API int luaopen_pixflow_core(lua_State *L);
 PF_API int luaopen_pixflow_core(lua_State *L) {
   luaL_checkversion(L);
-  static int curl_ready = 0;
-  if (!curl_ready) {
-    /* once per process; libcurl 7.84+ makes this thread-safe */
 #ifdef PF_TEST_FAILALLOC
-    pf_test_alloc_init();                   /* spec/support/failalloc.c: the test build only */
+  static int alloc_ready = 0;
+  if (!alloc_ready) pf_test_alloc_init();   /* spec/support/failalloc.c: the test build only */
+  alloc_ready = 1;
 #endif
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-      return luaL_error(L, "pixflow.core: curl_global_init failed");
-    curl_ready = 1;
-  }
+  pf_err e;
+  if (pf_init(&e) != 0) return luaL_error(L, "pixflow.core: %s", e.message);
   pf_error_open(L);
   lua_newtable(L);                          /* module */
   lua_pushliteral(L, PF_VERSION);

@@ -1,16 +1,9 @@
-/* pixflow.h: includes, export macro and small helpers shared by every file of the C core. */
-#ifndef PIXFLOW_H
-#define PIXFLOW_H
+/* util.h: the export macro, clocks and string copies shared by every file of the engine. */
+#ifndef PF_UTIL_H
+#define PF_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <lua.h>
-#include <lauxlib.h>
-
-#if LUA_VERSION_NUM < 504
-#error "pixflow needs Lua 5.4"
-#endif
 
 #define PF_VERSION "0.1.0"
 

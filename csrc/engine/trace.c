@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "engine.h"
+#include "internal.h"
 
 static const char *const kind_names[] = {
   "none", "upload", "submit", "status", "result", "cancel", "download", "list",

@@ -1,4 +1,4 @@
-/* task.c: the task state machine (submit, status polls, download) and the pixflow.Task type. */
+/* task.c: the task state machine: uploads, submit, lookups, status polls, cancel, download. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -6,12 +6,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "internal.h"
 #include "journal.h"
 #include "reconcile.h"
 #include "retry.h"
 
-static void free_uploads(pf_task *t);
+/* Start t's request of this kind: the transport clips it to t's deadline (a cancel has none). */
+static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
+  return pf_xfer_start(&c->net, &t->x, t, kind, req, kind == PF_X_CANCEL ? 0 : t->deadline, err);
+}
+
+static void free_uploads(pf_task *t) {
+  for (size_t i = 0; i < t->nups; i++) {
+    pf_upsrc *u = &t->ups[i];
+    free(u->path); free(u->url); free(u->filename);
+    free(u->up.result);
+    json_decref(u->up.state);
+  }
+  free(t->ups);
+  free(t->slots);
+  t->ups = NULL;
+  t->slots = NULL;
+  t->nups = t->nslots = t->upi = 0;
+}
 
 void pf_task_init(pf_task *t, pf_client *c) {
   memset(t, 0, sizeof *t);
@@ -29,9 +46,60 @@ void pf_task_init(pf_task *t, pf_client *c) {
   c->tasks = t;
 }
 
-int pf_task_in_flight(const pf_task *t) {
-  /* a change not yet handed to Lua keeps the task anchored too (pf_client_changed) */
-  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_task_busy(t) || t->changed);
+int pf_task_pending(const pf_task *t) {
+  /* a change the host has not read keeps the task pending too (pf_task_changed) */
+  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed);
+}
+
+int pf_task_attached(const pf_task *t) {
+  return t->client != NULL;
+}
+
+void pf_task_settle(pf_client *c, pf_task *t) {
+  int p = pf_task_pending(t);
+  if (p == t->counted) return;
+  c->npending += p ? 1 : -1;
+  t->counted = p;
+}
+
+static void list_task(pf_client *c, pf_task *t) {
+  t->listed = 1;
+  t->cnext = NULL;
+  if (c->ctail) c->ctail->cnext = t;
+  else c->chead = t;
+  c->ctail = t;
+}
+
+/* Record that t changed: bump the counter and list t for the host (only a task the host counts
+ * as pending can be told: a task another call changed is read by that call's caller). It
+ * allocates nothing: the host reads the list once every transfer and timer of the pump was
+ * handled, and t stays pending until then. */
+void pf_task_changed(pf_client *c, pf_task *t) {
+  c->changes++;
+  if (!t->counted) return;
+  t->visible = 1;
+  if (!t->listed) list_task(c, t);
+}
+
+/* The end of a pump's handling of t: a task that stopped being pending is listed (quietly) so
+ * that the host hears it is no longer in flight; then the count follows. */
+static void settle_after_pump(pf_client *c, pf_task *t) {
+  if (t->counted && !pf_task_pending(t)) list_task(c, t);
+  pf_task_settle(c, t);
+}
+
+static void task_unlist(pf_client *c, pf_task *t) {
+  if (!t->listed) return;
+  pf_task *prev = NULL;
+  for (pf_task *q = c->chead; q; prev = q, q = q->cnext) {
+    if (q != t) continue;
+    if (prev) prev->cnext = q->cnext;
+    else c->chead = q->cnext;
+    if (c->ctail == t) c->ctail = prev;
+    break;
+  }
+  t->listed = t->visible = 0;
+  t->cnext = NULL;
 }
 
 int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action) {
@@ -46,7 +114,7 @@ void pf_task_start_deadline(pf_client *c, pf_task *t) {
   t->deadline = t->task_timeout > 0 ? pf_client_now(c) + t->task_timeout : 0;
 }
 
-static int deadline_passed(const pf_client *c, const pf_task *t) {
+int pf_task_deadline_passed(const pf_client *c, const pf_task *t) {
   return t->deadline > 0 && pf_client_now(c) >= t->deadline - 1e-3;
 }
 
@@ -63,13 +131,13 @@ static void note_retry(pf_task *t, const pf_err *e) {
   t->retries++;
 }
 
-static void set_error(pf_task *t, const pf_err *e) {
+void pf_task_set_error(pf_task *t, const pf_err *e) {
   t->err = *e;
   t->has_err = 1;
 }
 
 static void halt(pf_client *c, pf_task *t, const pf_err *e) {
-  set_error(t, e);
+  pf_task_set_error(t, e);
   t->halted = 1;
   pf_heap_remove(&c->heap, &t->timer);
   if (t->dl == PF_DL_RUNNING) {       /* a download waiting for a fresh URL cannot get one */
@@ -90,7 +158,7 @@ static json_t *error_fields(const pf_err *e) {
 
 /* A record the pump could not write: kept as owed, tried again (the next pump when another
  * process held the journal's lock, else a second later), and reported unless it was only busy. */
-static void journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what) {
+void pf_task_journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what) {
   if (!t->jpending) {
     t->jpending = 1;
     c->jpending++;
@@ -126,25 +194,25 @@ void pf_task_journal(pf_client *c, pf_task *t) {
   if (t->id && !(t->jrec & PF_JR_ACCEPTED)) {
     json_t *f = json_pack("{s:s}", "id", t->id);
     if (f && t->found_by_list) json_object_set_new(f, "found", json_string("task list"));
-    if (journal_write(c, t, "accepted", f, &e) != 0) { journal_owed(c, t, &e, "the id"); return; }
+    if (journal_write(c, t, "accepted", f, &e) != 0) { pf_task_journal_owed(c, t, &e, "the id"); return; }
     t->jrec |= PF_JR_ACCEPTED;
   }
   if (pf_state_terminal(t->state) && t->jstate != (int)t->state + 1) {
     json_t *f = json_pack("{s:s}", "status", pf_state_name(t->state));
     if (f && t->has_err) json_object_set_new(f, "error", error_fields(&t->err));
-    if (journal_write(c, t, "status", f, &e) != 0) { journal_owed(c, t, &e, "the end"); return; }
+    if (journal_write(c, t, "status", f, &e) != 0) { pf_task_journal_owed(c, t, &e, "the end"); return; }
     t->jstate = (int)t->state + 1;
   }
   if (t->dl != PF_DL_NONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOAD)) {
     if (journal_write(c, t, "download", json_pack("{s:s}", "path", t->dl_path), &e) != 0) {
-      journal_owed(c, t, &e, "the download path");
+      pf_task_journal_owed(c, t, &e, "the download path");
       return;
     }
     t->jrec |= PF_JR_DOWNLOAD;
   }
   if (t->dl == PF_DL_DONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOADED)) {
     if (journal_write(c, t, "downloaded", json_pack("{s:s}", "path", t->dl_path), &e) != 0) {
-      journal_owed(c, t, &e, "the downloaded file");
+      pf_task_journal_owed(c, t, &e, "the downloaded file");
       return;
     }
     t->jrec |= PF_JR_DOWNLOADED;
@@ -191,7 +259,7 @@ int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   t->submit_wall = pf_client_wall(c);
-  return pf_xfer_start(c, t, PF_X_SUBMIT, &req, err);
+  return xfer_start(c, t, PF_X_SUBMIT, &req, err);
 }
 
 typedef int (*build_by_id)(const pf_ctx *, const char *, pf_http_req *, pf_err *);
@@ -206,7 +274,7 @@ static int start_by_id(pf_client *c, pf_task *t, build_by_id build, pf_xkind kin
     pf_http_req_discard(&req);
     return -1;
   }
-  return pf_xfer_start(c, t, kind, &req, err);
+  return xfer_start(c, t, kind, &req, err);
 }
 
 static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
@@ -218,10 +286,10 @@ static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
     pf_http_req_discard(&req);
     return -1;
   }
-  return pf_xfer_start(c, t, PF_X_UPLOAD, &req, err);
+  return xfer_start(c, t, PF_X_UPLOAD, &req, err);
 }
 
-static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
+int pf_task_start_download(pf_client *c, pf_task *t, pf_err *err) {
   pf_http_req req;
   memset(&req, 0, sizeof req);
   req.method = "GET";
@@ -231,7 +299,7 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   /* the API key is never sent to the result host: signed URLs carry their own authority */
-  if (pf_task_busy(t)) {              /* never opens (and truncates) the .part of a live one */
+  if (pf_xfer_busy(&t->x)) {              /* never opens (and truncates) the .part of a live one */
     pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
     pf_http_req_free(&req);
     return -1;
@@ -256,7 +324,7 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
   }
   /* libcurl hands over large chunks (CURLOPT_BUFFERSIZE): each goes to the file in one write */
   setvbuf(fp, NULL, _IONBF, 0);
-  if (pf_xfer_start_download(c, t, &req, fp, resume_from, err) != 0) {
+  if (pf_xfer_start_download(&c->net, &t->x, t, &req, fp, resume_from, t->deadline, err) != 0) {
     fclose(fp);
     remove(t->dl_part);
     return -1;
@@ -265,89 +333,39 @@ static int start_download_attempt(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-/* Delay before the next status poll (the poll economy: docs/benchmarks.md, W4).
- * With hints (poll_adaptive): the gateway's progress rate predicts the finish (progress p% after
- * e seconds leaves e(100-p)/p), or, before there is progress to go by, its own estimate (eta),
- * of which only half is waited, estimates being rough; the poll is aimed at that time, within
- * poll_min..poll_max. A task that outlives its prediction is polled poll_min apart, growing by
- * half each time up to poll_interval. Without hints: every poll_interval for the first ten
- * minutes, then backing off by poll_backoff every three polls up to poll_max. Jitter only spreads
- * the first poll (first_poll): tasks submitted together then stay apart. */
 static double next_poll_delay(pf_client *c, pf_task *t) {
-  const pf_opts *o = &c->o;
-  double elapsed = pf_client_now(c) - t->accepted_at;
-  double left = -1;
-  if (o->poll_adaptive) {
-    if (t->progress >= 10 && t->progress < 100 && elapsed > 0)
-      left = elapsed * (100 - t->progress) / t->progress;
-    else if (t->eta >= 0)
-      left = t->eta / 2;
-  }
-  if (left >= 0) {
-    double d;
-    if (left >= o->poll_min) {
-      t->overdue = 0;
-      d = left;
-    } else {
-      d = o->poll_min * pow(1.5, (double)t->overdue++);
-      if (d > o->poll_interval) d = o->poll_interval;
-    }
-    if (d < o->poll_min) d = o->poll_min;
-    return d > o->poll_max ? o->poll_max : d;
-  }
-  double d = o->poll_interval;
-  if (!o->poll_adaptive || elapsed > 600)
-    d *= pow(o->poll_backoff, (double)(t->npolls / 3));
-  /* no hints, but this client's earlier tasks: 95% of them ran at least duration_q05, so the
-   * polls before that are skipped */
-  if (o->poll_adaptive && c->duration_q05 > elapsed + d) d = c->duration_q05 - elapsed;
-  return d > o->poll_max ? o->poll_max : d;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
+  return pf_poll_delay(&c->o, pf_client_now(c) - t->accepted_at, t->progress, t->eta, t->npolls,
+                       &t->overdue, c->durations.q05);
 }
 
 /* t ended well: remember how long it ran at least (from acceptance to the last poll that still
- * saw it running), and update the client's 5th percentile. */
+ * saw it running). */
 static void record_duration(pf_client *c, pf_task *t) {
-  if (t->last_poll_at <= t->accepted_at) return;
-  c->durations[c->ndurations++ % PF_DURATIONS] = t->last_poll_at - t->accepted_at;
-  size_t n = c->ndurations < PF_DURATIONS ? c->ndurations : PF_DURATIONS;
-  if (n < 16) return;
-  double sorted[PF_DURATIONS];
-  memcpy(sorted, c->durations, n * sizeof sorted[0]);
-  qsort(sorted, n, sizeof sorted[0], cmp_double);
-  c->duration_q05 = sorted[n / 20];
+  if (t->last_poll_at > t->accepted_at) pf_durations_add(&c->durations, t->last_poll_at - t->accepted_at);
 }
 
 static double first_poll(pf_client *c) {
-  double d = c->o.poll_initial;
-  return d - d * c->o.poll_jitter * pf_client_rand(c);
+  return pf_poll_first(&c->o, pf_client_rand(c));
 }
 
-/* poll_rate: may a status request of t go now? If not, t's poll is moved to its slot. The slots
- * follow GCRA with no burst: one request every 1/rate seconds, so that no second, wherever it
- * starts, holds more than rate requests (a gateway's per-second limit). */
+/* poll_rate: may a status request of t go now? If not, t's poll is moved to its slot (which it
+ * then holds: it goes at that time unchecked). */
 static int rate_admit(pf_client *c, pf_task *t) {
   if (c->o.poll_rate <= 0 || t->rate_slot) {
     t->rate_slot = 0;
     return 1;
   }
-  double now = pf_client_now(c), step = 1 / c->o.poll_rate;
-  double tat = c->rate_tat > now ? c->rate_tat : now;
-  c->rate_tat = tat + step;
-  if (tat <= now) return 1;
-  t->rate_slot = 1;                         /* the slot is taken: it goes then, unchecked */
-  pf_task_schedule(c, t, tat - now, t->timer_action);
+  double wait = pf_rate_slot(c->o.poll_rate, pf_client_now(c), &c->rate_tat);
+  if (wait <= 0) return 1;
+  t->rate_slot = 1;
+  pf_task_schedule(c, t, wait, t->timer_action);
   return 0;
 }
 
 /* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
 static void transfer_error(pf_client *c, pf_task *t, CURLcode rc, int download, pf_err *e) {
   if (t->x.failed && t->x.start_err.kind != PF_EK_NONE) *e = t->x.start_err;   /* never started */
-  else if (rc == CURLE_OPERATION_TIMEDOUT) pf_timeout_error(c, t->x.easy, download, t->x.errbuf, e);
+  else if (rc == CURLE_OPERATION_TIMEDOUT) pf_xfer_timeout_error(&c->net, &t->x, e);
   else if (rc == CURLE_ABORTED_BY_CALLBACK && t->x.kind == PF_X_SUBMIT && t->x.sends > 1)
     pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "
                "was sent and before any reply (libcurl's own resend of it was stopped)");
@@ -398,12 +416,12 @@ static void deadline_fired(pf_client *c, pf_task *t) {
     /* only reached between requests: uploads, or a submit that never arrived, wait their turn */
     if (t->lookups > 0) {             /* a lookup of an unconfirmed submit was due */
       t->state = PF_ST_UNCONFIRMED;
-      set_error(t, &t->unconfirmed_err);
+      pf_task_set_error(t, &t->unconfirmed_err);
       return;
     }
     release_claims(c, t);
     t->state = PF_ST_FAILED;
-    set_error(t, &e);
+    pf_task_set_error(t, &e);
   } else if (!pf_state_terminal(t->state)) {
     halt(c, t, &e);
   }
@@ -413,8 +431,8 @@ static void deadline_fired(pf_client *c, pf_task *t) {
  * again after a back-off; returns 1 when it was scheduled. */
 static int retry_submit(pf_client *c, pf_task *t, const pf_err *e, int never_sent) {
   t->submit_failures++;
-  if (!pf_retry_should(c, PF_R_SUBMIT, e, t->submit_failures, never_sent)) return 0;
-  double d = pf_retry_after_failure(c, t->submit_failures, e);
+  if (!pf_retry_should(&c->o, PF_R_SUBMIT, e, t->submit_failures, never_sent)) return 0;
+  double d = pf_retry_after_failure(&c->o, t->submit_failures, e, pf_client_rand(c));
   if (t->deadline > 0 && pf_client_now(c) + d >= t->deadline) return 0;
   if (pf_task_schedule(c, t, d, PF_AT_SUBMIT) != 0) return 0;
   note_retry(t, e);
@@ -429,7 +447,7 @@ static void submit_unconfirmed(pf_client *c, pf_task *t, const pf_err *u) {
     if (pf_task_schedule(c, t, c->o.lookup_delay, PF_AT_LOOKUP) == 0) return;
   }
   t->state = PF_ST_UNCONFIRMED;
-  set_error(t, u);
+  pf_task_set_error(t, u);
 }
 
 static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
@@ -438,7 +456,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_err_clear(&e);
   if (rc != CURLE_OK && !x->too_big) {
     transfer_error(c, t, rc, 0, &e);
-    if (x->failed || pf_never_sent(x->easy, rc)) {
+    if (x->failed || pf_xfer_never_sent(x, rc)) {
       if (retry_submit(c, t, &e, 1)) return;
       t->state = PF_ST_FAILED;
       if (t->submit_failures > 1)
@@ -448,7 +466,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
         pf_err_append(&e, "; the request never reached %s, so nothing was charged", c->provider);
       e.not_charged = 1;
       pf_request_free(&t->rq);
-      set_error(t, &e);
+      pf_task_set_error(t, &e);
       return;
     }
   } else if (rc == CURLE_OK) {
@@ -473,7 +491,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       }
       return;
     }
-    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
+    pf_retry_after_set(&c->o, &e, x->retry_after, x->resp.data, x->resp.len);
     /* A definite refusal (the gateway said no: invalid, auth, quota, rate limit, moderation,
      * or a 503 before acceptance) created nothing. A garbled reply, a reply without an id, or
      * a 500/502/504 may hide an accepted task. */
@@ -487,7 +505,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       e.not_charged = 1;                          /* a definite refusal created nothing */
       t->state = PF_ST_FAILED;
       pf_request_free(&t->rq);
-      set_error(t, &e);
+      pf_task_set_error(t, &e);
       return;
     }
   }
@@ -532,7 +550,7 @@ static int start_lookup(pf_client *c, pf_task *t, pf_err *e) {
     pf_http_req_discard(&req);
     return -1;
   }
-  return pf_xfer_start(c, t, PF_X_LIST, &req, e);
+  return xfer_start(c, t, PF_X_LIST, &req, e);
 }
 
 static void end_lookup(pf_task *t) {
@@ -559,7 +577,7 @@ static void lookup_failed(pf_client *c, pf_task *t, const char *why) {
   }
   t->state = PF_ST_UNCONFIRMED;
   pf_err_append(&t->unconfirmed_err, " (its task list could not be read: %s)", why);
-  set_error(t, &t->unconfirmed_err);
+  pf_task_set_error(t, &t->unconfirmed_err);
 }
 
 /* A page of the task list for an unconfirmed submit. When every page of every window is in,
@@ -660,7 +678,7 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   if (m == PF_MATCH_FOUND) {
     if (!adopt) {
       t->state = PF_ST_UNCONFIRMED;
-      set_error(t, &t->unconfirmed_err);
+      pf_task_set_error(t, &t->unconfirmed_err);
       return;
     }
     t->id = adopt;
@@ -690,7 +708,7 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   else
     pf_err_append(&t->unconfirmed_err, " (%s's task list has %zu tasks that could be this one; "
                   "pixflow does not guess)", c->provider, ncands);
-  set_error(t, &t->unconfirmed_err);
+  pf_task_set_error(t, &t->unconfirmed_err);
 }
 
 static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
@@ -731,7 +749,7 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
       }
     }
   } else if (pf_state_terminal(st->state)) {
-    set_error(t, &st->err);
+    pf_task_set_error(t, &st->err);
   } else {
     pf_err e;
     t->last_poll_at = pf_client_now(c);
@@ -744,14 +762,14 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
 
 static void poll_failed(pf_client *c, pf_task *t, pf_err *e) {
   t->poll_failures++;
-  if (!pf_retry_should(c, PF_R_STATUS, e, t->poll_failures, 0)) {
+  if (!pf_retry_should(&c->o, PF_R_STATUS, e, t->poll_failures, 0)) {
     if (e->retryable || e->kind == PF_EK_PROTOCOL)
       pf_err_append(e, " (%d status polls in a row failed; the task may still be running at "
                     "%s: wait again to resume polling)", t->poll_failures, c->provider);
     halt(c, t, e);
     return;
   }
-  if (pf_task_schedule(c, t, pf_retry_after_failure(c, t->poll_failures, e), PF_AT_POLL) != 0)
+  if (pf_task_schedule(c, t, pf_retry_after_failure(&c->o, t->poll_failures, e, pf_client_rand(c)), PF_AT_POLL) != 0)
     halt(c, t, e);
   else
     note_retry(t, e);
@@ -767,7 +785,7 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
                  "the status reply was larger than %zu bytes", c->o.max_body);
     else
       transfer_error(c, t, rc, 0, &e);
-    if (deadline_passed(c, t)) {
+    if (pf_task_deadline_passed(c, t)) {
       deadline_fired(c, t);
       return;
     }
@@ -781,7 +799,7 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   int (*parse)(const pf_ctx *, long, const char *, size_t, pf_status *, pf_err *) =
     x->kind == PF_X_RESULT ? c->adapter->parse_result : c->adapter->parse_status;
   if (parse(&ctx, http, x->resp.data, x->resp.len, &st, &e) != 0) {
-    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
+    pf_retry_after_set(&c->o, &e, x->retry_after, x->resp.data, x->resp.len);
     pf_status_free(&st);
     poll_failed(c, t, &e);
     return;
@@ -842,20 +860,20 @@ static void release_claims(pf_client *c, pf_task *t) {
 
 static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
   pf_upsrc *u = &t->ups[t->upi];
-  if (pf_retry_should(c, PF_R_UPLOAD, e, ++t->up_attempts, 0) && !deadline_passed(c, t)) {
+  if (pf_retry_should(&c->o, PF_R_UPLOAD, e, ++t->up_attempts, 0) && !pf_task_deadline_passed(c, t)) {
     u->up.step = 0;
-    if (pf_task_schedule(c, t, pf_retry_after_failure(c, t->up_attempts, e), PF_AT_UPLOAD) == 0) {
+    if (pf_task_schedule(c, t, pf_retry_after_failure(&c->o, t->up_attempts, e, pf_client_rand(c)), PF_AT_UPLOAD) == 0) {
       note_retry(t, e);
       return;
     }
   }
-  if (deadline_passed(c, t)) deadline_error(c, t, e);
+  if (pf_task_deadline_passed(c, t)) deadline_error(c, t, e);
   release_claims(c, t);
   pf_err_append(e, " (uploading %s; nothing was submitted, so nothing was charged)",
                 u->path ? u->path : u->url);
   e->not_charged = 1;
   t->state = PF_ST_FAILED;
-  set_error(t, e);
+  pf_task_set_error(t, e);
 }
 
 static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
@@ -873,7 +891,7 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_ctx ctx = pf_client_ctx(c, trace);
   int r = c->adapter->parse_upload(&ctx, &u->up, http, x->resp.data, x->resp.len, &e);
   if (r < 0) {
-    pf_retry_after_set(c, &e, x->retry_after, x->resp.data, x->resp.len);
+    pf_retry_after_set(&c->o, &e, x->retry_after, x->resp.data, x->resp.len);
     upload_failed(c, t, &e);
     return;
   }
@@ -904,10 +922,10 @@ static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
 static void download_failed(pf_client *c, pf_task *t, pf_err *e, int resumable) {
   t->dl_resume = resumable;
   if (!resumable) remove(t->dl_part);
-  if (deadline_passed(c, t)) {
+  if (pf_task_deadline_passed(c, t)) {
     deadline_error(c, t, e);
-  } else if (pf_retry_should(c, PF_R_DOWNLOAD, e, t->dl_attempts, 0)) {
-    double d = pf_retry_after_failure(c, t->dl_attempts, e);
+  } else if (pf_retry_should(&c->o, PF_R_DOWNLOAD, e, t->dl_attempts, 0)) {
+    double d = pf_retry_after_failure(&c->o, t->dl_attempts, e, pf_client_rand(c));
     if (pf_task_schedule(c, t, d, PF_AT_DOWNLOAD) == 0) {
       note_retry(t, e);
       return;
@@ -969,7 +987,7 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     pf_err_set(&e, k, http, "http_error", "downloading the result failed with HTTP %ld%s", http,
                (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
     e.retryable = pf_http_retryable(http);
-    pf_retry_after_set(c, &e, x->retry_after, NULL, 0);
+    pf_retry_after_set(&c->o, &e, x->retry_after, NULL, 0);
   } else if (rc == CURLE_WRITE_ERROR || !io_ok) {
     pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
   } else if (rc == CURLE_RANGE_ERROR) {
@@ -997,7 +1015,7 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   download_failed(c, t, &e, 0);
 }
 
-void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode rc) {
+void pf_task_on_done(pf_client *c, pf_task *t, CURLcode rc) {
   long http = 0;
   pf_state before = t->state;
   int progress = t->progress, halted = t->halted;
@@ -1014,15 +1032,15 @@ void pf_task_on_done(lua_State *L, int cidx, pf_client *c, pf_task *t, CURLcode 
     default: break;
   }
   redact_errors(c, t);
-  pf_xfer_release(c, &t->x);
+  pf_xfer_release(&c->net, &t->x);
   /* a cancel asked for while this request ran goes out next, ahead of the next poll */
   if (t->cancel == PF_CANCEL_WANTED && t->id && !pf_state_terminal(t->state))
     pf_task_schedule(c, t, 0, PF_AT_CANCEL);
   if (t->state != before || t->progress != progress || t->halted != halted || t->dl != dl) {
     pf_task_journal(c, t);
-    pf_client_changed(L, cidx, c, t);
+    pf_task_changed(c, t);
   }
-  pf_task_sync_anchor(L, cidx, 0, c, t);
+  settle_after_pump(c, t);
 }
 
 /* The next upload, or the submit once every image has its gateway reference. An image another
@@ -1053,15 +1071,15 @@ static int next_upload(pf_client *c, pf_task *t, pf_err *e) {
   return pf_task_submit_start(c, t, e);
 }
 
-void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
+void pf_task_on_timer(pf_client *c, pf_task *t) {
   pf_err e;
   pf_err_clear(&e);
-  if (t->timer_action != PF_AT_CANCEL && deadline_passed(c, t)) {
+  if (t->timer_action != PF_AT_CANCEL && pf_task_deadline_passed(c, t)) {
     deadline_fired(c, t);
     redact_errors(c, t);
     pf_task_journal(c, t);
-    pf_client_changed(L, cidx, c, t);
-    pf_task_sync_anchor(L, cidx, 0, c, t);
+    pf_task_changed(c, t);
+    settle_after_pump(c, t);
     return;
   }
   switch (t->timer_action) {
@@ -1069,8 +1087,8 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
       if (pf_task_submit_start(c, t, &e) != 0) {
         t->state = PF_ST_FAILED;
         pf_request_free(&t->rq);
-        set_error(t, &e);
-        pf_client_changed(L, cidx, c, t);
+        pf_task_set_error(t, &e);
+        pf_task_changed(c, t);
       }
       break;
     case PF_AT_LOOKUP:
@@ -1078,23 +1096,23 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
         end_lookup(t);
         t->state = PF_ST_UNCONFIRMED;
         pf_err_append(&t->unconfirmed_err, " (its task list could not be read: %s)", e.message);
-        set_error(t, &t->unconfirmed_err);
-        pf_client_changed(L, cidx, c, t);
+        pf_task_set_error(t, &t->unconfirmed_err);
+        pf_task_changed(c, t);
       }
       break;
     case PF_AT_DOWNLOAD:
-      if (start_download_attempt(c, t, &e) != 0) {
+      if (pf_task_start_download(c, t, &e) != 0) {
         t->dl = PF_DL_FAILED;
         t->dl_err = e;
-        pf_client_changed(L, cidx, c, t);
+        pf_task_changed(c, t);
       }
       break;
     case PF_AT_UPLOAD:
       if (next_upload(c, t, &e) != 0) {
         release_claims(c, t);
         t->state = PF_ST_FAILED;
-        set_error(t, &e);
-        pf_client_changed(L, cidx, c, t);
+        pf_task_set_error(t, &e);
+        pf_task_changed(c, t);
       }
       break;
     case PF_AT_CANCEL:
@@ -1103,7 +1121,7 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
         t->cancel = PF_CANCEL_REFUSED;
         t->cancel_err = e;
         pf_task_schedule(c, t, 0, PF_AT_POLL);
-        pf_client_changed(L, cidx, c, t);
+        pf_task_changed(c, t);
       }
       break;
     case PF_AT_RESULT:
@@ -1113,13 +1131,13 @@ void pf_task_on_timer(lua_State *L, int cidx, pf_client *c, pf_task *t) {
                                                             : c->adapter->build_status,
                       t->timer_action == PF_AT_RESULT ? PF_X_RESULT : PF_X_STATUS, &e) != 0) {
         halt(c, t, &e);
-        pf_client_changed(L, cidx, c, t);
+        pf_task_changed(c, t);
       }
       break;
   }
   redact_errors(c, t);
   pf_task_journal(c, t);
-  pf_task_sync_anchor(L, cidx, 0, c, t);
+  settle_after_pump(c, t);
 }
 
 void pf_task_detach(pf_task *t) {
@@ -1134,8 +1152,8 @@ void pf_task_detach(pf_task *t) {
     pf_task_journal(c, t);
   release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
-  pf_client_unlist(c, t);
-  pf_xfer_abort(c, t);
+  task_unlist(c, t);
+  pf_xfer_abort(&c->net, &t->x);
   if (t->dl == PF_DL_RUNNING) {
     /* running, waiting to retry (a kept .part) or waiting for a fresh URL: nobody continues it */
     if (t->dl_part) remove(t->dl_part);
@@ -1147,46 +1165,37 @@ void pf_task_detach(pf_task *t) {
   else c->tasks = t->next;
   if (t->next) t->next->prev = t->prev;
   t->prev = t->next = NULL;
-  if (t->anchored) c->nanchored--;
-  t->anchored = 0;
+  if (t->counted) c->npending--;
+  t->counted = 0;
   t->client = NULL;
 }
 
-/* ---------------------------------------------------------------- Lua type */
-
-static pf_task *check_task(lua_State *L, int idx) {
-  return (pf_task *)luaL_checkudata(L, idx, PF_TASK_MT);
-}
-
-static pf_task *check_open_task(lua_State *L, int idx) {
-  pf_task *t = check_task(L, idx);
-  if (t->closed) luaL_error(L, "attempt to use a closed task");
-  return t;
-}
-
-/* The client of t, with its userdata pushed, or an error if it was closed. */
-static pf_client *task_client(lua_State *L, int idx, pf_task *t) {
-  if (!t->client) luaL_error(L, "attempt to use a task whose client is closed");
-  lua_getiuservalue(L, idx, 1);
-  return t->client;
-}
-
-static void free_uploads(pf_task *t) {
-  for (size_t i = 0; i < t->nups; i++) {
-    pf_upsrc *u = &t->ups[i];
-    free(u->path); free(u->url); free(u->filename);
-    free(u->up.result);
-    json_decref(u->up.state);
+/* The intent of t in c's journal, before anything of it is sent: key and fields (a JSON object
+ * encoded by Lua: provider, base_url, model, request, output, label). */
+int pf_task_write_intent(pf_client *c, pf_task *t, const char *key, const char *fields, pf_err *e) {
+  if (!c->journal || !key) return 0;
+  json_t *f = json_loads(fields ? fields : "{}", 0, NULL);
+  if (!json_is_object(f)) {
+    json_decref(f);
+    pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory (the journal intent)");
+    return -1;
   }
-  free(t->ups);
-  free(t->slots);
-  t->ups = NULL;
-  t->slots = NULL;
-  t->nups = t->nslots = t->upi = 0;
+  snprintf(t->jkey, sizeof t->jkey, "%s", key);
+  const char *stage = t->nups > 0 ? "uploading" : "sending";
+  int rc = pf_journal_intent(c->journal, key, pf_walltime(), f, stage, e);
+  json_decref(f);
+  if (rc != 0) {
+    t->jkey[0] = '\0';
+    if (e->kind == PF_EK_IO)
+      pf_err_append(e, "; nothing was sent, so nothing was charged");
+    return -1;
+  }
+  t->jrec = PF_JR_INTENT | (t->nups > 0 ? 0 : PF_JR_SENDING);
+  return 0;
 }
 
-static void free_task(pf_task *t) {
-  pf_task_detach(t);
+/* Free everything t holds but the record itself (it is detached). */
+void pf_task_free_parts(pf_task *t) {
   end_lookup(t);
   free_uploads(t);
   pf_request_free(&t->rq);
@@ -1195,388 +1204,4 @@ static void free_task(pf_task *t) {
   free_videos(t);
   free(t->dl_path); t->dl_path = NULL;
   free(t->dl_part); t->dl_part = NULL;
-  t->closed = 1;
-}
-
-static int task_close(lua_State *L) {
-  pf_task *t = check_task(L, 1);
-  if (t->closed) return 0;
-  if (t->client) {
-    lua_getiuservalue(L, 1, 1);
-    pf_client *c = t->client;
-    pf_heap_remove(&c->heap, &t->timer);
-    pf_client_unlist(c, t);
-    pf_xfer_abort(c, t);
-    pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
-    lua_pop(L, 1);
-  }
-  free_task(t);
-  return 0;
-}
-
-static int task_gc(lua_State *L) {
-  pf_task *t = check_task(L, 1);
-  if (!t->closed) free_task(t);
-  return 0;
-}
-
-static void push_err(lua_State *L, const pf_task *t, const pf_err *e) {
-  pf_err r = *e;
-  if (t->client && t->client->api_key) pf_err_redact(&r, t->client->api_key);
-  pf_err_push(L, &r, t->provider);
-  if (t->id) {
-    lua_pushstring(L, t->id);
-    lua_setfield(L, -2, "task_id");
-  }
-}
-
-static void push_videos(lua_State *L, const pf_task *t) {
-  lua_createtable(L, (int)t->nvideos, 0);
-  for (size_t i = 0; i < t->nvideos; i++) {
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, t->videos[i].url);
-    lua_setfield(L, -2, "url");
-    if (t->videos[i].expires_at > 0) {
-      lua_pushnumber(L, t->videos[i].expires_at);
-      lua_setfield(L, -2, "expires_at");
-    }
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-}
-
-static int cost_tostring(lua_State *L) {
-  lua_getfield(L, 1, "unit");
-  const char *unit = lua_tostring(L, -1);
-  lua_getfield(L, 1, "amount");
-  const char *amount = luaL_tolstring(L, -1, NULL);
-  lua_pushfstring(L, "%s %s", amount, unit ? unit : "");
-  return 1;
-}
-
-static void push_cost(lua_State *L, const pf_cost *c) {
-  lua_createtable(L, 0, 2);
-  lua_Integer i;
-  /* a whole amount (45 credits) stays an integer: 45, not 45.0 */
-  if (lua_numbertointeger(c->amount, &i) && (double)i == c->amount) lua_pushinteger(L, i);
-  else lua_pushnumber(L, c->amount);
-  lua_setfield(L, -2, "amount");
-  lua_pushstring(L, c->unit);
-  lua_setfield(L, -2, "unit");
-  if (luaL_newmetatable(L, "pixflow.cost")) {
-    lua_pushcfunction(L, cost_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_setmetatable(L, -2);
-}
-
-void pf_push_costs(lua_State *L, const pf_cost *costs, size_t n, int all) {
-  if (n == 0) { lua_pushnil(L); return; }
-  if (!all) { push_cost(L, &costs[0]); return; }
-  lua_createtable(L, (int)n, 0);
-  for (size_t i = 0; i < n; i++) {
-    push_cost(L, &costs[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-}
-
-/* __index: the task's fields, then its methods (upvalue 1). */
-static int task_index(lua_State *L) {
-  pf_task *t = check_task(L, 1);
-  const char *k = lua_tostring(L, 2);
-  if (k && !t->closed) {
-    if (strcmp(k, "id") == 0) { if (t->id) lua_pushstring(L, t->id); else lua_pushnil(L); return 1; }
-    if (strcmp(k, "status") == 0) { lua_pushstring(L, pf_state_name(t->state)); return 1; }
-    if (strcmp(k, "provider") == 0) { lua_pushstring(L, t->provider); return 1; }
-    if (strcmp(k, "progress") == 0) {
-      if (t->progress >= 0) lua_pushinteger(L, t->progress); else lua_pushnil(L);
-      return 1;
-    }
-    if (strcmp(k, "eta") == 0) { if (t->eta >= 0) lua_pushnumber(L, t->eta); else lua_pushnil(L); return 1; }
-    if (strcmp(k, "videos") == 0) { push_videos(L, t); return 1; }
-    if (strcmp(k, "video_url") == 0) {
-      if (t->nvideos) lua_pushstring(L, t->videos[0].url); else lua_pushnil(L);
-      return 1;
-    }
-    if (strcmp(k, "cost") == 0) { pf_push_costs(L, t->costs, t->ncosts, 0); return 1; }
-    if (strcmp(k, "costs") == 0) { pf_push_costs(L, t->costs, t->ncosts, 1); return 1; }
-    if (strcmp(k, "error") == 0) { if (t->has_err) push_err(L, t, &t->err); else lua_pushnil(L); return 1; }
-    if (strcmp(k, "mode") == 0) { lua_pushstring(L, pf_mode_name(t->mode)); return 1; }
-    if (strcmp(k, "model") == 0) { if (t->model) lua_pushstring(L, t->model); else lua_pushnil(L); return 1; }
-    if (strcmp(k, "done") == 0) { lua_pushboolean(L, pf_state_terminal(t->state)); return 1; }
-    if (strcmp(k, "halted") == 0) { lua_pushboolean(L, t->halted); return 1; }
-    if (strcmp(k, "last_retry") == 0) {     /* the last failure that was retried */
-      if (t->retries) push_err(L, t, &t->retry_err); else lua_pushnil(L);
-      return 1;
-    }
-    if (strcmp(k, "retries") == 0) { lua_pushinteger(L, t->retries); return 1; }
-    if (strcmp(k, "journal_error") == 0) {  /* a record the journal could not write */
-      if (t->has_jerr) push_err(L, t, &t->jerr); else lua_pushnil(L);
-      return 1;
-    }
-    if (strcmp(k, "journal_key") == 0) {
-      if (t->jkey[0]) lua_pushstring(L, t->jkey); else lua_pushnil(L);
-      return 1;
-    }
-    if (strcmp(k, "bytes") == 0) {          /* of the download under way */
-      lua_pushinteger(L, t->x.kind == PF_X_DOWNLOAD ? (lua_Integer)t->x.written : 0);
-      return 1;
-    }
-    if (strcmp(k, "phase") == 0) {
-      const char *ph = "waiting";
-      if (t->dl == PF_DL_RUNNING) ph = "downloading";
-      else if (t->held) ph = "held";
-      else if (t->state == PF_ST_SUBMITTING) ph = t->upi < t->nups ? "uploading" : "submitting";
-      else if (pf_state_terminal(t->state)) ph = "done";
-      lua_pushstring(L, ph);
-      return 1;
-    }
-    if (strcmp(k, "path") == 0) {
-      if (t->dl == PF_DL_DONE) lua_pushstring(L, t->dl_path); else lua_pushnil(L);
-      return 1;
-    }
-  }
-  if (k && t->closed && strcmp(k, "status") == 0) { lua_pushstring(L, "closed"); return 1; }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
-  return 1;
-}
-
-static int task_tostring(lua_State *L) {
-  pf_task *t = check_task(L, 1);
-  if (t->closed) lua_pushfstring(L, "pixflow.Task (%p) [closed]", (void *)t);
-  else if (t->progress >= 0 && !pf_state_terminal(t->state))
-    lua_pushfstring(L, "pixflow.Task (%s %s) [%s %d%%]", t->provider, t->id ? t->id : "-",
-                    pf_state_name(t->state), t->progress);
-  else
-    lua_pushfstring(L, "pixflow.Task (%s %s) [%s]", t->provider, t->id ? t->id : "-",
-                    pf_state_name(t->state));
-  return 1;
-}
-
-/* task:_resume(): restart polling of a task that halted on an error. */
-static int task_resume(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  pf_client *c = task_client(L, 1, t);
-  if (t->halted && t->id && !pf_state_terminal(t->state)) {
-    t->halted = 0;
-    t->has_err = 0;
-    t->poll_failures = 0;
-    if (deadline_passed(c, t)) pf_task_start_deadline(c, t);   /* waiting again: a new window */
-    if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) return luaL_error(L, "out of memory");
-    pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* task:_download(path): start streaming the first video to path .. ".part". */
-static int task_download_start(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  const char *path = luaL_checkstring(L, 2);
-  pf_client *c = task_client(L, 1, t);
-  pf_err e;
-  pf_err_clear(&e);
-  if (t->dl == PF_DL_RUNNING) return luaL_error(L, "a download of this task is already running");
-  /* asked for after the deadline: the download's own limits govern it */
-  if (deadline_passed(c, t)) t->deadline = 0;
-  if (t->state != PF_ST_SUCCEEDED || t->nvideos == 0) {
-    pf_err_set(&e, PF_EK_INVALID, 0, "not_ready",
-               "task %s has no result to download (status %s)", t->id ? t->id : "-",
-               pf_state_name(t->state));
-    lua_pushnil(L);
-    push_err(L, t, &e);
-    return 2;
-  }
-  /* the journal learns where the file goes before a byte of it is written (and refuses a path
-   * another task may still write) */
-  if (t->client->journal && t->jkey[0]) {
-    json_t *f = json_pack("{s:s}", "path", path);
-    int rc = f ? pf_journal_record(t->client->journal, t->jkey, "download", pf_walltime(), f, 0,
-                                   PF_J_SHORT, &e)
-               : (pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory"), -1);
-    json_decref(f);
-    if (rc != 0 && e.kind != PF_EK_IO && e.kind != PF_EK_NOMEM) {   /* another task's path */
-      lua_pushnil(L);
-      push_err(L, t, &e);
-      return 2;
-    }
-    /* a journal that cannot be written (a full disk) must not cost the video: the download goes
-     * ahead, and the record is owed (written by pf_task_journal once it can be) */
-    if (rc == 0) t->jrec |= PF_JR_DOWNLOAD;
-    else journal_owed(t->client, t, &e, "the download path");
-  }
-  free(t->dl_path);
-  free(t->dl_part);
-  t->dl_path = pf_strdup(path);
-  size_t n = strlen(path) + 6;
-  t->dl_part = malloc(n);
-  if (!t->dl_path || !t->dl_part) return luaL_error(L, "out of memory");
-  snprintf(t->dl_part, n, "%s.part", path);
-  t->dl_attempts = 0;
-  t->dl_refreshed = t->dl_after_poll = 0;
-  pf_err_clear(&t->dl_err);
-  if (start_download_attempt(c, t, &e) != 0) {
-    t->dl = PF_DL_FAILED;
-    t->dl_err = e;
-    lua_pushnil(L);
-    push_err(L, t, &e);
-    return 2;
-  }
-  t->dl = PF_DL_RUNNING;
-  pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* task:_download_state() -> "none" | "running" | "done" | "failed" [, err] */
-static int task_download_state(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  static const char *const names[] = { "none", "running", "done", "failed" };
-  lua_pushstring(L, names[t->dl]);
-  if (t->dl == PF_DL_FAILED) { push_err(L, t, &t->dl_err); return 2; }
-  return 1;
-}
-
-/* task:_download_abort(): stop a running download and remove its .part file: the transfer, a
- * retry waiting on the heap, or the status read for a fresh URL that the download waits for. */
-static int task_download_abort(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  if (t->dl != PF_DL_RUNNING || !t->client) return 0;
-  pf_client *c = task_client(L, 1, t);
-  int refresh = t->dl_after_poll;
-  t->dl_after_poll = 0;
-  if (t->timer_action == PF_AT_DOWNLOAD || (refresh && t->timer_action == PF_AT_POLL))
-    pf_heap_remove(&c->heap, &t->timer);
-  if (t->x.kind == PF_X_DOWNLOAD || (refresh && (t->x.kind == PF_X_STATUS || t->x.kind == PF_X_RESULT)))
-    pf_xfer_abort(c, t);
-  if (t->dl_part) remove(t->dl_part);
-  t->dl = PF_DL_FAILED;
-  pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "aborted", "the download was stopped");
-  pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
-  return 0;
-}
-
-/* task:_owner() -> the Lua client object that pumps this task (raises if closed). */
-/* task:_release(extend_from_id): send a held task, now that the task it extends succeeded. */
-static int task_release(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  const char *id = luaL_checkstring(L, 2);
-  pf_client *c = task_client(L, 1, t);
-  if (!t->held) return luaL_error(L, "the task is not held");
-  t->held = 0;
-  free(t->rq.extend_from);
-  t->rq.extend_from = pf_strdup(id);
-  pf_task_start_deadline(c, t);             /* a chained task's time starts when it is sent */
-  pf_err e;
-  pf_err_clear(&e);
-  int rc = !t->rq.extend_from ? -1 : pf_client_write_intent(c, t, L, 3, &e);
-  if (rc == 0)
-    rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, &e);
-  if (rc != 0) {
-    if (e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
-    t->state = PF_ST_FAILED;
-    set_error(t, &e);
-    lua_pushnil(L);
-    push_err(L, t, &e);
-    return 2;
-  }
-  pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
-  pf_scrub_secrets();                       /* the submit's header lines were built */
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* task:_abandon(message): a held task that will never be sent (the task it extends failed). */
-static int task_abandon(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  const char *msg = luaL_checkstring(L, 2);
-  if (!t->held) return luaL_error(L, "the task is not held");
-  t->held = 0;
-  t->state = PF_ST_CANCELED;
-  pf_err e;
-  pf_err_set(&e, PF_EK_CANCELED, 0, "source_failed", "%s; this task was never sent, so nothing was "
-             "charged", msg);
-  e.not_charged = 1;
-  set_error(t, &e);
-  return 0;
-}
-
-/* task:_cancel() -> true | nil, err: ask the gateway to cancel (sent as soon as the task's
- * current request ends). */
-static int task_cancel(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  pf_client *c = task_client(L, 1, t);
-  pf_err e;
-  pf_err_clear(&e);
-  if (!c->adapter->build_cancel) {
-    pf_err_set(&e, PF_EK_INVALID, 0, "unsupported",
-               "%s has no cancel call (none is documented); the task keeps running and may be "
-               "billed", c->provider);
-  } else if (pf_state_terminal(t->state)) {
-    pf_err_set(&e, PF_EK_INVALID, 0, "finished", "the task already ended (%s)",
-               pf_state_name(t->state));
-  }
-  if (e.kind != PF_EK_NONE) {
-    lua_pushnil(L);
-    push_err(L, t, &e);
-    return 2;
-  }
-  if (t->cancel == PF_CANCEL_NONE || t->cancel == PF_CANCEL_REFUSED) {
-    t->cancel = PF_CANCEL_WANTED;
-    pf_err_clear(&t->cancel_err);
-    if (t->id && !pf_task_busy(t)) {
-      if (pf_task_schedule(c, t, 0, PF_AT_CANCEL) != 0) return luaL_error(L, "out of memory");
-      pf_task_sync_anchor(L, lua_gettop(L), 1, c, t);
-    }
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* task:_cancel_state() -> "none" | "wanted" | "sent" | "accepted" | "refused" [, err] */
-static int task_cancel_state(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  static const char *const names[] = { "none", "wanted", "sent", "accepted", "refused" };
-  lua_pushstring(L, names[t->cancel]);
-  if (t->cancel == PF_CANCEL_REFUSED) { push_err(L, t, &t->cancel_err); return 2; }
-  return 1;
-}
-
-static int task_owner(lua_State *L) {
-  pf_task *t = check_open_task(L, 1);
-  if (!t->client) return luaL_error(L, "attempt to use a task whose client is closed");
-  lua_getiuservalue(L, 1, 2);
-  return 1;
-}
-
-static const luaL_Reg task_methods[] = {
-  { "close", task_close },
-  { "_resume", task_resume },
-  { "_download", task_download_start },
-  { "_download_state", task_download_state },
-  { "_download_abort", task_download_abort },
-  { "_cancel", task_cancel },
-  { "_release", task_release },
-  { "_abandon", task_abandon },
-  { "_cancel_state", task_cancel_state },
-  { "_owner", task_owner },
-  { NULL, NULL },
-};
-
-static const luaL_Reg task_meta[] = {
-  { "__gc", task_gc },
-  { "__close", task_close },
-  { "__tostring", task_tostring },
-  { NULL, NULL },
-};
-
-/* Leaves the methods table on the stack: Lua adds wait, download and friends to it. */
-void pf_task_open(lua_State *L) {
-  luaL_newmetatable(L, PF_TASK_MT);
-  luaL_setfuncs(L, task_meta, 0);
-  luaL_newlib(L, task_methods);
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, task_index, 1);
-  lua_setfield(L, -3, "__index");          /* mt.__index = closure over methods */
-  lua_remove(L, -2);                       /* methods */
 }

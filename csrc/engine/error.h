@@ -1,10 +1,10 @@
-/* error.h: the error record the C core fills and the pixflow.error objects it pushes to Lua. */
+/* error.h: the error record the engine fills: a kind from a fixed taxonomy, a code, a message. */
 #ifndef PF_ERROR_H
 #define PF_ERROR_H
 
 #include <curl/curl.h>
 
-#include "pixflow.h"
+#include "util.h"
 
 /* The kinds are the stable, documented taxonomy; pf_errkind_name() gives their Lua spelling. */
 typedef enum pf_errkind {
@@ -71,10 +71,5 @@ void pf_utf8_copy(char *dst, size_t cap, const char *src, size_t srclen);
 int pf_redact_secret(char *buf, size_t cap, const char *secret);
 /* The same for e's message and code. */
 void pf_err_redact(pf_err *e, const char *secret);
-
-/* Push a pixflow.error table for e; provider may be NULL. */
-void pf_err_push(lua_State *L, const pf_err *e, const char *provider);
-/* Register the pixflow.error metatable (fields only: Lua's pixflow.errors adds __tostring). */
-void pf_error_open(lua_State *L);
 
 #endif

@@ -1,10 +1,10 @@
-/* journal_lua.c: the Lua binding of the journal (pixflow.Journal), paths and UUIDs for Lua. */
+/* journal.c: the Lua binding of the journal (pixflow.Journal), paths and UUIDs for Lua. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine.h"
+#include "binding.h"
 #include "hash.h"
 #include "journal.h"
 #include "reconcile.h"

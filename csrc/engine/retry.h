@@ -4,10 +4,9 @@
 
 #include <curl/curl.h>
 
+#include "engine.h"
 #include "error.h"
 
-struct pf_client;
-struct pf_task;
 
 /* What a request was for: each has its own attempt limit and its own rule for what may be
  * retried (a submit only when it provably never reached the gateway). */
@@ -21,25 +20,16 @@ double pf_retry_delay(double base, double max, double after_max, int failures, d
 
 /* Should the request that failed with e be sent again, this being its `failures`-th failure?
  * For a submit, the caller says whether the request provably never reached the gateway. */
-int pf_retry_should(const struct pf_client *c, pf_rkind kind, const pf_err *e, int failures,
+int pf_retry_should(const pf_opts *o, pf_rkind kind, const pf_err *e, int failures,
                     int never_sent);
 
-/* The delay for this client and error (its jitter drawn from the client's generator). */
-double pf_retry_after_failure(struct pf_client *c, int failures, const pf_err *e);
-
-/* Did the request provably never reach the gateway? (resolve, connect or TLS handshake failed,
- * or a timeout fired before the request was sent.) */
-int pf_never_sent(CURL *easy, CURLcode rc);
-
-/* Name the deadline behind a CURLE_OPERATION_TIMEDOUT: fills e with code connect_timeout,
- * low_speed, request_timeout or download_timeout and says which limit fired. */
-void pf_timeout_error(const struct pf_client *c, CURL *easy, int download, const char *errbuf,
-                      pf_err *e);
+/* The delay for these options and error (rnd in [0,1): the jitter). */
+double pf_retry_after_failure(const pf_opts *o, int failures, const pf_err *e, double rnd);
 
 /* Set e->retry_after from a reply's Retry-After (header, a number of seconds or < 0 for none;
  * else a JSON body's) as the wait pixflow applies: capped at retry.after_max, the message saying
  * so when the server asked for longer. */
-void pf_retry_after_set(const struct pf_client *c, pf_err *e, double header, const char *body,
+void pf_retry_after_set(const pf_opts *o, pf_err *e, double header, const char *body,
                         size_t len);
 
 /* Retry-After given in a JSON error body ({"retry_after": s} at the top or under "error"),

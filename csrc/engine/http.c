@@ -1,12 +1,13 @@
-/* http.c: the transport: easy-handle setup, write/header callbacks, per-host slots.
- * Callbacks only write C fields of pf_xfer; they never call Lua. */
+/* http.c: the transport: easy-handle setup, write/header callbacks, per-host slots and queues.
+ * It knows transfers and their opaque owners, never tasks or clients; callbacks only write C
+ * fields of pf_xfer. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "engine.h"
+#include "internal.h"
 
 static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
   pf_xfer *x = ud;
@@ -112,7 +113,7 @@ void pf_url_host(const char *url, char *out, size_t n) {
   out[o] = '\0';
 }
 
-static size_t host_slot(pf_client *c, const char *url, pf_err *err) {
+static size_t host_slot(pf_net *c, const char *url, pf_err *err) {
   char name[sizeof c->hosts[0].name];
   pf_url_host(url, name, sizeof name);
   for (size_t i = 0; i < c->nhosts; i++)
@@ -130,12 +131,12 @@ static size_t host_slot(pf_client *c, const char *url, pf_err *err) {
 
 /* An easy handle for a transfer that starts now: a reset one from the client's pool, or a new
  * one. Handles are only held while a transfer runs, so a queued request costs no handle. */
-static CURL *easy_get(pf_client *c) {
+static CURL *easy_get(pf_net *c) {
   if (c->npool > 0) return c->pool[--c->npool];
   return curl_easy_init();
 }
 
-static void easy_put(pf_client *c, CURL *e) {
+static void easy_put(pf_net *c, CURL *e) {
   if (c && c->npool < PF_EASY_POOL) {
     curl_easy_reset(e);
     c->pool[c->npool++] = e;
@@ -144,7 +145,25 @@ static void easy_put(pf_client *c, CURL *e) {
   }
 }
 
-void pf_easy_pool_free(pf_client *c) {
+int pf_net_init(pf_net *n, const pf_opts *o, double (*now)(const void *), const void *ud, pf_err *err) {
+  memset(n, 0, sizeof *n);
+  n->o = o;
+  n->now = now;
+  n->now_ud = ud;
+  n->multi = curl_multi_init();
+  if (!n->multi) {
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a curl multi handle");
+    return -1;
+  }
+  return 0;
+}
+
+void pf_net_free(pf_net *c) {
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  free(c->hosts);
+  c->hosts = NULL;
+  c->nhosts = 0;
   while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
   for (size_t i = 0; i < c->nslabs; i++) pf_secret_unmap(c->slabs[i].mem, c->slabs[i].cap);
   free(c->slabs);
@@ -155,7 +174,7 @@ void pf_easy_pool_free(pf_client *c) {
 /* ---------------------------------------------------------------- the key in header lines */
 
 /* A free slot of c's secret slabs (a new slab when all are full), or NULL. */
-static char *secret_slot_get(pf_client *c) {
+static char *secret_slot_get(pf_net *c) {
   for (size_t i = 0; i < c->nslabs; i++) {
     pf_secret_slab *s = &c->slabs[i];
     for (unsigned b = 0; b < PF_SECRET_SLOTS; b++) {
@@ -176,7 +195,7 @@ static char *secret_slot_get(pf_client *c) {
 }
 
 /* Give p back if it is a slot of c's slabs (wiped); 0 if it is not one. */
-static int secret_slot_put(pf_client *c, char *p) {
+static int secret_slot_put(pf_net *c, char *p) {
   for (size_t i = 0; c && i < c->nslabs; i++) {
     pf_secret_slab *s = &c->slabs[i];
     if (p < s->mem || p >= s->mem + (size_t)PF_SECRET_SLOT * PF_SECRET_SLOTS) continue;
@@ -191,7 +210,7 @@ static int secret_slot_put(pf_client *c, char *p) {
 /* Move the header lines of r that carry the key (curl_slist_append copied them into the heap)
  * into secret slots, wiping the heap copies. A line that gets no slot stays where it is, and is
  * wiped when freed. */
-static void secure_headers(pf_client *c, pf_http_req *r) {
+static void secure_headers(pf_net *c, pf_http_req *r) {
   if (!c->api_key || !c->api_key[0]) return;
   for (struct curl_slist *h = r->headers; h; h = h->next) {
     if (!h->data || !strstr(h->data, c->api_key)) continue;
@@ -207,7 +226,7 @@ static void secure_headers(pf_client *c, pf_http_req *r) {
 }
 
 /* Wipe every header line of r and give back its slots, before r is freed. */
-static void release_headers(pf_client *c, pf_http_req *r) {
+static void release_headers(pf_net *c, pf_http_req *r) {
   for (struct curl_slist *h = r->headers; h; h = h->next) {
     if (!h->data) continue;
     pf_wipe(h->data, strlen(h->data));
@@ -230,15 +249,14 @@ static int submit_once(void *ud, char *conn_primary_ip, char *conn_local_ip, int
   return x->sends++ == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
-/* Set every option of t's transfer on e (a fresh or reset handle). A local file of a multipart
+/* Set every option of transfer x on e (a fresh or reset handle). A local file of a multipart
  * body that cannot be read (deleted while the request waited for a slot) fills err. */
-static CURLcode configure(pf_client *c, pf_task *t, CURL *e, pf_err *err) {
-  pf_xfer *x = &t->x;
+static CURLcode configure(pf_net *c, pf_xfer *x, CURL *e, pf_err *err) {
   int download = x->kind == PF_X_DOWNLOAD;
   CURLcode rc = CURLE_OK;
 #define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val)
   SET(CURLOPT_URL, x->req.url);
-  SET(CURLOPT_PRIVATE, (void *)t);
+  SET(CURLOPT_PRIVATE, (void *)x);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
   if (x->kind == PF_X_SUBMIT) {
@@ -258,18 +276,18 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e, pf_err *err) {
   /* TLS verification is on and nothing in pixflow turns it off; ca_file only adds trust */
   SET(CURLOPT_SSL_VERIFYPEER, 1L);
   SET(CURLOPT_SSL_VERIFYHOST, 2L);
-  if (c->o.ca_file) SET(CURLOPT_CAINFO, c->o.ca_file);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_ms);
-  /* the request's own limit, or what is left of the task's deadline if that is sooner */
-  long total_ms = download ? c->o.download_ms : c->o.request_ms;
-  if (t->deadline > 0 && x->kind != PF_X_CANCEL) {
-    double left = (t->deadline - pf_client_now(c)) * 1000;
+  if (c->o->ca_file) SET(CURLOPT_CAINFO, c->o->ca_file);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, c->o->connect_ms);
+  /* the request's own limit, or what is left of its owner's deadline if that is sooner */
+  long total_ms = download ? c->o->download_ms : c->o->request_ms;
+  if (x->deadline > 0) {
+    double left = (x->deadline - c->now(c->now_ud)) * 1000;
     if (left < (double)total_ms) total_ms = left > 1 ? (long)left : 1;
   }
   SET(CURLOPT_TIMEOUT_MS, total_ms);
-  SET(CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
-  SET(CURLOPT_LOW_SPEED_TIME, c->o.low_speed_secs);
-  SET(CURLOPT_USERAGENT, c->o.user_agent);
+  SET(CURLOPT_LOW_SPEED_LIMIT, c->o->low_speed_bytes);
+  SET(CURLOPT_LOW_SPEED_TIME, c->o->low_speed_secs);
+  SET(CURLOPT_USERAGENT, c->o->user_agent);
   SET(CURLOPT_HEADERFUNCTION, on_header);
   SET(CURLOPT_HEADERDATA, (void *)x);
   if (x->req.headers) SET(CURLOPT_HTTPHEADER, x->req.headers);
@@ -303,7 +321,7 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e, pf_err *err) {
     SET(CURLOPT_FOLLOWLOCATION, 1L);
     SET(CURLOPT_MAXREDIRS, 5L);
     SET(CURLOPT_FAILONERROR, 1L);
-    SET(CURLOPT_MAXFILESIZE_LARGE, c->o.max_download);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->o->max_download);
     /* 256 KiB reads: a quarter of the system calls of the 16 KiB default on a large file; the
      * buffer lives only while the download runs (W3 in docs/benchmarks.md) */
     SET(CURLOPT_BUFFERSIZE, 256L * 1024);
@@ -323,9 +341,8 @@ static CURLcode configure(pf_client *c, pf_task *t, CURL *e, pf_err *err) {
   return rc;
 }
 
-/* Give t's transfer a handle and start it. */
-static int activate(pf_client *c, pf_task *t, pf_err *err) {
-  pf_xfer *x = &t->x;
+/* Give transfer x a handle and start it. */
+static int activate(pf_net *c, pf_xfer *x, pf_err *err) {
   x->easy = easy_get(c);
   if (!x->easy) {
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a transfer (out of memory)");
@@ -333,7 +350,7 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
     return -1;
   }
   pf_err_clear(err);
-  CURLcode rc = configure(c, t, x->easy, err);
+  CURLcode rc = configure(c, x, x->easy, err);
   CURLMcode mc = rc == CURLE_OK ? curl_multi_add_handle(c->multi, x->easy) : CURLM_OK;
   if (rc != CURLE_OK || mc != CURLM_OK) {
     x->start_rc = rc != CURLE_OK ? rc : mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
@@ -359,18 +376,17 @@ static int activate(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-int pf_task_busy(const pf_task *t) {
-  return t->x.active || t->x.waiting || t->x.failed;
+int pf_xfer_busy(const pf_xfer *x) {
+  return x->active || x->waiting || x->failed;
 }
 
-/* The one place a task's transfer begins. A task has at most one: a second start while one is
- * running, queued or waiting to be reported is refused (it would overwrite the first, losing
- * its easy handle and its host slot). A request is queued behind the host's waiting ones even
- * when a slot is free, so that queued requests are served first and cannot starve. */
-static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, FILE *fp,
-                      curl_off_t resume_from, pf_err *err) {
-  pf_xfer *x = &t->x;
-  if (pf_task_busy(t)) {
+/* The one place a transfer begins. An owner's pf_xfer holds at most one: a second start while
+ * one is running, queued or waiting to be reported is refused (it would overwrite the first,
+ * losing its easy handle and its host slot). A request is queued behind the host's waiting ones
+ * even when a slot is free, so that queued requests are served first and cannot starve. */
+static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req *req,
+                      FILE *fp, curl_off_t resume_from, double deadline, pf_err *err) {
+  if (pf_xfer_busy(x)) {
     pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
     pf_http_req_discard(req);
     return -1;
@@ -380,21 +396,23 @@ static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req,
   x->fp = fp;                   /* a download's file, opened by the caller */
   x->resume_from = resume_from;
   x->kind = kind;
+  x->owner = owner;
+  x->deadline = deadline;
   x->req = *req;
   memset(req, 0, sizeof *req);
   x->retry_after = -1;
-  pf_buf_init(&x->resp, c->o.max_body);
+  pf_buf_init(&x->resp, c->o->max_body);
   x->host = host_slot(c, x->req.url, err);
   if (x->host == (size_t)-1) goto fail;
   pf_host *h = &c->hosts[x->host];
-  if (!h->qhead && h->active < c->o.max_per_host) {
-    if (activate(c, t, err) != 0) goto fail;
+  if (!h->qhead && h->active < c->o->max_per_host) {
+    if (activate(c, x, err) != 0) goto fail;
   } else {
     x->waiting = 1;
     x->qnext = NULL;
-    if (h->qtail) h->qtail->x.qnext = t;
-    else h->qhead = t;
-    h->qtail = t;
+    if (h->qtail) h->qtail->qnext = x;
+    else h->qhead = x;
+    h->qtail = x;
   }
   return 0;
 fail:
@@ -403,19 +421,20 @@ fail:
   return -1;
 }
 
-int pf_xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req, pf_err *err) {
-  return xfer_start(c, t, kind, req, NULL, 0, err);
+int pf_xfer_start(pf_net *n, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req *req,
+                  double deadline, pf_err *err) {
+  return xfer_start(n, x, owner, kind, req, NULL, 0, deadline, err);
 }
 
-int pf_xfer_start_download(pf_client *c, pf_task *t, pf_http_req *req, FILE *fp,
-                           curl_off_t resume_from, pf_err *err) {
-  return xfer_start(c, t, PF_X_DOWNLOAD, req, fp, resume_from, err);
+int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, FILE *fp,
+                           curl_off_t resume_from, double deadline, pf_err *err) {
+  return xfer_start(n, x, owner, PF_X_DOWNLOAD, req, fp, resume_from, deadline, err);
 }
 
 /* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
  * cap). Only for calls that are not a task's and whose callers block anyway (resume's lookups).
  * req is consumed. Returns 0 with *http and the body in resp, or -1 with err filled. */
-int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, double *offset,
+int pf_http_perform(pf_net *c, pf_http_req *req, long *http, pf_buf *resp, double *offset,
                     pf_err *err) {
   pf_xfer x;
   memset(&x, 0, sizeof x);
@@ -423,7 +442,7 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
   x.req = *req;
   memset(req, 0, sizeof *req);
   x.retry_after = -1;
-  pf_buf_init(&x.resp, c->o.max_body);
+  pf_buf_init(&x.resp, c->o->max_body);
   int rc = -1;
   CURL *e = x.easy = curl_easy_init();
   CURLcode cc = e ? CURLE_OK : CURLE_OUT_OF_MEMORY;
@@ -434,12 +453,12 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_SSL_VERIFYPEER, 1L);
   SET(CURLOPT_SSL_VERIFYHOST, 2L);
-  if (c->o.ca_file) SET(CURLOPT_CAINFO, c->o.ca_file);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_ms);
-  SET(CURLOPT_TIMEOUT_MS, c->o.request_ms);
-  SET(CURLOPT_LOW_SPEED_LIMIT, c->o.low_speed_bytes);
-  SET(CURLOPT_LOW_SPEED_TIME, c->o.low_speed_secs);
-  SET(CURLOPT_USERAGENT, c->o.user_agent);
+  if (c->o->ca_file) SET(CURLOPT_CAINFO, c->o->ca_file);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, c->o->connect_ms);
+  SET(CURLOPT_TIMEOUT_MS, c->o->request_ms);
+  SET(CURLOPT_LOW_SPEED_LIMIT, c->o->low_speed_bytes);
+  SET(CURLOPT_LOW_SPEED_TIME, c->o->low_speed_secs);
+  SET(CURLOPT_USERAGENT, c->o->user_agent);
   if (x.req.headers) SET(CURLOPT_HTTPHEADER, x.req.headers);
   SET(CURLOPT_WRITEFUNCTION, write_api);
   SET(CURLOPT_WRITEDATA, (void *)&x);
@@ -449,7 +468,7 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
   if (cc == CURLE_OK) cc = curl_easy_perform(e);
   if (offset) *offset = x.server_date > 0 ? x.server_date - x.server_date_at : NAN;
   if (cc != CURLE_OK) {
-    if (x.too_big) pf_err_set(err, PF_EK_PROTOCOL, 0, "too_large", "the reply was larger than %zu bytes", c->o.max_body);
+    if (x.too_big) pf_err_set(err, PF_EK_PROTOCOL, 0, "too_large", "the reply was larger than %zu bytes", c->o->max_body);
     else pf_err_from_curl(err, cc, x.errbuf);
   } else {
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, http);
@@ -462,7 +481,7 @@ int pf_http_perform(pf_client *c, pf_http_req *req, long *http, pf_buf *resp, do
   return rc;
 }
 
-void pf_xfer_release(pf_client *c, pf_xfer *x) {
+void pf_xfer_release(pf_net *c, pf_xfer *x) {
   if (x->easy) easy_put(c, x->easy);
   x->easy = NULL;
   curl_mime_free(x->mime);
@@ -477,8 +496,7 @@ void pf_xfer_release(pf_client *c, pf_xfer *x) {
   x->active = x->waiting = x->failed = 0;
 }
 
-void pf_xfer_finish(pf_client *c, pf_task *t) {
-  pf_xfer *x = &t->x;
+static void xfer_finish(pf_net *c, pf_xfer *x) {
   if (x->active) {
     curl_multi_remove_handle(c->multi, x->easy);
     c->hosts[x->host].active--;
@@ -486,35 +504,34 @@ void pf_xfer_finish(pf_client *c, pf_task *t) {
   }
 }
 
-/* Unlink t from c's list of transfers that failed to start. */
-static void unlink_failed(pf_client *c, pf_task *t) {
-  pf_task *prev = NULL;
-  for (pf_task *q = c->fhead; q; prev = q, q = q->x.qnext) {
-    if (q != t) continue;
-    if (prev) prev->x.qnext = q->x.qnext;
-    else c->fhead = q->x.qnext;
-    if (c->ftail == t) c->ftail = prev;
+/* Unlink x from c's list of transfers that failed to start. */
+static void unlink_failed(pf_net *c, pf_xfer *x) {
+  pf_xfer *prev = NULL;
+  for (pf_xfer *q = c->fhead; q; prev = q, q = q->qnext) {
+    if (q != x) continue;
+    if (prev) prev->qnext = q->qnext;
+    else c->fhead = q->qnext;
+    if (c->ftail == x) c->ftail = prev;
     break;
   }
-  t->x.failed = 0;
+  x->failed = 0;
 }
 
-void pf_xfer_abort(pf_client *c, pf_task *t) {
-  pf_xfer *x = &t->x;
-  if (x->failed) unlink_failed(c, t);
+void pf_xfer_abort(pf_net *c, pf_xfer *x) {
+  if (x->failed) unlink_failed(c, x);
   if (x->waiting) {
     pf_host *h = &c->hosts[x->host];
-    pf_task *prev = NULL;
-    for (pf_task *q = h->qhead; q; prev = q, q = q->x.qnext) {
-      if (q != t) continue;
-      if (prev) prev->x.qnext = q->x.qnext;
-      else h->qhead = q->x.qnext;
-      if (h->qtail == t) h->qtail = prev;
+    pf_xfer *prev = NULL;
+    for (pf_xfer *q = h->qhead; q; prev = q, q = q->qnext) {
+      if (q != x) continue;
+      if (prev) prev->qnext = q->qnext;
+      else h->qhead = q->qnext;
+      if (h->qtail == x) h->qtail = prev;
       break;
     }
     x->waiting = 0;
   }
-  pf_xfer_finish(c, t);
+  xfer_finish(c, x);
   pf_xfer_release(c, x);
 }
 
@@ -522,30 +539,115 @@ void pf_xfer_abort(pf_client *c, pf_task *t) {
  * file is gone, no memory) is not put back: it goes on the client's list of failed starts, which
  * the pump reports to its task as a finished transfer (pf_xfer_take_failed), and the queue goes
  * on to the next. */
-void pf_xfer_pump_queues(pf_client *c) {
+void pf_xfer_pump_queues(pf_net *c) {
   for (size_t i = 0; i < c->nhosts; i++) {
     pf_host *h = &c->hosts[i];
-    while (h->qhead && h->active < c->o.max_per_host) {
-      pf_task *t = h->qhead;
-      h->qhead = t->x.qnext;
+    while (h->qhead && h->active < c->o->max_per_host) {
+      pf_xfer *x = h->qhead;
+      h->qhead = x->qnext;
       if (!h->qhead) h->qtail = NULL;
-      t->x.waiting = 0;
-      t->x.qnext = NULL;
-      if (activate(c, t, &t->x.start_err) != 0) {
-        t->x.failed = 1;
-        if (c->ftail) c->ftail->x.qnext = t;
-        else c->fhead = t;
-        c->ftail = t;
+      x->waiting = 0;
+      x->qnext = NULL;
+      if (activate(c, x, &x->start_err) != 0) {
+        x->failed = 1;
+        if (c->ftail) c->ftail->qnext = x;
+        else c->fhead = x;
+        c->ftail = x;
       }
     }
   }
 }
 
-pf_task *pf_xfer_take_failed(pf_client *c) {
-  pf_task *t = c->fhead;
-  if (!t) return NULL;
-  c->fhead = t->x.qnext;
+pf_xfer *pf_xfer_take_failed(pf_net *c) {
+  pf_xfer *x = c->fhead;
+  if (!x) return NULL;
+  c->fhead = x->qnext;
   if (!c->fhead) c->ftail = NULL;
-  t->x.qnext = NULL;
-  return t;                                /* x.failed stays set until the transfer is released */
+  x->qnext = NULL;
+  return x;                                /* x->failed stays set until the transfer is released */
+}
+
+void pf_net_perform(pf_net *n) {
+  int running = 0;
+  curl_multi_perform(n->multi, &running);
+}
+
+void pf_net_wait(pf_net *n, int ms) {
+  if (ms > 0) curl_multi_poll(n->multi, NULL, 0, ms, NULL);
+}
+
+pf_xfer *pf_net_next_done(pf_net *n, CURLcode *rc) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(n->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) continue;
+    CURL *easy = m->easy_handle;
+    *rc = m->data.result;
+    pf_xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (!x) continue;
+    xfer_finish(n, x);                      /* invalidates m */
+    return x;
+  }
+  return NULL;
+}
+
+void pf_net_counts(const pf_net *n, size_t *running, size_t *queued) {
+  *running = *queued = 0;
+  for (size_t i = 0; i < n->nhosts; i++) {
+    *running += (size_t)n->hosts[i].active;
+    for (const pf_xfer *x = n->hosts[i].qhead; x; x = x->qnext) (*queued)++;
+  }
+}
+
+/* ---------------------------------------------------------------- how a transfer failed */
+
+int pf_xfer_never_sent(const pf_xfer *x, CURLcode rc) {
+  CURL *easy = x->easy;
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT: case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM: case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT:
+      return 1;
+    case CURLE_OPERATION_TIMEDOUT: {
+      curl_off_t pre = 0;
+      curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+      return pre == 0;
+    }
+    default:
+      return 0;
+  }
+}
+
+void pf_xfer_timeout_error(const pf_net *n, const pf_xfer *x, pf_err *e) {
+  CURL *easy = x->easy;
+  int download = x->kind == PF_X_DOWNLOAD;
+  const char *errbuf = x->errbuf;
+  const pf_opts *o = n->o;
+  /* a reused connection has no connect time: "never got as far as sending" is the test */
+  curl_off_t pre = 0;
+  char *url = NULL;
+  curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+  char host[256];
+  pf_url_host(url ? url : "", host, sizeof host);
+  if (errbuf && strstr(errbuf, "too slow")) {
+    pf_err_set(e, PF_EK_TIMEOUT, 0, "low_speed",
+               "the transfer from %s stayed below low_speed_bytes (%ld bytes/s) for "
+               "low_speed_time (%ld s)", host, o->low_speed_bytes, o->low_speed_secs);
+  } else if (pre == 0) {
+    pf_err_set(e, PF_EK_TIMEOUT, 0, "connect_timeout",
+               "no connection to %s within connect_timeout (%.3g s)", host,
+               (double)o->connect_ms / 1000);
+  } else if (download) {
+    pf_err_set(e, PF_EK_TIMEOUT, 0, "download_timeout",
+               "the download from %s did not finish within download_timeout (%.3g s)", host,
+               (double)o->download_ms / 1000);
+  } else {
+    pf_err_set(e, PF_EK_TIMEOUT, 0, "request_timeout",
+               "%s did not answer within request_timeout (%.3g s)", host,
+               (double)o->request_ms / 1000);
+  }
+  e->retryable = 1;
 }

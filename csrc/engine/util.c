@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "internal.h"
 
 /* memset through a volatile pointer: a wipe the compiler cannot drop as a dead store */
 static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;

@@ -1,0 +1,378 @@
+/* internal.h: the engine's records (client, task, transfer) and the functions its files share.
+ *
+ * Ownership (who frees what):
+ * - A pf_client is malloc'd by pf_client_new and freed by pf_client_free. It owns the curl multi
+ *   handle, the heap of due times, the per-host slot table and copies of provider, base URL and
+ *   API key, and it links every task attached to it.
+ * - A pf_task is malloc'd by submit or attach and freed by pf_task_free (the host decides when).
+ *   It owns its request record, its id, its videos, and its current transfer (easy handle,
+ *   buffers, open file). A task is linked into its client's task list until it is freed or the
+ *   client is freed; detaching stops its transfer and its timer, and leaves it readable.
+ * - libcurl callbacks (http.c) only write into pf_xfer fields, which live in the task: malloc'd
+ *   memory whose life the host's garbage collector cannot shorten.
+ * - Tasks that changed in a pump are linked on the client's change list (no allocation inside
+ *   the pump): the host reads and drops them (pf_client_next_change). A task is "pending" while
+ *   it has a transfer, a timer or a listed change; pf_task_settle keeps the client's count of
+ *   pending tasks, and a task that stops being pending inside a pump is listed (quietly) so
+ *   that the host hears of it.
+ */
+#ifndef PF_INTERNAL_H
+#define PF_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <curl/curl.h>
+
+#include "../adapters/adapter.h"
+#include "buf.h"
+#include "cadence.h"
+#include "engine.h"
+#include "error.h"
+#include "sched.h"
+#include "util.h"
+
+/* Easy handles kept for reuse: enough for the transfers of a few hosts at the default slots. */
+#define PF_EASY_POOL 32
+/* Header lines that carry the API key live in slots of this size (pf_header_add's line cap)
+ * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
+#define PF_SECRET_SLOT 1024
+#define PF_SECRET_SLOTS 64
+
+
+struct pf_task;
+
+/* Memory for secrets (util.c): its own pages, page-aligned, left out of core dumps
+ * (MADV_DONTDUMP), zeroed in a fork()ed child, locked against swapping where allowed. */
+typedef struct pf_secret_slab {
+  char *mem;
+  size_t cap;
+  uint64_t used;                          /* a bit per slot */
+} pf_secret_slab;
+
+/* An upload result kept for reuse: key is the source's SHA-256 (and the model, where the
+ * gateway binds uploads to one), value what the gateway gave back. */
+typedef struct pf_cache_entry {
+  char key[160];
+  char *value;               /* NULL while a task uploads it (a claim) */
+  double expires;            /* wall clock */
+} pf_cache_entry;
+
+
+typedef enum pf_xkind {
+  PF_X_NONE = 0, PF_X_UPLOAD, PF_X_SUBMIT, PF_X_STATUS, PF_X_RESULT, PF_X_CANCEL, PF_X_DOWNLOAD,
+  PF_X_LIST
+} pf_xkind;
+/* What a task does when its timer is due. Follow-up requests (the next upload step, the result
+ * call, a cancel) are scheduled for "now" rather than started inside a completion handler. */
+typedef enum pf_timer_action {
+  PF_AT_POLL = 0, PF_AT_DOWNLOAD, PF_AT_UPLOAD, PF_AT_RESULT, PF_AT_CANCEL, PF_AT_SUBMIT,
+  PF_AT_LOOKUP
+} pf_timer_action;
+
+/* A reference image that must be uploaded before the submit, and where its result goes. */
+typedef struct pf_upsrc {
+  char key[160];             /* cache key */
+  char *path, *url;          /* source: a local file, or a URL to import */
+  char *filename;
+  const char *mime;
+  int claimed;               /* this task holds the cache claim for key */
+  pf_upload up;
+} pf_upsrc;
+
+typedef struct pf_slot {
+  char **field;              /* an image field of the task's request */
+  size_t src;                /* index into the task's upload sources */
+} pf_slot;
+
+/* One HTTP exchange. Only the callbacks in http.c and the functions there write it. */
+typedef struct pf_xfer {
+  CURL *easy;
+  pf_xkind kind;
+  int active;                /* added to the multi handle */
+  int waiting;               /* queued for a host slot */
+  int failed;                /* a queued one that could not start: the pump reports it as done */
+  CURLcode start_rc;         /* ... with this code */
+  pf_err start_err;          /* ... and this error */
+  size_t host;               /* index into the transport's hosts */
+  struct pf_xfer *qnext;     /* in a host's queue, or the list of failed starts */
+  void *owner;               /* whose transfer it is (the transport never looks inside) */
+  double deadline;           /* the owner's deadline on the transport's clock; 0: none */
+  pf_http_req req;           /* owns url, body, headers, parts for the transfer's lifetime */
+  curl_mime *mime;           /* the multipart body built from req.parts */
+  pf_buf resp;               /* API response body */
+  FILE *fp;                  /* download target (.part) */
+  unsigned char head[8];
+  size_t headlen;
+  int not_mp4, too_big;
+  curl_off_t written;
+  curl_off_t resume_from;    /* a download continued with a Range request from this byte */
+  double retry_after;        /* from a Retry-After header, < 0 if none */
+  double server_date;        /* the reply's Date header (Unix seconds), 0 if none ... */
+  double server_date_at;     /* ... and our wall clock when it came */
+  int sends;                 /* times libcurl was about to send the request (a submit: once) */
+  char errbuf[CURL_ERROR_SIZE];
+} pf_xfer;
+
+typedef struct pf_host {
+  char name[256];
+  int active;
+  struct pf_xfer *qhead, *qtail;   /* transfers that wait for a slot */
+} pf_host;
+
+/* The transport (http.c): the multi handle, the per-host slots and queues, the handle pool, the
+ * key's header lines. It knows transfers and their opaque owners, never tasks or clients. */
+typedef struct pf_net {
+  CURLM *multi;
+  pf_host *hosts;
+  size_t nhosts;
+  CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers */
+  size_t npool;
+  pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
+  size_t nslabs;
+  pf_xfer *fhead, *ftail;    /* queued transfers that failed to start, to be reported */
+  unsigned long started;     /* transfers handed to libcurl */
+  const pf_opts *o;          /* the owner's limits (timeouts, sizes, slots, TLS) */
+  const char *api_key;       /* the key to keep out of ordinary heap memory, or NULL */
+  double (*now)(const void *ud);   /* the clock deadlines are read on ... */
+  const void *now_ud;        /* ... and its argument */
+} pf_net;
+
+struct pf_client {
+  pf_net net;                /* the transport */
+  int closed;
+  const pf_adapter *adapter;
+  char *provider, *base_url;
+  char *api_key;             /* in its own secret mapping (pf_secret_map), wiped on close */
+  size_t api_key_cap;
+  pf_opts o;
+  pf_heap heap;
+  struct pf_task *tasks;     /* every attached task */
+  size_t npending;           /* tasks pending (pf_task_settle) */
+  unsigned long changes;     /* bumped on every task change */
+  double clock_offset;       /* virtual clock for tests: added to the monotonic clock */
+  int manual_clock;          /* the clock moves only with _advance_clock (tests) */
+  double clock_origin;
+  double wall_origin;        /* Unix time at clock_origin: a manual clock moves both */
+  uint64_t rng;
+  char *auth;                /* "bearer" or "api-key" (preset) */
+  int ref_names;             /* send reference names (preset) */
+  pf_cache_entry *cache;     /* upload results */
+  size_t ncache;
+  unsigned long uploads;     /* uploads performed (tests read it) */
+  FILE *trace;               /* the debug trace (trace.c), or NULL */
+  double rate_tat;           /* poll_rate: when the next status request may go (GCRA) */
+  struct pf_task *chead, *ctail;   /* tasks that changed, not yet read by the host */
+  unsigned long finished;    /* transfers that ended (benchmarks tell pumps apart with it) */
+  pf_durations durations;    /* how long this client's tasks took (cadence.h) */
+  /* the journal the client's tasks are recorded in (journal.c), or NULL; the client holds a
+   * reference. Records the pump could not write (disk full, another process writing) are kept
+   * as owed by their tasks and tried again (jpending of them, next at jretry_at). */
+  struct pf_journal *journal;
+  size_t jpending;
+  double jretry_at;
+  pf_err jerr;               /* the last journal failure not yet reported by poll */
+  int jerr_new;
+  int closed_journal;        /* closing: owed records may wait for the journal's lock */
+};
+
+
+struct pf_task {
+  pf_client *client;         /* NULL once detached */
+  struct pf_task *prev, *next;
+  int counted;               /* counted in client->npending (pf_task_settle) */
+  int listed;                /* on the client's list of changes not yet read by the host ... */
+  int visible;               /* ... as a change (not only as no longer pending) */
+  struct pf_task *cnext;
+  char provider[32];
+  char *id;
+  pf_request rq;             /* freed once the gateway accepted (or definitely refused) it */
+  pf_mode mode;
+  char *model;
+  pf_state state;
+  int progress;
+  double eta;
+  pf_cost costs[PF_MAX_COSTS];  /* what the gateway says it costs, each with its unit */
+  size_t ncosts;
+  pf_video *videos;
+  size_t nvideos;
+  pf_err err;                /* why it failed, or why polling halted */
+  pf_err retry_err;          /* the last failure that was retried (task.last_retry) */
+  int retries;               /* requests of this task sent again after a failure */
+  int has_err;
+  int halted;                /* polling stopped on an error; task:_resume() restarts it */
+  int held;                  /* waits for the task it extends: task:_release(id) sends it */
+  pf_timer timer;
+  pf_timer_action timer_action;
+  int npolls, poll_failures;
+  int overdue;               /* polls since the hints said the task should have ended */
+  double last_poll_at;       /* when the last status reply that saw it unfinished came */
+  int rate_slot;             /* this poll already holds a slot of the client's poll_rate */
+  int submit_failures;       /* submits that provably never arrived or were turned away */
+  double accepted_at;
+  double task_timeout;       /* seconds, 0 = none */
+  double deadline;           /* client clock; 0 = none */
+  /* an unconfirmed submit looked for in the gateway's task list: every page of every query
+   * window (reconcile.h) is read into list (an object id -> created) before anything is decided */
+  int lookups;
+  json_t *list, *list_wseen;
+  int list_page, list_win, list_nwin, list_cut;
+  long list_count, list_total;  /* tasks read and tasks announced in the current window */
+  int list_clock;            /* the gateway's clock minus ours is known to lie in ... */
+  double list_clock_lo, list_clock_hi;   /* ... [lo, hi] (its replies' Date headers) */
+  double list_to;
+  double submit_wall;        /* wall clock when the (last) submit was sent */
+  pf_err unconfirmed_err;
+  pf_xfer x;
+  /* uploads before the submit */
+  pf_upsrc *ups;
+  size_t nups, upi;
+  pf_slot *slots;
+  size_t nslots;
+  int up_attempts;
+  /* cancel */
+  pf_cancel_state cancel;
+  pf_err cancel_err;
+  pf_dlstate dl;
+  char *dl_path, *dl_part;
+  int dl_attempts;
+  int dl_resume;             /* the .part holds verified bytes: continue with a Range request */
+  int dl_refreshed;          /* the result URL was read again once after a 403/410 */
+  int dl_after_poll;         /* a status poll for a fresh URL runs; the download follows it */
+  pf_err dl_err;
+  /* the journal: this task's key, which of its records are written (PF_JR_*), the terminal
+   * state last recorded, and the last failure to write one (task.journal_error) */
+  char jkey[PF_JOURNAL_KEY_MAX];
+  unsigned jrec;
+  int jstate;                /* pf_state + 1 of the last status record, 0 none */
+  int jpending;              /* a record is owed: the client tries again */
+  int found_by_list;         /* the id came from the gateway's task list, not the submit reply */
+  pf_err jerr;
+  int has_jerr;
+};
+
+/* Records of a task the journal has (pf_task.jrec). */
+enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD = 8,
+       PF_JR_DOWNLOADED = 16 };
+/* util.c */
+/* Zero n bytes at p (a wipe the compiler keeps). */
+void pf_wipe(void *p, size_t n);
+/* At least n bytes of secret memory (*cap: how many), or NULL. */
+void *pf_secret_map(size_t n, size_t *cap);
+/* Wipe and release what pf_secret_map gave. */
+void pf_secret_unmap(void *p, size_t cap);
+/* Zero the stack below the caller and the CPU's vector registers: what the functions it called
+ * left there of the key (fragments of the last data copied through them). */
+void pf_scrub_secrets(void);
+
+/* clock.c */
+/* The engine's clock: every due time, back-off and deadline is read from it. */
+double pf_client_now(const pf_client *c);
+double pf_client_rand(pf_client *c);   /* uniform [0,1) */
+/* The adapter context for one request of c (a fresh trace id in trace). */
+pf_ctx pf_client_ctx(const pf_client *c, char trace[37]);
+
+/* upload.c */
+/* Look up and store upload results. */
+const char *pf_cache_get(pf_client *c, const char *key);
+void pf_cache_put(pf_client *c, const char *key, const char *value, double ttl);
+/* Single flight: claim key for an upload (0), or learn that another task holds it (1). */
+int pf_cache_claim(pf_client *c, const char *key);
+void pf_cache_release(pf_client *c, const char *key);
+/* Decide what each image field of t's request needs: nothing (a URL the gateway takes), a
+ * cached upload result, or an upload before the submit (a local file is hashed now, so that a
+ * missing file fails before anything is sent). */
+int pf_plan_uploads(pf_client *c, pf_task *t, pf_err *err);
+
+/* http.c: the transport */
+/* Set n up (a multi handle) for an owner whose limits are o and whose clock is now(ud). */
+int pf_net_init(pf_net *n, const pf_opts *o, double (*now)(const void *), const void *ud, pf_err *err);
+/* Free n's multi handle, handle pool and secret slabs (every transfer has been released). */
+void pf_net_free(pf_net *n);
+/* Take ownership of req and start (or queue) it as x, for owner. On failure req is freed. This
+ * is the one place a transfer begins: an x that already has one (pf_xfer_busy) is refused
+ * ("busy"). deadline: the owner's, on n's clock (0: none); it clips the request's timeout. */
+int pf_xfer_start(pf_net *n, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req *req,
+                  double deadline, pf_err *err);
+/* The same for a download into fp (the caller's, still the caller's on failure), continuing at
+ * resume_from (0: from the start). */
+int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, FILE *fp,
+                           curl_off_t resume_from, double deadline, pf_err *err);
+/* Does x hold a transfer (running, queued, or failed to start and not yet reported)? */
+int pf_xfer_busy(const pf_xfer *x);
+/* Move the transfers (curl_multi_perform); wait at most ms for one to need it. */
+void pf_net_perform(pf_net *n);
+void pf_net_wait(pf_net *n, int ms);
+/* The next transfer that ended (detached from the multi handle and its slot), with how, or
+ * NULL; then the next queued one that could not start (its x->start_rc), or NULL. The owner
+ * hands each to whatever handles its completion, which releases it. */
+pf_xfer *pf_net_next_done(pf_net *n, CURLcode *rc);
+pf_xfer *pf_xfer_take_failed(pf_net *n);
+/* Stop x wherever it is (running or queued) and free it. */
+void pf_xfer_abort(pf_net *n, pf_xfer *x);
+/* Run one request to its end, blocking (not a task's: resume's lookups). *offset (may be NULL)
+ * gets the server's clock minus ours from its Date header (NAN without one). */
+int pf_http_perform(pf_net *n, pf_http_req *req, long *http, pf_buf *resp, double *offset,
+                    pf_err *err);
+/* Free what a finished transfer holds (after its handler read it); its handle goes back to n's
+ * pool (n NULL: freed). */
+void pf_xfer_release(pf_net *n, pf_xfer *x);
+/* Free a request that was built but never handed to pf_xfer_start, wiping its header lines (they
+ * may carry the key) first. */
+void pf_http_req_discard(pf_http_req *req);
+/* Start queued transfers whose host has a free slot. */
+void pf_xfer_pump_queues(pf_net *n);
+/* Requests on the wire and waiting for a slot. */
+void pf_net_counts(const pf_net *n, size_t *running, size_t *queued);
+/* The host part of url, for per-host slots. */
+void pf_url_host(const char *url, char *out, size_t n);
+/* Did x's request provably never reach the gateway? (resolve, connect or TLS handshake failed,
+ * or a timeout fired before the request was sent.) */
+int pf_xfer_never_sent(const pf_xfer *x, CURLcode rc);
+/* Name the deadline behind x's CURLE_OPERATION_TIMEDOUT: fills e with code connect_timeout,
+ * low_speed, request_timeout or download_timeout and says which limit fired. */
+void pf_xfer_timeout_error(const pf_net *n, const pf_xfer *x, pf_err *e);
+
+/* trace.c: the debug trace */
+int pf_trace_open(pf_client *c, const char *path, pf_err *err);
+void pf_trace_close(pf_client *c);
+/* One line for t's finished transfer: what, where (the URL without its query), how it ended. */
+void pf_trace_request(pf_client *c, const pf_task *t, CURLcode rc, long http);
+/* url without user info and query ("?<redacted>"), into out. */
+void pf_redact_url(const char *url, char *out, size_t n);
+
+/* task.c: the state machine */
+void pf_task_init(pf_task *t, pf_client *c);
+/* Called by the pump when t's transfer finished. */
+void pf_task_on_done(pf_client *c, pf_task *t, CURLcode rc);
+/* Called by the pump when t's timer is due. */
+void pf_task_on_timer(pf_client *c, pf_task *t);
+/* Stop everything t has running at c and unlink it; leaves the state as it is. */
+void pf_task_detach(pf_task *t);
+/* Free what t holds (not t): it is detached. */
+void pf_task_free_parts(pf_task *t);
+/* Count t in (or out of) c->npending to match pf_task_pending: after every call that gave t
+ * work or took it away. */
+void pf_task_settle(pf_client *c, pf_task *t);
+/* t changed: bump c's counter and list t for the host. Allocates nothing. */
+void pf_task_changed(pf_client *c, pf_task *t);
+int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err);
+int pf_task_schedule(pf_client *c, pf_task *t, double delay, pf_timer_action action);
+/* Start t's deadline (task_timeout seconds from now; 0 = none). */
+void pf_task_start_deadline(pf_client *c, pf_task *t);
+int pf_task_deadline_passed(const pf_client *c, const pf_task *t);
+/* One attempt of t's download into its .part file (resuming verified bytes). */
+int pf_task_start_download(pf_client *c, pf_task *t, pf_err *err);
+void pf_task_set_error(pf_task *t, const pf_err *e);
+/* Write t's intent in c's journal (key and fields, a JSON object) before anything of it is
+ * sent; no key or no journal: nothing to write. -1 with e when it cannot be recorded. */
+int pf_task_write_intent(pf_client *c, pf_task *t, const char *key, const char *fields, pf_err *e);
+/* Write what the journal does not yet know of t (its id, its end, its file); a failure is kept
+ * on t (journal_error) and on c (reported by the next pump), and tried again later. */
+void pf_task_journal(pf_client *c, pf_task *t);
+/* A record of t the journal could not take (e): kept as owed, tried again. */
+void pf_task_journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what);
+/* Give up t's claims in the journal (it is closed: another run may follow it). */
+void pf_task_unclaim(pf_client *c, pf_task *t);
+
+#endif
