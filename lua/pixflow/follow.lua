@@ -59,29 +59,36 @@ local Follower = {}
 local follower_mt = { __name = "pixflow.Follower", __index = Follower }
 
 --- A follower of tasks. opts: deadline (core.now() seconds, or nil), slice (the longest single
--- poll, default 0.25), on_end(item) when an item has ended, on_step(follower) after each round
--- of updates, before (follower) at the start of each round (a batch starts queued work there).
+-- poll, default 0.25), before(follower) at the start of each round (a batch starts queued work
+-- there; it sets follower.busy while work is queued), on_update(item, ended_now) after each
+-- item's update in a round, on_step(follower) after each round.
 function M.new(opts)
   opts = opts or {}
   return setmetatable({ items = {}, clients = {}, client_seen = {}, deadline = opts.deadline,
-                        slice = opts.slice or 0.25, on_end = opts.on_end, on_step = opts.on_step,
-                        before = opts.before, flows = opts.flows }, follower_mt)
+                        slice = opts.slice or 0.25, before = opts.before, on_update = opts.on_update,
+                        on_step = opts.on_step, flows = opts.flows }, follower_mt)
 end
 
 --- Follow task, pumped by client (default: the task's own). fields: output (download the result
--- there once it succeeded), parents (make the output's missing directories first), and any
--- fields of the caller's (kept in the item). Returns the item: { task, client, output, ended,
--- status, error, path, downloading, failed_download }.
+-- there once it succeeded), parents (make the output's missing directories first), at (the
+-- item's place among the items: they are updated in that order), and any fields of the
+-- caller's (kept in the item). Returns the item: { task, client, output, ended, status, error,
+-- path, downloading, failed_download }.
 function Follower:add(task, fields)
   local item = fields or {}
   item.task = task
   item.client = item.client or task:_owner()
-  self.items[#self.items + 1] = item
+  local items = self.items
+  local pos = #items + 1
+  if item.at then
+    while pos > 1 and items[pos - 1].at and items[pos - 1].at > item.at do pos = pos - 1 end
+  end
+  table.insert(items, pos, item)
   self:watch(item.client)
   return item
 end
 
---- Pump client too (a client whose tasks are added later, or whose work must go on meanwhile).
+--- Pump client too (its tasks come later, or what else it runs must go on meanwhile).
 function Follower:watch(client)
   if client and not self.client_seen[client] then
     self.client_seen[client] = true
@@ -89,44 +96,44 @@ function Follower:watch(client)
   end
 end
 
--- Item ends with status (and err).
-local function finish(self, item, status, err)
-  item.ended, item.status, item.error = true, status, err
-  if self.on_end then self.on_end(item) end
-end
-
 --- Move item on: start its download once its task succeeded, see whether it has ended.
+-- Returns true when it has ended (now or before), and whether it ended now.
 function Follower:update(item)
-  if item.ended then return true end
+  if item.ended then return true, false end
   local t = item.task
+  local status, err
   if item.output and t.status == "succeeded" and not item.downloading then
     item.downloading = true
     local ok, derr = true, nil
     if item.parents then ok, derr = core.make_parents(item.output) end  -- a manifest may name new directories
     if ok then ok, derr = item.client:_start_download(t, item.output) end
-    if not ok then finish(self, item, "failed", derr) return true end
+    if not ok then status, err = "failed", derr end
   end
-  if item.downloading then
+  if status then
+    -- the download could not start
+  elseif item.downloading then
     local state, derr = t:_download_state()
     if state == "done" then
-      item.path = t.path
-      finish(self, item, "downloaded")
+      item.path, status = t.path, "downloaded"
     elseif state == "failed" then
-      item.failed_download = true
-      finish(self, item, "failed", derr)
+      item.failed_download, status, err = true, "failed", derr
     end
   elseif t.done or t.halted then
-    finish(self, item, t.status, t.error)
+    status, err = t.status, t.error
   end
-  return item.ended
+  if status then item.ended, item.status, item.error = true, status, err end
+  return item.ended, item.ended
 end
 
---- One round: before(), every item updated, on_step(). Returns true when every item has ended.
+--- One round: before(), every item updated (on_update after each), on_step(). Returns true when
+-- every item has ended and nothing is queued (follower.busy).
 function Follower:round()
   if self.before then self.before(self) end
   local all = true
   for _, item in ipairs(self.items) do
-    if not self:update(item) then all = false end
+    local ended, now = self:update(item)
+    if not ended then all = false end
+    if self.on_update and not (ended and not now) then self.on_update(item, now) end
   end
   if self.on_step then self.on_step(self) end
   return all and not self.busy
@@ -140,12 +147,11 @@ function Follower:step(timeout)
   return false
 end
 
---- Follow until every item has ended, or the deadline passes. Returns true, or false when the
--- deadline passed with items still open.
+--- Follow until every item has ended (true), or the deadline passes first (false).
 function Follower:run()
-  return M.loop{ check = function() return self:round() end, deadline = self.deadline,
-                 expired = function() return false end, clients = self.clients,
-                 slice = self.slice, flows = self.flows }
+  return M.loop{ check = function() if self:round() then return true, true end return false end,
+                 deadline = self.deadline, expired = function() return false end,
+                 clients = self.clients, slice = self.slice, flows = self.flows }
 end
 
 return M
