@@ -111,7 +111,7 @@ function Flow:wait(timeout)
       return false
     end,
     expired = function()
-      return nil, errors.new("timeout", ("the workflow did not end within %g s; its tasks go on"):format(timeout),
+      return nil, errors.new("timeout", ("the workflow did not end within %g s; its tasks go on and may be billed"):format(timeout),
                              { code = "wait_timeout", retryable = true })
     end }
 end
