@@ -77,6 +77,10 @@ build = {
     ["pixflow.fallback"] = "lua/pixflow/fallback.lua",
     ["pixflow.guard"] = "lua/pixflow/guard.lua",
     ["pixflow.batch"] = "lua/pixflow/batch.lua",
+    ["pixflow.client"] = "lua/pixflow/client.lua",
+    ["pixflow.task"] = "lua/pixflow/task.lua",
+    ["pixflow.chains"] = "lua/pixflow/chains.lua",
+    ["pixflow.follow"] = "lua/pixflow/follow.lua",
   },
   install = {
     bin = { pixflow = "bin/pixflow" },

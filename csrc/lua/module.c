@@ -26,6 +26,17 @@ static int core_time(lua_State *L) {
   return 1;
 }
 
+/* core._name_bytes(): every byte a prompt's @name may hold (pf_name_byte), as one string, so
+ * that lua/pixflow/validate.lua takes its rule from here instead of writing it again. */
+static int core_name_bytes(lua_State *L) {
+  char bytes[256];
+  size_t n = 0;
+  for (int c = 1; c < 256; c++)
+    if (pf_name_byte((unsigned char)c)) bytes[n++] = (char)c;
+  lua_pushlstring(L, bytes, n);
+  return 1;
+}
+
 /* ------------------------------------------------ test-only adapter bindings (private API) */
 
 static const pf_adapter *upvalue_adapter(lua_State *L) {
@@ -356,6 +367,8 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_setfield(L, -2, "_adapters");
   lua_pushcfunction(L, core_retry_delay);
   lua_setfield(L, -2, "_retry_delay");
+  lua_pushcfunction(L, core_name_bytes);
+  lua_setfield(L, -2, "_name_bytes");
   pf_journal_open_lua(L);
   pf_fs_open(L);
   return 1;

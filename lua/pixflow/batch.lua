@@ -7,6 +7,8 @@ local cjson = require "cjson"
 local errors = require "pixflow.errors"
 local journal = require "pixflow.journal"
 local options = require "pixflow.options"
+local guard = require "pixflow.guard"
+local follow = require "pixflow.follow"
 
 local M = {}
 
@@ -17,7 +19,7 @@ local function dirname(path)
 end
 
 local function resolve(base, p)
-  if p:find("^/") or p:find("^https?://") or p:find("^oss://") or base == "." then return p end
+  if p:find("^/") or guard.is_url(p) or p:find("^oss://") or base == "." then return p end
   return base .. "/" .. p
 end
 
@@ -182,6 +184,8 @@ function M.run(items, opts)
     item.output = abs
   end
   local clients = {}
+  -- follows every task of the run to its file (and pumps every client the run made)
+  local follower = follow.new{ slice = 0.2 }
   local function client_for(provider, base_url)
     local k = provider .. "|" .. (base_url or "")
     if clients[k] == nil then
@@ -190,6 +194,7 @@ function M.run(items, opts)
         api_key = require("pixflow.resume").key_for(opts, provider, url) }
       clients[k] = c or false
       if not c then return nil, err end
+      follower:watch(c)
     end
     return clients[k] or nil
   end
@@ -257,12 +262,13 @@ function M.run(items, opts)
       else
         row.task, row.client, row.id, row.started = t, c, e.id, core.now()
         row.status = "attached"
+        follower:add(t, { client = c, row = row, output = row.output, parents = true, at = i })
         emit{ event = "attached", output = item.output, provider = e.provider, id = e.id }
       end
     else
       local req = {}
       for k, v in pairs(item) do if not ITEM_EXTRA[k] then req[k] = v end end
-      queue[#queue + 1] = { row = row, req = req, provider = provider }
+      queue[#queue + 1] = { row = row, req = req, provider = provider, at = i }
     end
   end
   -- the outputs this run does not write (done, unconfirmed, another process's) are free again:
@@ -285,9 +291,8 @@ function M.run(items, opts)
     end
     return n, unanswered
   end
-  local deadline = opts.timeout and core.now() + opts.timeout
-  while true do
-    -- start what the per-gateway limit allows
+  -- start what the per-gateway limit allows (at the start of every round of the follower)
+  follower.before = function(f)
     local i = 1
     while i <= #queue do
       local q = queue[i]
@@ -303,66 +308,39 @@ function M.run(items, opts)
         else
           q.row.task, q.row.client, q.row.started, q.row.status = t, c, core.now(), "submitted"
           emit{ event = "submitted", output = q.row.output, provider = q.provider }
+          f:add(t, { client = c, row = q.row, output = q.row.output, parents = true, at = q.at })
         end
       else
         i = i + 1
       end
     end
-    -- follow each task: download on success
-    local busy = #queue > 0
+    f.busy = #queue > 0
+  end
+  -- each task, in the manifest's order: its end (downloaded on success), or a new status
+  follower.on_update = function(item, ended)
+    local r, t = item.row, item.task
+    r.id, r.downloading = t.id, item.downloading
+    if ended then
+      r.finished, r.status, r.error = true, item.status, item.error
+      if item.failed_download then
+        r.action = "the video was not saved: run the batch again to retry the download"
+      end
+      r.seconds = core.now() - r.started
+      emit{ event = "finished", output = r.output, provider = r.provider, id = t.id, status = r.status,
+            error = r.error and tostring(r.error) }
+    elseif r.status ~= t.status and not item.downloading then
+      r.status = t.status
+      emit{ event = "progress", output = r.output, id = t.id, status = t.status, progress = t.progress }
+    end
+  end
+  if opts.on_tick then follower.on_step = function() opts.on_tick(rows) end end
+  follower.deadline = opts.timeout and core.now() + opts.timeout
+  if not follower:run() then
     for _, r in ipairs(rows) do
-      local t = r.task
-      if t and not r.finished then
-        r.id = t.id
-        if t.status == "succeeded" and not r.downloading then
-          r.downloading = true
-          local ok, derr = core.make_parents(r.output)       -- a manifest may name new directories
-          if ok then ok, derr = r.client:_start_download(t, r.output) end
-          if not ok then r.finished, r.status, r.error = true, "failed", derr end
-        end
-        local dstate, derr
-        if r.downloading then dstate, derr = t:_download_state() end
-        if r.finished then
-          -- the download could not start (reported above)
-        elseif dstate == "done" then
-          r.finished, r.status = true, "downloaded"
-        elseif dstate == "failed" then
-          r.finished, r.status, r.error = true, "failed", derr
-          r.action = "the video was not saved: run the batch again to retry the download"
-        elseif not r.downloading and (t.done or t.halted) then
-          r.finished, r.status, r.error = true, t.status, t.error
-        end
-        if r.finished then
-          r.seconds = core.now() - r.started
-          emit{ event = "finished", output = r.output, provider = r.provider, id = t.id, status = r.status,
-                error = r.error and tostring(r.error) }
-        else
-          busy = true
-          if r.status ~= t.status and not r.downloading then
-            r.status = t.status
-            emit{ event = "progress", output = r.output, id = t.id, status = t.status, progress = t.progress }
-          end
-        end
+      if r.task and not r.finished then
+        r.action = "still running: run the batch (or pixflow resume) again later"
       end
     end
-    if opts.on_tick then opts.on_tick(rows) end
-    if not busy then break end
-    if deadline and core.now() >= deadline then
-      for _, r in ipairs(rows) do
-        if r.task and not r.finished then
-          r.action = "still running: run the batch (or pixflow resume) again later"
-        end
-      end
-      break
-    end
-    local first
-    for _, c in pairs(clients) do
-      if c then
-        first = first or c
-        c:poll(0)
-      end
-    end
-    if first then first:poll(0.2) end
   end
   finish()
   return summary

@@ -23,7 +23,11 @@ local RATIOS5 = { "16:9", "4:3", "1:1", "3:4", "9:16" }
 local RATIOS8 = { "16:9", "4:3", "1:1", "3:4", "9:16", "2:3", "3:2", "21:9" }
 local RES = { "360p", "540p", "720p", "1080p" }
 local SEED = { min = 0, max = 2147483647 }
+-- The unified request's modes, the one list of their names (validate checks `mode` against it;
+-- the core's request reader knows the same names, csrc/adapters/common.c mode_names, which
+-- spec/facts_spec.lua holds to this list).
 local ALL_MODES = { "text", "image", "transition", "fusion", "extend" }
+M.MODES = ALL_MODES
 
 local function with(base, over)
   local t = {}

@@ -219,7 +219,7 @@ local function check_value(o, v)
       return bad(kind == "interval" and "a number of seconds above 0" or "a number of seconds (0 or more)")
     end
   elseif kind == "url" then
-    if not v:find("^https?://[^%s]+$") then return bad("an http:// or https:// URL") end
+    if not guard.is_url(v) then return bad("an http:// or https:// URL") end
   end
   return nil
 end
@@ -481,11 +481,11 @@ local function by_id(cmd, o, pos)
     return EXIT.ok
   end
   if cmd == "status" then
-    local deadline = require("pixflow").now() + (tonumber(o.timeout) or 60)
-    while task.status == "queued" and task.progress == nil and not task.halted
-          and require("pixflow").now() < deadline do
-      client:poll(0.5)
-    end
+    -- wait for a first answer: a status other than queued, a progress, or a halt
+    require("pixflow.follow").loop{ clients = { client }, slice = 0.5,
+      deadline = require("pixflow").now() + (tonumber(o.timeout) or 60),
+      check = function() return not (task.status == "queued" and task.progress == nil and not task.halted) end,
+      expired = function() end }
     if task.halted then say_error(task.error) return exit_code(task.error) end
     ui.event{ event = "status", provider = task.provider, id = task.id, status = task.status,
               progress = task.progress, video_url = task.video_url, error = task.error and tostring(task.error) }

@@ -14,7 +14,21 @@ local CODE_HINTS = {
   output_taken = "choose another output path, or let the other task finish (a paid one is downloaded by `pixflow resume`); nothing was sent for this one",
   claimed = "leave it to that process (it follows the task), or stop that process and run resume again",
   journal = "check the journal's path, that its directory exists and is writable, and the free disk space",
+  -- a wait that gave up (pixflow's own message says the task goes on and may be billed)
+  wait_timeout = "wait again, or re-attach later with client:task(id)",
 }
+
+-- Errors whose message already says what to do (the core writes the advice into it): nothing is
+-- added to them, so that the advice is said once. A hint of the error's own (e.hint) still is.
+local ADVISED_CODES = {
+  task_timeout = true,         -- "the task may still finish at X and be billed. It stays in the journal ..."
+  output_taken = true,         -- "... `pixflow resume` fetches it (or `pixflow forget` drops it); choose another ..."
+  result_unavailable = true,   -- "... nothing was saved. Download again once it has succeeded"
+}
+local ADVISED_KINDS = {
+  unconfirmed = true,          -- "... Check the gateway's task list before submitting again, to avoid paying twice"
+}
+M.ADVISED_CODES, M.ADVISED_KINDS = ADVISED_CODES, ADVISED_KINDS
 
 local HINTS = {
   invalid = "fix the request; the gateway did not start a task",
@@ -51,7 +65,10 @@ mt.__tostring = function(e)
   if e.code and e.code ~= "" and e.code ~= "http_error" then extra[#extra + 1] = e.code end
   if e.task_id then extra[#extra + 1] = "task " .. e.task_id end
   if #extra > 0 then parts[#parts + 1] = " (" .. table.concat(extra, ", ") .. ")" end
-  local hint = e.hint or CODE_HINTS[e.code] or HINTS[e.kind]
+  local hint = e.hint
+  if not hint and not (ADVISED_CODES[e.code] or ADVISED_KINDS[e.kind]) then
+    hint = CODE_HINTS[e.code] or HINTS[e.kind]
+  end
   if hint then
     if e.kind == "rate_limit" and e.retry_after then
       hint = ("the gateway asks to wait %g s before retrying"):format(e.retry_after)

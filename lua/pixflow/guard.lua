@@ -4,6 +4,8 @@
 --   check_key(key, ...) an API key an HTTP header can carry, or an "auth" error that never shows it
 --   text(s)             gateway text with its control characters escaped, for a terminal
 --   json(v)             one JSON line that never raises (non-finite numbers become null)
+--   is_url(s)           is s an http(s) URL (the one URL test: requests, base URLs, uploaders,
+--                       manifests, the command's options)
 local core = require "pixflow.core"
 local errors = require "pixflow.errors"
 
@@ -16,6 +18,12 @@ local PART = #".part"
 --- The longest API key pixflow sends. The header is built in a 1024-byte line
 -- (csrc/adapters/common.c, "Authorization: Bearer " + key); gateway keys are well under 100 bytes.
 M.MAX_KEY_BYTES = 1000
+
+--- Is s an http:// or https:// URL (a scheme, then no white space)? Anything else given where an
+-- image goes is a local file; a base URL, an uploader's answer or a --base-url must be one.
+function M.is_url(s)
+  return type(s) == "string" and s:find("^https?://[^%s]+$") ~= nil
+end
 
 -- ------------------------------------------------------------------ text for a terminal
 

@@ -71,7 +71,9 @@ local PRESET_KEYS = {
   default_model = "string", models = "table", poll = "table", timeouts = "table",
   max_per_host = "number", task_timeout = "number", ref_names = "boolean", regions = "table",
 }
-local ADAPTERS = { apimart = true, pixverse = true, dashscope = true, jiekou = true, baicai = true }
+-- The wire protocols: the core's adapter registry (csrc/adapters/registry.c), read from the
+-- core when a preset is defined (so that `pixflow help` needs no built core).
+local function adapters() return require("pixflow.core")._adapters end
 
 --- Define (or redefine) a preset: another relay of a wire protocol pixflow speaks. based_on copies
 -- an existing preset and its capabilities; models renames gateway models ({ ["v5.6"] = "name" }).
@@ -98,9 +100,9 @@ function M.define(name, spec, level)
   for k, v in pairs(spec) do
     if k ~= "based_on" and k ~= "models" then p[k] = type(v) == "table" and copy(v) or v end
   end
-  if not ADAPTERS[p.adapter] then
+  if type(p.adapter) ~= "string" or not adapters()[p.adapter] then
     options.fail("define_provider", 2, level, "adapter: no wire protocol '%s' (known: %s)", tostring(p.adapter),
-                 table.concat(options.sorted_keys(ADAPTERS), ", "))
+                 table.concat(options.sorted_keys(adapters()), ", "))
   end
   for _, k in ipairs({ "base_url", "key_env" }) do
     if type(p[k]) ~= "string" then options.fail("define_provider", 2, level, "%s is required", k) end

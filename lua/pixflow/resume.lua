@@ -5,6 +5,7 @@
 local core = require "pixflow.core"
 local journal = require "pixflow.journal"
 local options = require "pixflow.options"
+local follow = require "pixflow.follow"
 
 local M = {}
 
@@ -70,7 +71,25 @@ function M.run(new, opts)
   end
   local report = { tasks = {}, warnings = j.warnings or {}, journal = j.path }
   local clients, pending = {}, {}
-  if own then clients[own.provider .. "|" .. own.base_url] = own end
+  local function emit(ev) if opts.on_event then opts.on_event(ev) end end
+  -- every client this resume makes is pumped while it follows the tasks
+  local follower = follow.new{ slice = 0.25,
+    on_update = function(item, ended)
+      if not ended then return end
+      local t, row = item.task, item.row
+      row.status, row.error = item.status, item.error
+      if item.status == "downloaded" then row.path = item.path end
+      if item.failed_download then
+        row.action = "the video was not saved: run resume again to retry the download"
+      end
+      row.id = t.id
+      emit{ event = "finished", key = row.key, provider = row.provider, id = t.id, status = row.status,
+            path = row.status == "downloaded" and row.path or nil, error = row.error and tostring(row.error) }
+    end }
+  if own then
+    clients[own.provider .. "|" .. own.base_url] = own
+    follower:watch(own)
+  end
   local why = {}                   -- provider|base_url -> why no client could be made
   local function client_for(e)
     if type(e.provider) ~= "string" or type(e.base_url) ~= "string" then return nil end
@@ -82,11 +101,11 @@ function M.run(new, opts)
                                        api_key = M.key_for(opts, e.provider, e.base_url),
                                        journal = j, poll = opts.poll, timeouts = opts.timeouts })
       clients[ck] = ok and c or false
+      if ok and c then follower:watch(c) end
       why[ck] = not ok and c or cerr
     end
     return clients[ck] or nil, why[ck]
   end
-  local function emit(ev) if opts.on_event then opts.on_event(ev) end end
   for _, w in ipairs(report.warnings) do emit{ event = "warning", message = w } end
   -- a process killed while uploading never sent its submit: say so (it can run again)
   journal.settle_unsent(j, entries)
@@ -161,58 +180,20 @@ function M.run(new, opts)
       end
     end
   end
-  local deadline = core.now() + (opts.timeout or 1800)
+  -- follow each task to its end and, when it succeeded, its file
   local want_download = opts.download ~= false
-  while true do
-    local busy = false
-    for _, p in ipairs(pending) do
-      local t, row = p.task, p.row
-      if not p.finished then
-        if t.status == "succeeded" and want_download and p.output and not p.started then
-          p.started = true
-          local ok, derr = core.make_parents(p.output)
-          if ok then ok, derr = p.client:_start_download(t, p.output) end
-          if not ok then p.finished, row.status, row.error = true, "failed", derr end
-        end
-        local dstate, derr
-        if p.started then dstate, derr = t:_download_state() end
-        if p.finished then
-          -- the download could not start (reported above)
-        elseif dstate == "done" then
-          p.finished, row.status, row.path = true, "downloaded", t.path
-        elseif dstate == "failed" then
-          p.finished, row.status, row.error = true, "failed", derr
-          row.action = "the video was not saved: run resume again to retry the download"
-        elseif t.done and not (p.started or (t.status == "succeeded" and want_download and p.output)) then
-          p.finished, row.status, row.error = true, t.status, t.error
-        elseif t.halted then
-          p.finished, row.status, row.error = true, t.status, t.error
-        end
-        if p.finished then
-          row.id = t.id
-          emit{ event = "finished", key = row.key, provider = row.provider, id = t.id, status = row.status,
-                path = row.status == "downloaded" and row.path or nil, error = row.error and tostring(row.error) }
-        else
-          busy = true
-        end
+  for _, p in ipairs(pending) do
+    follower:add(p.task, { client = p.client, row = p.row, parents = true,
+                           output = want_download and p.output or nil })
+  end
+  follower.deadline = core.now() + (opts.timeout or 1800)
+  if not follower:run() then
+    for _, item in ipairs(follower.items) do
+      if not item.ended then
+        item.row.status = item.task.status
+        item.row.action = "still running at the gateway: run resume again later"
       end
     end
-    if not busy then break end
-    local left = deadline - core.now()
-    if left <= 0 then
-      for _, p in ipairs(pending) do
-        if not p.finished then
-          p.row.status = p.task.status
-          p.row.action = "still running at the gateway: run resume again later"
-        end
-      end
-      break
-    end
-    local any
-    for _, c in pairs(clients) do
-      if c then c:poll(0); any = c end
-    end
-    if any then any:poll(math.min(left, 0.25)) end
   end
   for _, c in pairs(clients) do
     if c and c ~= own then c:close() end

@@ -3,11 +3,13 @@
 -- honour are collected, every one of them, into a single "invalid" error.
 local options = require "pixflow.options"
 local errors = require "pixflow.errors"
-local fs = require("pixflow.core")._fs
+local core = require "pixflow.core"
+local guard = require "pixflow.guard"
+local fs = core._fs
 
 local M = {}
 
-local MODES = { "text", "image", "transition", "fusion", "extend" }
+local MODES = require("pixflow.capabilities").MODES
 
 local REQUEST = {
   model = "string", prompt = "string", references = "table", mode = "string",
@@ -22,9 +24,34 @@ local IMAGE_EXT = { png = true, jpg = true, jpeg = true, webp = true, gif = true
 M.MAX_IMAGE_BYTES = 20 * 1024 * 1024   -- every gateway's documented cap is 20 MB or more
 local REF_TYPES = { "subject", "background" }
 
--- A name in a prompt: '@' at the start or after a non-name byte, then letters, digits, '_',
--- '-' or UTF-8 bytes. csrc/adapters/common.c (pf_name_byte) uses the same rule.
-local NAME_BYTE = "[%w_%-\128-\255]"
+-- A name in a prompt: '@' at the start or after a non-name byte, then name bytes (letters,
+-- digits, '_', '-' and UTF-8 bytes). The rule is the core's (csrc/adapters/common.c,
+-- pf_name_byte, which the adapters use to find names): core._name_bytes() lists those bytes, and
+-- this character class is made from that list.
+local function byte_class(bytes)
+  local set = {}
+  for i = 1, #bytes do set[bytes:byte(i)] = true end
+  local function plain(b) return b >= 128 or string.char(b):find("%w") ~= nil end
+  local function esc(b) return plain(b) and string.char(b) or ("%" .. string.char(b)) end
+  local out, b = {}, 1
+  while b < 256 do
+    if set[b] then
+      local e = b
+      while e + 1 < 256 and set[e + 1] do e = e + 1 end
+      if e > b + 1 and plain(b) and plain(e) then
+        out[#out + 1] = string.char(b) .. "-" .. string.char(e)
+      else
+        for x = b, e do out[#out + 1] = esc(x) end
+      end
+      b = e + 1
+    else
+      b = b + 1
+    end
+  end
+  return "[" .. table.concat(out) .. "]"
+end
+local NAME_BYTE = byte_class(core._name_bytes())
+M.NAME_BYTE = NAME_BYTE
 M.NAME_PATTERN = "^" .. NAME_BYTE .. "+$"
 
 --- Every @name in prompt: { name =, after = the byte that follows (or "") }.
@@ -56,9 +83,7 @@ local function list_text(list)
   return table.concat(list, ", ")
 end
 
-local function is_url(s)
-  return type(s) == "string" and (s:find("^https?://[^%s]+$") ~= nil)
-end
+local is_url = guard.is_url
 
 -- A local image: it must be a regular file (never a FIFO, a device or a directory, which the C
 -- core would block on or read without end), be readable, be an image by its name, and not be

@@ -6,6 +6,8 @@ local core = require "pixflow.core"
 local errors = require "pixflow.errors"
 local options = require "pixflow.options"
 
+local follow = require "pixflow.follow"
+
 local M = {}
 local Flow = {}
 local flow_mt = { __name = "pixflow.Flow", __index = Flow }
@@ -98,16 +100,20 @@ end
 
 --- Block until the flow ends (at most timeout seconds); returns its results.
 function Flow:wait(timeout)
-  local deadline = timeout and core.now() + timeout
-  while not self:step() do
-    if deadline and core.now() >= deadline then
-      return nil, errors.new("timeout", ("the workflow did not end within %g s; its tasks go on"):format(timeout),
+  -- each round is a step (every client pumped without waiting); then one client waits a little
+  return follow.loop{ slice = 0.1, flows = false, deadline = timeout and core.now() + timeout,
+    clients = function()
+      local any = next(self.clients)
+      return { any }
+    end,
+    check = function()
+      if self:step() then return true, self:result() end
+      return false
+    end,
+    expired = function()
+      return nil, errors.new("timeout", ("the workflow did not end within %g s; its tasks go on and may be billed"):format(timeout),
                              { code = "wait_timeout", retryable = true })
-    end
-    local any = next(self.clients)
-    if any then any:_pump(0.1) end
-  end
-  return self:result()
+    end }
 end
 
 --- Run fn(...) as a workflow to its end; returns what fn returns (or nil and an error if it raised,
@@ -139,20 +145,24 @@ local function outcome(t)
   return nil, t.error
 end
 
--- Wait for w: yield inside a flow, else pump the tasks' clients until ready.
+-- Wait for w: yield inside a flow, else pump the tasks' clients until ready (the first task's
+-- client waits, and steps the flows waiting on it).
 local function block_or_yield(w)
   if M.current() then return coroutine.yield(w) end
-  local deadline = w.deadline
-  while not w.ready() do
-    if deadline and core.now() >= deadline then return nil, w.timeout_error() end
-    local c = w.tasks[1]:_owner()
-    for _, t in ipairs(w.tasks) do
-      local o = t:_owner()
-      if o ~= c then o:_pump(0) end
-    end
-    c:poll(0.1)
-  end
-  return w.result()
+  return follow.loop{ slice = 0.1, flows = "first", deadline = w.deadline,
+    clients = function()
+      local list, seen = {}, {}
+      for _, t in ipairs(w.tasks) do
+        local o = t:_owner()
+        if not seen[o] then seen[o] = true; list[#list + 1] = o end
+      end
+      return list
+    end,
+    check = function()
+      if w.ready() then return true, w.result() end
+      return false
+    end,
+    expired = function() return nil, w.timeout_error() end }
 end
 
 --- task:await{ timeout = } -> true | nil, err: yields inside a workflow, blocks outside one.
