@@ -6,27 +6,7 @@
 
 #include "proto.h"
 
-/* The error envelope {"error":{"code","message","type"}} (the 400 example omits code): its type
- * decides the kind. */
-static const pf_code_kind error_types[] = {
-  { "invalid_request_error", PF_EK_INVALID }, { "authentication_error", PF_EK_AUTH },
-  { "quota_not_enough", PF_EK_QUOTA }, { "rate_limit_error", PF_EK_RATE_LIMIT }, { NULL },
-};
-
-/* data.status; moderation has no status of its own: "failed" with "pixverse error 400063:
- * moderation failed" as its error.message */
-static const pf_word words[] = {
-  /* word          state             code           message */
-  { "completed",   PF_ST_SUCCEEDED, NULL,         NULL, 0 },
-  { "failed",      PF_ST_FAILED,    "task_failed",
-    "apimart reports the generation failed without a reason", 0 },
-  { "cancelled",   PF_ST_CANCELED,  "cancelled",  "the task was cancelled at apimart", 0 },
-  { "canceled",    PF_ST_CANCELED,  "cancelled",  "the task was cancelled at apimart", 0 },
-  { "processing",  PF_ST_RUNNING,   NULL,         NULL, 0 },
-  { "pending",     PF_ST_QUEUED,    NULL,         NULL, 0 },
-  { "submitted",   PF_ST_QUEUED,    NULL,         NULL, 0 },
-  { NULL,          PF_ST_RUNNING,   NULL,         NULL, 0 },  /* anything undocumented: keep polling */
-};
+static void extras(const pf_ctx *ctx, const json_t *in, pf_status *st);
 
 static void extras(const pf_ctx *ctx, const json_t *in, pf_status *st);
 
@@ -41,13 +21,24 @@ static const pf_proto apimart = {
   /* a reply is an error when its status is not 2xx or it has an error member. The body of an
    * unknown-task reply is not documented: the status decides [INFERENCE] (an unknown task id's
    * reply is NOT FOUND in the docs; a 404 is assumed) */
+  /* the error envelope {"error":{"code","message","type"}} (the 400 example omits code): its type
+   * decides the kind */
   .errors = { .when = "error", .message = { "error.message", "message" }, .code = "error.type",
-              .codes = error_types, .http = 404, .http_kind = PF_EK_NOT_FOUND,
+              .codes = { .invalid = "invalid_request_error", .auth = "authentication_error",
+                         .quota = "quota_not_enough", .rate_limit = "rate_limit_error" },
+              .http = 404, .http_kind = PF_EK_NOT_FOUND,
               .moderation_text = 1, .protocol_below_400 = 1, .retry_by_kind = 1 },
   /* {"code":200,"data":[{"status":"submitted","task_id":"task_01..."}]} (seed 003, verbatim);
    * an object in place of the one-element array is accepted too */
   .task_id = "data[0].task_id",
-  .state = "data.status", .words = words, .progress = "data.progress", .extras = extras,
+  /* moderation has no status of its own: "failed" with "pixverse error 400063: moderation
+   * failed" as its error.message; pending, submitted, and anything undocumented: keep polling */
+  .state = "data.status",
+  .words = { .queued = "pending submitted", .running = "processing", .succeeded = "completed",
+             .failed = "failed", .canceled = "cancelled canceled" },
+  .on_failed = { "task_failed", "apimart reports the generation failed without a reason" },
+  .on_canceled = { "cancelled", "the task was cancelled at apimart" },
+  .progress = "data.progress", .extras = extras,
   /* url is documented as an array of strings; a bare string is accepted too */
   .videos = { .list = "data.result.videos", .url = { "url" }, .url_lists = 1,
               .expires_at = "expires_at" },
@@ -129,8 +120,6 @@ static void extras(const pf_ctx *ctx, const json_t *in, pf_status *st) {
 PF_PROTO_CALLS(apimart)
 
 const pf_adapter pf_adapter_apimart = {
-  .name = "apimart",
-  .build_submit = build_submit, .parse_submit = apimart_parse_submit,
-  .build_status = apimart_build_status, .parse_status = apimart_parse_status,
+  .name = "apimart", PF_PROTO_MEMBERS(apimart), .build_submit = build_submit,
   .build_upload = apimart_build_upload, .parse_upload = apimart_parse_upload,
 };

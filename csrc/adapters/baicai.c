@@ -10,17 +10,6 @@
 
 static const json_t *envelope(const pf_proto *p, long http, const json_t *root, pf_err *err);
 
-/* data[0].status ([baoyu] in providers.md 10.1) */
-static const pf_word words[] = {
-  /* word        state            code        message */
-  { "COMPLETED", PF_ST_RUNNING,   NULL,       NULL, PF_W_RESULT },    /* the URLs come from /result */
-  /* a failure reason field is NOT FOUND; a message is read if there is one */
-  { "FAILED",    PF_ST_FAILED,    "FAILED",   "baicai reports the task failed (it gives no reason)", 0 },
-  { "CANCELED",  PF_ST_CANCELED,  "CANCELED", "the task was canceled at baicai", 0 },
-  { "PENDING",   PF_ST_QUEUED,    NULL,       NULL, 0 },
-  { NULL,        PF_ST_RUNNING,   NULL,       NULL, 0 },
-};
-
 static const pf_proto baicai = {
   .name = "baicai",
   .submit = "/v1/videos/generations",
@@ -33,7 +22,14 @@ static const pf_proto baicai = {
   /* data.taskId (seed 002), or data[0].taskId: baicai's image API answers a submit with
    * data:[{taskId, status}] ([baoyu] in providers.md 10.2 item 1) */
   .task_id = "data[0].taskId", .task_id_named = "data.taskId",
-  .state = "data[0].status", .words = words, .progress = "data[0].progress",
+  /* data[0].status ([baoyu] in providers.md 10.1); on COMPLETED the URLs come from /result; a
+   * failure reason field is NOT FOUND; a message is read if there is one */
+  .state = "data[0].status",
+  .words = { .queued = "PENDING", .running = "RUNNING", .result = "COMPLETED", .failed = "FAILED",
+             .canceled = "CANCELED" },
+  .on_failed = { "FAILED", "baicai reports the task failed (it gives no reason)" },
+  .on_canceled = { "CANCELED", "the task was canceled at baicai" },
+  .progress = "data[0].progress",
   .reason = { "data[0].message" },
 };
 
@@ -80,6 +76,10 @@ static const json_t *envelope(const pf_proto *p, long http, const json_t *root, 
   snprintf(cs, sizeof cs, "%lld", c);
   return pf_proto_fail(p, status >= 400 ? pf_kind_for_http(status) : PF_EK_PROVIDER, http, status,
                        cs, pf_json_string(root, "message"), err);
+}
+
+static int build_result(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
+  return pf_proto_get(&baicai, ctx, baicai.result, task_id, out, err);
 }
 
 static int add_urls(const json_t *urls, pf_status *st);
@@ -131,9 +131,7 @@ static int parse_result(const pf_ctx *ctx, long http, const char *body, size_t l
 }
 
 const pf_adapter pf_adapter_baicai = {
-  .name = "baicai",
-  .build_submit = build_submit, .parse_submit = baicai_parse_submit,
-  .build_status = baicai_build_status, .parse_status = baicai_parse_status,
-  .build_result = baicai_build_result, .parse_result = parse_result,
+  .name = "baicai", PF_PROTO_MEMBERS(baicai), .build_submit = build_submit,
+  .build_result = build_result, .parse_result = parse_result,
   .build_upload = baicai_build_upload, .parse_upload = baicai_parse_upload,
 };

@@ -8,39 +8,27 @@
 
 #include "proto.h"
 
-/* Errors: {"request_id","code","message"} with an HTTP error status (providers.md 5.4); the code
- * decides the kind, else the status. */
-static const pf_code_kind codes[] = {
-  { "InvalidParameter", PF_EK_INVALID }, { "ModelNotFound", PF_EK_INVALID },
-  { "DataInspectionFailed", PF_EK_MODERATED },
-  { "InvalidApiKey", PF_EK_AUTH }, { "AccessDenied", PF_EK_AUTH },
-  { "Arrearage", PF_EK_QUOTA }, { "Throttling*", PF_EK_RATE_LIMIT },
-  { "InternalServerError", PF_EK_PROVIDER }, { NULL },
-};
-
-/* output.task_status ([DSa]: PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN); moderation:
- * FAILED with code DataInspectionFailed ([DSa] in providers.md 10.1) */
-static const pf_word words[] = {
-  /* word         state            code        message */
-  { "PENDING",    PF_ST_QUEUED,    NULL,       NULL, 0 },
-  { "SUSPENDED",  PF_ST_QUEUED,    NULL,       NULL, 0 },
-  { "SUCCEEDED",  PF_ST_SUCCEEDED, NULL,       NULL, 0 },
-  { "FAILED",     PF_ST_FAILED,    "FAILED",   "DashScope reports the task failed without a reason", 0 },
-  { "CANCELED",   PF_ST_CANCELED,  "CANCELED", "the task was canceled at DashScope", 0 },
-  /* the task does not exist or has expired (ids live about 24 h): nothing more will come */
-  { "UNKNOWN",    PF_ST_FAILED,    "UNKNOWN",
-    "DashScope does not know this task (it never existed, or it expired: task ids are kept about "
-    "24 hours)", PF_W_GONE },
-  { NULL,         PF_ST_RUNNING,   NULL,       NULL, 0 },
-};
-
 static const pf_proto dashscope = {
   .name = "DashScope",
   .submit = "/api/v1/services/aigc/video-generation/video-synthesis",
   .status = "/api/v1/tasks/%s",
-  .errors = { .message = { "message" }, .code = "code", .codes = codes },
+  /* errors: {"request_id","code","message"} with an HTTP error status (providers.md 5.4); the
+   * code decides the kind, else the status */
+  .errors = { .message = { "message" }, .code = "code",
+              .codes = { .invalid = "InvalidParameter ModelNotFound", .moderated = "DataInspectionFailed",
+                         .auth = "InvalidApiKey AccessDenied", .quota = "Arrearage",
+                         .rate_limit = "Throttling*", .provider = "InternalServerError" } },
   .task_id = "output.task_id",
-  .state = "output.task_status", .words = words,
+  /* output.task_status ([DSa]); moderation: FAILED with code DataInspectionFailed ([DSa] in
+   * providers.md 10.1); UNKNOWN: the task does not exist or has expired (ids live about 24 h),
+   * nothing more will come */
+  .state = "output.task_status",
+  .words = { .queued = "PENDING SUSPENDED", .running = "RUNNING", .succeeded = "SUCCEEDED",
+             .failed = "FAILED", .canceled = "CANCELED", .gone = "UNKNOWN" },
+  .on_failed = { "FAILED", "DashScope reports the task failed without a reason" },
+  .on_canceled = { "CANCELED", "the task was canceled at DashScope" },
+  .on_gone = { "UNKNOWN", "DashScope does not know this task (it never existed, or it expired: "
+                          "task ids are kept about 24 hours)" },
   /* result URLs expire after 24 h (providers.md 5.2) */
   .videos = { .url = { "output.video_url" }, .lifetime = 86400 },
   .reason = { "output.message" }, .reason_code = "output.code",
@@ -318,9 +306,7 @@ static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char 
 }
 
 const pf_adapter pf_adapter_dashscope = {
-  .name = "dashscope",
-  .build_submit = build_submit, .parse_submit = dashscope_parse_submit,
-  .build_status = dashscope_build_status, .parse_status = dashscope_parse_status,
+  .name = "dashscope", PF_PROTO_MEMBERS(dashscope), .build_submit = build_submit,
   .build_upload = build_upload, .parse_upload = parse_upload,
   .build_cancel = build_cancel, .parse_cancel = parse_cancel,
   .build_list = build_list, .parse_list = parse_list,

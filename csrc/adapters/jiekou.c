@@ -7,33 +7,26 @@
 
 #include "proto.h"
 
-/* Errors: jiekou's own client handles 401, 402 and 429 and reads message and code; the novita
- * envelope {"code","reason","message"} is assumed [INFERENCE]: reason decides the kind. */
-static const pf_code_kind reasons[] = {
-  { "FAILED_TO_AUTH", PF_EK_AUTH }, { "NOT_ENOUGH_BALANCE", PF_EK_QUOTA },
-  { "RATE_LIMIT_EXCEEDED", PF_EK_RATE_LIMIT }, { "INVALID_REQUEST_BODY", PF_EK_INVALID }, { NULL },
-};
-
-/* task.status; moderation has no status of its own: the reason text says it [INFERENCE] */
-static const pf_word words[] = {
-  /* word                    state            code                    message */
-  { "TASK_STATUS_SUCCEED",   PF_ST_SUCCEEDED, NULL,                   NULL, 0 },
-  { "TASK_STATUS_FAILED",    PF_ST_FAILED,    "TASK_STATUS_FAILED",
-    "jiekou reports the task failed without a reason", 0 },
-  { "TASK_STATUS_CANCELED",  PF_ST_CANCELED,  "TASK_STATUS_CANCELED", "the task was canceled at jiekou", 0 },
-  { "TASK_STATUS_QUEUED",    PF_ST_QUEUED,    NULL,                   NULL, 0 },
-  { NULL,                    PF_ST_RUNNING,   NULL,                   NULL, 0 },
-};
-
 static const pf_proto jiekou = {
   .name = "jiekou",
   .submit = "/v3/async/%s",          /* the preset's gateway model is the last segment */
   .status = "/v3/async/task-result?task_id=%s",
+  /* errors: jiekou's own client handles 401, 402 and 429 and reads message and code; the novita
+   * envelope {"code","reason","message"} is assumed [INFERENCE]: reason decides the kind */
   .errors = { .message = { "error.message", "error", "message" }, .code = "reason", .code_fields = 1,
-              .codes = reasons, .http = 402, .http_kind = PF_EK_QUOTA, .moderation_text = 1 },
+              .codes = { .auth = "FAILED_TO_AUTH", .quota = "NOT_ENOUGH_BALANCE",
+                         .rate_limit = "RATE_LIMIT_EXCEEDED", .invalid = "INVALID_REQUEST_BODY" },
+              .http = 402, .http_kind = PF_EK_QUOTA, .moderation_text = 1 },
   .task_id = "task_id",
   /* numbers may arrive as strings (novita's debug_info and TTLs do) [INFERENCE] */
-  .state = "task.status", .words = words, .progress = "task.progress_percent", .eta = "task.eta",
+  /* moderation has no status of its own; the reason text says it [INFERENCE] */
+  .state = "task.status",
+  .words = { .queued = "TASK_STATUS_QUEUED", .running = "TASK_STATUS_PROCESSING",
+             .succeeded = "TASK_STATUS_SUCCEED", .failed = "TASK_STATUS_FAILED",
+             .canceled = "TASK_STATUS_CANCELED" },
+  .on_failed = { "TASK_STATUS_FAILED", "jiekou reports the task failed without a reason" },
+  .on_canceled = { "TASK_STATUS_CANCELED", "the task was canceled at jiekou" },
+  .progress = "task.progress_percent", .eta = "task.eta",
   .videos = { .list = "videos", .url = { "video_url" }, .ttl = "video_url_ttl" },
   /* the reason is task.reason, else task.error, else task.message: what jiekou's own client
    * reads ([jk] in providers.md 10.1, utils/api_client.py); an empty one counts as none */
@@ -72,7 +65,5 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
 }
 
 const pf_adapter pf_adapter_jiekou = {
-  .name = "jiekou",
-  .build_submit = build_submit, .parse_submit = jiekou_parse_submit,
-  .build_status = jiekou_build_status, .parse_status = jiekou_parse_status,
+  .name = "jiekou", PF_PROTO_MEMBERS(jiekou), .build_submit = build_submit,
 };

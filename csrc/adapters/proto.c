@@ -54,13 +54,27 @@ static int number_at(const json_t *v, const char *path, double *out) {
   return pf_json_number(pf_json_at(v, head), dot + 1, out);
 }
 
-pf_errkind pf_code_kind_find(const pf_code_kind *codes, const char *code, pf_errkind dflt) {
-  for (size_t i = 0; code && codes && codes[i].code; i++) {
-    size_t n = strlen(codes[i].code);
-    if (n > 0 && codes[i].code[n - 1] == '*' ? strncmp(code, codes[i].code, n - 1) == 0
-                                             : strcmp(code, codes[i].code) == 0)
-      return codes[i].kind;
+/* Is code in the list (codes split by spaces, "x*": any code starting with x)? */
+static int listed(const char *list, const char *code) {
+  for (const char *p = list; code && p && *p;) {
+    while (*p == ' ') p++;
+    size_t n = strcspn(p, " ");
+    if (n > 0 && (p[n - 1] == '*' ? strncmp(code, p, n - 1) == 0
+                                  : strlen(code) == n && memcmp(code, p, n) == 0))
+      return 1;
+    p += n;
   }
+  return 0;
+}
+
+pf_errkind pf_kinds_find(const pf_kinds *k, const char *code, pf_errkind dflt) {
+  const struct { const char *list; pf_errkind kind; } by[] = {
+    { k->invalid, PF_EK_INVALID }, { k->auth, PF_EK_AUTH }, { k->quota, PF_EK_QUOTA },
+    { k->rate_limit, PF_EK_RATE_LIMIT }, { k->moderated, PF_EK_MODERATED },
+    { k->not_found, PF_EK_NOT_FOUND }, { k->provider, PF_EK_PROVIDER },
+  };
+  for (size_t i = 0; i < sizeof by / sizeof by[0]; i++)
+    if (listed(by[i].list, code)) return by[i].kind;
   return dflt;
 }
 
@@ -88,7 +102,7 @@ const json_t *pf_proto_errors(const pf_proto *p, long http, const json_t *root, 
   const pf_errors *e = &p->errors;
   if (http >= 200 && http < 300 && !(e->when && json_object_get(root, e->when))) return root;
   const char *msg = first_string(root, e->message, 3, 0), *code = string_at(root, e->code);
-  pf_errkind kind = pf_code_kind_find(e->codes, code, pf_kind_for_http(http));
+  pf_errkind kind = pf_kinds_find(&e->codes, code, pf_kind_for_http(http));
   if (e->http && http == e->http) kind = e->http_kind;
   char buf[32];
   if (!code && e->code_fields) {
@@ -162,36 +176,35 @@ static int add_videos(const pf_proto *p, const pf_ctx *ctx, const json_t *in, pf
   return rc;
 }
 
-static pf_errkind state_kind(pf_state s) {
-  return s == PF_ST_CANCELED ? PF_EK_CANCELED : s == PF_ST_MODERATED ? PF_EK_MODERATED : PF_EK_FAILED;
-}
-
-/* What the word says, into st (or err for PF_W_GONE: returns -1). */
+/* What the word says, into st (or err for a gone task: returns -1). */
 static int apply_word(const pf_proto *p, const pf_ctx *ctx, long http, const json_t *in,
                       const char *s, pf_status *st, pf_err *err) {
-  const pf_word *w = p->words;
-  while (w->word && strcmp(w->word, s) != 0) w++;
-  if (w->flags & PF_W_GONE) {
-    pf_err_set(err, PF_EK_NOT_FOUND, http, w->code, "%s", w->message);
+  const pf_words *w = &p->words;
+  if (listed(w->gone, s)) {
+    pf_err_set(err, PF_EK_NOT_FOUND, http, p->on_gone.code, "%s", p->on_gone.message);
     return -1;
   }
-  st->state = w->state;
-  if (w->flags & PF_W_RESULT) st->need_result = 1;
-  if (w->state == PF_ST_SUCCEEDED) {
+  st->state = listed(w->queued, s) ? PF_ST_QUEUED : listed(w->succeeded, s) ? PF_ST_SUCCEEDED
+            : listed(w->failed, s) ? PF_ST_FAILED : listed(w->moderated, s) ? PF_ST_MODERATED
+            : listed(w->canceled, s) ? PF_ST_CANCELED : PF_ST_RUNNING;
+  if (listed(w->result, s)) st->need_result = 1;
+  if (st->state == PF_ST_SUCCEEDED) {
     if (add_videos(p, ctx, in, st)) return pf_proto_nomem(p, err);
     if (st->nvideos == 0) pf_status_no_video(st, ctx->provider);
-  } else if (w->state == PF_ST_FAILED) {
+  } else if (st->state == PF_ST_FAILED) {
     const char *msg = first_string(in, p->reason, 6, p->reason_nonempty);
     const char *code = string_at(in, p->reason_code);
     if (p->reason_nonempty && code && !code[0]) code = NULL;
     if (p->reason_nonempty && msg && !msg[0]) msg = NULL;
     int mod = pf_text_says_moderated(msg) ||
-              pf_code_kind_find(p->errors.codes, code, PF_EK_FAILED) == PF_EK_MODERATED;
+              pf_kinds_find(&p->errors.codes, code, PF_EK_FAILED) == PF_EK_MODERATED;
     st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
-    pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code ? code : w->code, "%s",
-               msg ? msg : w->message);
-  } else if (w->state == PF_ST_CANCELED || w->state == PF_ST_MODERATED) {
-    pf_err_set(&st->err, state_kind(w->state), 0, w->code, "%s", w->message);
+    pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code ? code : p->on_failed.code,
+               "%s", msg ? msg : p->on_failed.message);
+  } else if (st->state == PF_ST_MODERATED) {
+    pf_err_set(&st->err, PF_EK_MODERATED, 0, p->on_moderated.code, "%s", p->on_moderated.message);
+  } else if (st->state == PF_ST_CANCELED) {
+    pf_err_set(&st->err, PF_EK_CANCELED, 0, p->on_canceled.code, "%s", p->on_canceled.message);
   }
   return 0;
 }

@@ -10,27 +10,29 @@
  * "" is that object itself. */
 const json_t *pf_json_at(const json_t *v, const char *path);
 
-/* A gateway's error code and the kind it means; a code ending in '*' matches every code that
- * starts with the rest. Tables end with { NULL }. */
-typedef struct pf_code_kind {
-  const char *code;
-  pf_errkind kind;
-} pf_code_kind;
+/* Gateway error codes by the kind they mean: each a list of codes split by spaces; a code ending
+ * in '*' stands for every code that starts with the rest. */
+typedef struct pf_kinds {
+  const char *invalid, *auth, *quota, *rate_limit, *moderated, *not_found, *provider;
+} pf_kinds;
 
-/* The kind codes gives to code, else dflt (also for a NULL code). */
-pf_errkind pf_code_kind_find(const pf_code_kind *codes, const char *code, pf_errkind dflt);
+/* The kind kinds gives to code, else dflt (also for a NULL code). */
+pf_errkind pf_kinds_find(const pf_kinds *kinds, const char *code, pf_errkind dflt);
 
-/* What a status word means. A table ends with { NULL, state }: the state of any other word. */
-typedef struct pf_word {
-  const char *word;       /* the gateway's word (an integer status: its decimal digits) */
-  pf_state state;         /* PF_ST_FAILED: moderated instead when the reason or its code says so */
-  const char *code;       /* failed: the error's code when the reply gives none; canceled,
-                             moderated and PF_W_GONE: the code */
-  const char *message;    /* the same for the message */
-  int flags;
-} pf_word;
-#define PF_W_RESULT 1     /* done, but the videos come from the separate result call */
-#define PF_W_GONE   2     /* the gateway does not know the task: a not_found error, no status */
+/* Status words by what they mean, each a list split by spaces (an integer status: its digits).
+ * Any other word: running (keep polling). */
+typedef struct pf_words {
+  const char *queued, *running, *succeeded;
+  const char *failed;       /* failed; moderated when the reason or its code says so */
+  const char *moderated, *canceled;
+  const char *result;       /* done, but the videos come from the separate result call */
+  const char *gone;         /* the gateway does not know the task: a not_found error */
+} pf_words;
+
+/* The error a word stands for: failed: when the reply gives none. */
+typedef struct pf_outcome {
+  const char *code, *message;
+} pf_outcome;
 
 /* Where a success's videos are. */
 typedef struct pf_videos {
@@ -51,7 +53,7 @@ typedef struct pf_errors {
   const char *message[3];     /* paths of the message, the first string wins */
   const char *code;           /* path of the gateway's code: codes maps it to a kind */
   int code_fields;            /* without one, the code is the usual envelope's (pf_error_fields) */
-  const pf_code_kind *codes;
+  pf_kinds codes;
   long http;                  /* an HTTP status that decides the kind by itself (0: none)... */
   pf_errkind http_kind;       /* ...and that kind */
   int moderation_text;        /* a message that mentions moderation makes the error moderated */
@@ -81,7 +83,8 @@ struct pf_proto {
   /* the status reply */
   const char *state, *state_named;
   int state_integer;          /* the status is a JSON integer */
-  const pf_word *words;
+  pf_words words;
+  pf_outcome on_failed, on_moderated, on_canceled, on_gone;
   const char *progress;       /* 0-100 */
   const char *eta;            /* seconds left */
   void (*extras)(const pf_ctx *ctx, const json_t *obj, pf_status *st);   /* costs, computed ETAs */
@@ -126,9 +129,9 @@ int pf_proto_build_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, p
 int pf_proto_parse_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, long http,
                           const char *body, size_t len, pf_err *err);
 
-/* PF_PROTO_CALLS(P) defines P_parse_submit, P_build_status, P_parse_status, P_build_result,
- * P_build_upload and P_parse_upload: the members above with the table P bound, for a pf_adapter
- * initialiser (those a gateway does not use are left unused). */
+/* PF_PROTO_CALLS(P) defines P_parse_submit, P_build_status, P_parse_status, P_build_upload and
+ * P_parse_upload: the members above with the table P bound, for a pf_adapter initialiser (those a
+ * gateway does not use are left unused). PF_PROTO_MEMBERS(P) names the three every table answers. */
 #if defined(__GNUC__)
 #define PF_PROTO_UNUSED __attribute__((unused))
 #else
@@ -147,10 +150,6 @@ int pf_proto_parse_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, l
                                               pf_status *st, pf_err *e) {                        \
     return pf_proto_parse_status(&P, c, h, b, n, st, e);                                         \
   }                                                                                              \
-  PF_PROTO_UNUSED static int P##_build_result(const pf_ctx *c, const char *id, pf_http_req *o,   \
-                                              pf_err *e) {                                       \
-    return pf_proto_get(&P, c, P.result, id, o, e);                                              \
-  }                                                                                              \
   PF_PROTO_UNUSED static int P##_build_upload(const pf_ctx *c, pf_upload *up, pf_http_req *o,    \
                                               pf_err *e) {                                       \
     return pf_proto_build_upload(&P, c, up, o, e);                                               \
@@ -159,5 +158,8 @@ int pf_proto_parse_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, l
                                               const char *b, size_t n, pf_err *e) {              \
     return pf_proto_parse_upload(&P, c, up, h, b, n, e);                                         \
   }
+
+#define PF_PROTO_MEMBERS(P)                                                                      \
+  .parse_submit = P##_parse_submit, .build_status = P##_build_status, .parse_status = P##_parse_status
 
 #endif
