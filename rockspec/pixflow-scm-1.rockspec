@@ -38,7 +38,7 @@ build = {
         "csrc/util.c",
         "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
         "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",
-        "csrc/adapters/pixverse.c",
+        "csrc/adapters/pixverse.c", "csrc/adapters/proto.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       libraries = { "curl", "jansson", "crypto", "sqlite3" },
