@@ -123,7 +123,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -g -O1 $(FUZZ_SAN) $(STD) $(INC) $(LUA_CFLAGS) $(DEP_CFLAGS)
 LUA_LIBS      = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
-ADAPTERS     := $(filter-out common registry,$(basename $(notdir $(wildcard csrc/adapters/*.c))))
+ADAPTERS     := $(filter-out common proto registry,$(basename $(notdir $(wildcard csrc/adapters/*.c))))
 FUZZ_OTHERS  := $(patsubst fuzz/%_fuzz.c,%,$(filter-out fuzz/adapter_fuzz.c,$(wildcard fuzz/*_fuzz.c)))
 FUZZ_TARGETS := $(ADAPTERS) $(FUZZ_OTHERS)
 FUZZ_OBJS    := $(CORE_SRCS:%.c=build/fuzz/obj/%.o)

@@ -38,7 +38,8 @@ build = {
         "csrc/engine/options.c", "csrc/engine/reconcile.c", "csrc/engine/retry.c",
         "csrc/engine/sched.c", "csrc/engine/task.c", "csrc/engine/task_api.c",
         "csrc/engine/trace.c", "csrc/engine/upload.c", "csrc/engine/util.c",
-        "csrc/adapters/common.c", "csrc/adapters/registry.c", "csrc/adapters/apimart.c",
+        "csrc/adapters/common.c", "csrc/adapters/proto.c", "csrc/adapters/registry.c",
+        "csrc/adapters/apimart.c",
         "csrc/adapters/baicai.c", "csrc/adapters/dashscope.c", "csrc/adapters/jiekou.c",
         "csrc/adapters/pixverse.c",
         -- the Lua binding

@@ -6,16 +6,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapter.h"
+#include "proto.h"
 
-static int nomem(pf_err *err) {
-  pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the baicai request");
-  return -1;
-}
+static const json_t *envelope(const pf_proto *p, long http, const json_t *root, pf_err *err);
+
+static const pf_proto baicai = {
+  .name = "baicai",
+  .submit = "/v1/videos/generations",
+  .status = "/v1/comfyui/tasks/%s/status",
+  .result = "/v1/comfyui/tasks/%s/result",
+  /* multipart "file" -> data.fullPath (3P) [INFERENCE]; its lifetime is NOT FOUND */
+  .upload = "/v1/resources/upload", .upload_field = "file",
+  .upload_result = "data.fullPath", .upload_missing = "no_path",
+  .envelope = envelope, .errors = { .moderation_text = 1 },
+  /* data.taskId (seed 002), or data[0].taskId: baicai's image API answers a submit with
+   * data:[{taskId, status}] ([baoyu] in providers.md 10.2 item 1) */
+  .task_id = "data[0].taskId", .task_id_named = "data.taskId",
+  /* data[0].status ([baoyu] in providers.md 10.1); on COMPLETED the URLs come from /result; a
+   * failure reason field is NOT FOUND; a message is read if there is one */
+  .state = "data[0].status",
+  .words = { .queued = "PENDING", .running = "RUNNING", .result = "COMPLETED", .failed = "FAILED",
+             .canceled = "CANCELED" },
+  .on_failed = { "FAILED", "baicai reports the task failed (it gives no reason)" },
+  .on_canceled = { "CANCELED", "the task was canceled at baicai" },
+  .progress = "data[0].progress",
+  .reason = { "data[0].message" },
+};
+
+PF_PROTO_CALLS(baicai)
 
 static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *out, pf_err *err) {
   json_t *o = json_object(), *input = json_object(), *refs = json_array();
-  if (!o || !input || !refs) { json_decref(o); json_decref(input); json_decref(refs); return nomem(err); }
+  if (!o || !input || !refs) { json_decref(o); json_decref(input); json_decref(refs); return pf_proto_nomem(&baicai, err); }
   int bad = 0;
   bad |= json_object_set_new(o, "selected_model", json_string(rq->model));
   bad |= json_object_set_new(o, "task_type", json_string("multi_ref_img2video"));
@@ -39,83 +61,25 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   if (rq->count > 0) bad |= json_object_set_new(input, "number_of_videos", json_integer(rq->count));
   if (rq->expand_prompt >= 0)
     bad |= json_object_set_new(o, "need_expand_prompt", json_boolean(rq->expand_prompt));
-  if (bad) { json_decref(o); return nomem(err); }
-  return pf_json_post(ctx, "/v1/videos/generations", o, out, err);
+  if (bad) { json_decref(o); return pf_proto_nomem(&baicai, err); }
+  return pf_json_post(ctx, baicai.submit, o, out, err);
 }
 
 /* {code (0 = success), message, data, ts}; errors may also come as a bare {"message"} with a
- * 400 (seen for moderation, 3P). */
-static json_t *success_reply(long http, const char *body, size_t len, pf_err *err) {
-  json_t *root = pf_json_parse_object(body, len, http, err);
-  if (!root) return NULL;
+ * 400 (seen for moderation, 3P). A code that looks like an HTTP status stands for one. */
+static const json_t *envelope(const pf_proto *p, long http, const json_t *root, pf_err *err) {
   const json_t *code = json_object_get(root, "code");
   long long c = json_is_integer(code) ? json_integer_value(code) : (http >= 300 ? -1 : 0);
   if (c == 0 && http >= 200 && http < 300) return root;
-  const char *msg = pf_json_string(root, "message");
   long status = http >= 300 ? http : (c >= 400 && c < 600 ? (long)c : http);
-  pf_errkind k = status >= 400 ? pf_kind_for_http(status) : PF_EK_PROVIDER;
-  if (pf_text_says_moderated(msg)) k = PF_EK_MODERATED;
   char cs[32];
   snprintf(cs, sizeof cs, "%lld", c);
-  pf_err_set(err, k, http, cs, "%s", msg ? msg : "baicai returned an error without a message");
-  err->retryable = k == PF_EK_RATE_LIMIT || pf_http_retryable(status);
-  json_decref(root);
-  return NULL;
-}
-
-static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
-                        char **task_id, pf_err *err) {
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
-  /* data.taskId (seed 002), or data[0].taskId: baicai's image API answers a submit with
-   * data:[{taskId, status}] ([baoyu] in providers.md 10.2 item 1) */
-  const json_t *data = json_object_get(root, "data");
-  if (json_is_array(data)) data = json_array_get(data, 0);
-  return pf_reply_id(root, json_object_get(data, "taskId"), http, ctx->provider, "data.taskId",
-                     task_id, err);
-}
-
-static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  return pf_get_by_id(ctx, "/v1/comfyui/tasks/%s/status", task_id, out, err);
-}
-
-static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t len,
-                        pf_status *st, pf_err *err) {
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
-  const json_t *data = json_object_get(root, "data");
-  const json_t *item = json_is_array(data) ? json_array_get(data, 0) : data;
-  const char *s = pf_json_string(item, "status");
-  if (!s) {
-    json_decref(root);
-    return pf_missing(err, http, ctx->provider, "data[0].status");
-  }
-  double d;
-  if (pf_json_number(item, "progress", &d) == 0 && d >= 0 && d <= 100) st->progress = (int)d;
-  if (strcmp(s, "COMPLETED") == 0) {
-    st->state = PF_ST_RUNNING;
-    st->need_result = 1;                    /* the URLs come from /result */
-  } else if (strcmp(s, "FAILED") == 0) {
-    /* a failure reason field is NOT FOUND; a message is read if there is one */
-    const char *msg = pf_json_string(item, "message");
-    int mod = pf_text_says_moderated(msg);
-    st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
-    pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, "FAILED", "%s",
-               msg ? msg : "baicai reports the task failed (it gives no reason)");
-  } else if (strcmp(s, "CANCELED") == 0) {
-    st->state = PF_ST_CANCELED;
-    pf_err_set(&st->err, PF_EK_CANCELED, 0, "CANCELED", "the task was canceled at baicai");
-  } else if (strcmp(s, "PENDING") == 0) {
-    st->state = PF_ST_QUEUED;
-  } else {
-    st->state = PF_ST_RUNNING;
-  }
-  json_decref(root);
-  return 0;
+  return pf_proto_fail(p, status >= 400 ? pf_kind_for_http(status) : PF_EK_PROVIDER, http, status,
+                       cs, pf_json_string(root, "message"), err);
 }
 
 static int build_result(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  return pf_get_by_id(ctx, "/v1/comfyui/tasks/%s/result", task_id, out, err);
+  return pf_proto_get(&baicai, ctx, baicai.result, task_id, out, err);
 }
 
 static int add_urls(const json_t *urls, pf_status *st);
@@ -142,8 +106,8 @@ static int add_urls(const json_t *urls, pf_status *st) {
  * ([baoyu] reads each: providers.md 6.2 and 10.2 item 1). */
 static int parse_result(const pf_ctx *ctx, long http, const char *body, size_t len,
                         pf_status *st, pf_err *err) {
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
+  json_t *root;
+  if (!pf_proto_reply(&baicai, http, body, len, &root, err)) return -1;
   const json_t *data = json_object_get(root, "data");
   int rc = 0;
   if (json_is_array(data)) {
@@ -160,38 +124,14 @@ static int parse_result(const pf_ctx *ctx, long http, const char *body, size_t l
     rc |= add_item(data, st);
   }
   json_decref(root);
-  if (rc) return nomem(err);
+  if (rc) return pf_proto_nomem(&baicai, err);
   st->state = PF_ST_SUCCEEDED;
   if (st->nvideos == 0) pf_status_no_video(st, ctx->provider);
   return 0;
 }
 
-/* POST /v1/resources/upload, multipart "file" -> data.fullPath (3P) [INFERENCE]. */
-static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err) {
-  return pf_multipart_upload(ctx, "/v1/resources/upload", "file", up, out, err);
-}
-
-static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,
-                        pf_err *err) {
-  (void)ctx;
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
-  const char *p = pf_json_string(json_object_get(root, "data"), "fullPath");
-  up->result = p && p[0] ? pf_strdup(p) : NULL;
-  up->ttl = 0;                              /* lifetime NOT FOUND */
-  json_decref(root);
-  if (!up->result) {
-    pf_err_set(err, PF_EK_PROTOCOL, http, "no_path", "baicai's upload reply has no data.fullPath");
-    err->retryable = 1;
-    return -1;
-  }
-  return 0;
-}
-
 const pf_adapter pf_adapter_baicai = {
-  .name = "baicai",
-  .build_submit = build_submit, .parse_submit = parse_submit,
-  .build_status = build_status, .parse_status = parse_status,
+  .name = "baicai", PF_PROTO_MEMBERS(baicai), .build_submit = build_submit,
   .build_result = build_result, .parse_result = parse_result,
-  .build_upload = build_upload, .parse_upload = parse_upload,
+  .build_upload = baicai_build_upload, .parse_upload = baicai_parse_upload,
 };

@@ -6,12 +6,35 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapter.h"
+#include "proto.h"
 
-static int nomem(pf_err *err) {
-  pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory building the DashScope request");
-  return -1;
-}
+static const pf_proto dashscope = {
+  .name = "DashScope",
+  .submit = "/api/v1/services/aigc/video-generation/video-synthesis",
+  .status = "/api/v1/tasks/%s",
+  /* errors: {"request_id","code","message"} with an HTTP error status (providers.md 5.4); the
+   * code decides the kind, else the status */
+  .errors = { .message = { "message" }, .code = "code",
+              .codes = { .invalid = "InvalidParameter ModelNotFound", .moderated = "DataInspectionFailed",
+                         .auth = "InvalidApiKey AccessDenied", .quota = "Arrearage",
+                         .rate_limit = "Throttling*", .provider = "InternalServerError" } },
+  .task_id = "output.task_id",
+  /* output.task_status ([DSa]); moderation: FAILED with code DataInspectionFailed ([DSa] in
+   * providers.md 10.1); UNKNOWN: the task does not exist or has expired (ids live about 24 h),
+   * nothing more will come */
+  .state = "output.task_status",
+  .words = { .queued = "PENDING SUSPENDED", .running = "RUNNING", .succeeded = "SUCCEEDED",
+             .failed = "FAILED", .canceled = "CANCELED", .gone = "UNKNOWN" },
+  .on_failed = { "FAILED", "DashScope reports the task failed without a reason" },
+  .on_canceled = { "CANCELED", "the task was canceled at DashScope" },
+  .on_gone = { "UNKNOWN", "DashScope does not know this task (it never existed, or it expired: "
+                          "task ids are kept about 24 hours)" },
+  /* result URLs expire after 24 h (providers.md 5.2) */
+  .videos = { .url = { "output.video_url" }, .lifetime = 86400 },
+  .reason = { "output.message" }, .reason_code = "output.code",
+};
+
+PF_PROTO_CALLS(dashscope)
 
 /* parameters.size from resolution and aspect ratio, as PixVerse's own frames: width*height with
  * the tier's short side. 1280*720 is documented (seed 001); 640*360, 1024*576, 1280*720 and
@@ -46,7 +69,7 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   json_t *o = json_object(), *input = json_object(), *params = json_object(), *media = json_array();
   if (!o || !input || !params || !media) {
     json_decref(o); json_decref(input); json_decref(params); json_decref(media);
-    return nomem(err);
+    return pf_proto_nomem(&dashscope, err);
   }
   int bad = 0, oss = 0;
   bad |= json_object_set_new(o, "model", json_string(rq->model));
@@ -86,104 +109,17 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
   if (rq->audio >= 0) bad |= json_object_set_new(params, "audio", json_boolean(rq->audio));
   if (rq->watermark >= 0) bad |= json_object_set_new(params, "watermark", json_boolean(rq->watermark));
   if (rq->has_seed) bad |= json_object_set_new(params, "seed", json_integer(rq->seed));
-  if (bad) { json_decref(o); return nomem(err); }
+  if (bad) { json_decref(o); return pf_proto_nomem(&dashscope, err); }
   out->method = "POST";
-  out->url = pf_url_join(ctx->base_url, "/api/v1/services/aigc/video-generation/video-synthesis");
-  if (!out->url) { json_decref(o); return nomem(err); }
+  out->url = pf_url_join(ctx->base_url, dashscope.submit);
+  if (!out->url) { json_decref(o); return pf_proto_nomem(&dashscope, err); }
   if (pf_json_body(o, out, err) != 0) return -1;
   /* without the async header: "current user api does not support synchronous calls" */
   if (pf_auth_header(ctx, &out->headers) ||
       pf_header_add(&out->headers, "X-DashScope-Async: enable") ||
       pf_header_add(&out->headers, "Content-Type: application/json") ||
       (oss && pf_header_add(&out->headers, "X-DashScope-OssResourceResolve: enable")))
-    return nomem(err);
-  return 0;
-}
-
-/* {"request_id","code","message"} with an HTTP error status (providers.md 5.4). */
-static pf_errkind code_kind(const char *code, long http) {
-  if (code) {
-    if (strcmp(code, "InvalidParameter") == 0 || strcmp(code, "ModelNotFound") == 0) return PF_EK_INVALID;
-    if (strcmp(code, "DataInspectionFailed") == 0) return PF_EK_MODERATED;
-    if (strcmp(code, "InvalidApiKey") == 0 || strcmp(code, "AccessDenied") == 0) return PF_EK_AUTH;
-    if (strcmp(code, "Arrearage") == 0) return PF_EK_QUOTA;
-    if (strncmp(code, "Throttling", 10) == 0) return PF_EK_RATE_LIMIT;
-    if (strcmp(code, "InternalServerError") == 0) return PF_EK_PROVIDER;
-  }
-  return pf_kind_for_http(http);
-}
-
-static json_t *success_reply(long http, const char *body, size_t len, pf_err *err) {
-  json_t *root = pf_json_parse_object(body, len, http, err);
-  if (root && (http < 200 || http >= 300)) {
-    const char *code = pf_json_string(root, "code"), *msg = pf_json_string(root, "message");
-    pf_errkind k = code_kind(code, http);
-    pf_err_set(err, k, http, code ? code : "http_error", "%s",
-               msg ? msg : "DashScope returned an error without a message");
-    err->retryable = k == PF_EK_RATE_LIMIT || pf_http_retryable(http);
-    json_decref(root);
-    root = NULL;
-  }
-  return root;
-}
-
-static int parse_submit(const pf_ctx *ctx, long http, const char *body, size_t len,
-                        char **task_id, pf_err *err) {
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
-  return pf_reply_id(root, json_object_get(json_object_get(root, "output"), "task_id"), http,
-                     ctx->provider, "output.task_id", task_id, err);
-}
-
-static int build_status(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
-  return pf_get_by_id(ctx, "/api/v1/tasks/%s", task_id, out, err);
-}
-
-static int parse_status(const pf_ctx *ctx, long http, const char *body, size_t len,
-                        pf_status *st, pf_err *err) {
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
-  const json_t *out = json_object_get(root, "output");
-  const char *s = pf_json_string(out, "task_status");
-  if (!s) {
-    json_decref(root);
-    return pf_missing(err, http, ctx->provider, "output.task_status");
-  }
-  if (strcmp(s, "PENDING") == 0 || strcmp(s, "SUSPENDED") == 0) {
-    st->state = PF_ST_QUEUED;
-  } else if (strcmp(s, "SUCCEEDED") == 0) {
-    st->state = PF_ST_SUCCEEDED;
-    const char *url = pf_json_string(out, "video_url");
-    /* result URLs expire after 24 h (providers.md 5.2) */
-    if (url && url[0]) {
-      if (pf_status_add_video(st, url, ctx->wall_now > 0 ? ctx->wall_now + 86400 : 0)) {
-        json_decref(root);
-        return nomem(err);
-      }
-    } else {
-      pf_status_no_video(st, ctx->provider);
-    }
-  } else if (strcmp(s, "FAILED") == 0) {
-    const char *code = pf_json_string(out, "code"), *msg = pf_json_string(out, "message");
-    /* moderation: FAILED with code DataInspectionFailed ([DSa] in providers.md 10.1) */
-    int mod = (code && strcmp(code, "DataInspectionFailed") == 0) || pf_text_says_moderated(msg);
-    st->state = mod ? PF_ST_MODERATED : PF_ST_FAILED;
-    pf_err_set(&st->err, mod ? PF_EK_MODERATED : PF_EK_FAILED, 0, code ? code : "FAILED", "%s",
-               msg ? msg : "DashScope reports the task failed without a reason");
-  } else if (strcmp(s, "CANCELED") == 0) {
-    st->state = PF_ST_CANCELED;
-    pf_err_set(&st->err, PF_EK_CANCELED, 0, "CANCELED", "the task was canceled at DashScope");
-  } else if (strcmp(s, "UNKNOWN") == 0) {
-    /* the task does not exist or has expired (ids live about 24 h): nothing more will come */
-    pf_err_set(err, PF_EK_NOT_FOUND, http, "UNKNOWN",
-               "DashScope does not know this task (it never existed, or it expired: task ids are "
-               "kept about 24 hours)");
-    json_decref(root);
-    return -1;
-  } else {
-    st->state = PF_ST_RUNNING;
-  }
-  json_decref(root);
+    return pf_proto_nomem(&dashscope, err);
   return 0;
 }
 
@@ -201,13 +137,13 @@ static int build_list(const pf_ctx *ctx, const char *model, double from, double 
   strftime(a, sizeof a, "%Y%m%d%H%M%S", &tf);
   strftime(b, sizeof b, "%Y%m%d%H%M%S", &tt);
   char *m = curl_easy_escape(NULL, model ? model : "", 0);
-  if (!m) return nomem(err);
+  if (!m) return pf_proto_nomem(&dashscope, err);
   snprintf(path, sizeof path, "/api/v1/tasks?start_time=%s&end_time=%s&model_name=%s&page_no=%d&page_size=100",
            a, b, m, page);
   curl_free(m);
   out->method = "GET";
   out->url = pf_url_join(ctx->base_url, path);
-  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) return pf_proto_nomem(&dashscope, err);
   return 0;
 }
 
@@ -221,8 +157,8 @@ static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len
   *items = NULL;
   *more = -1;
   *total = -1;
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
+  json_t *root;
+  if (!pf_proto_reply(&dashscope, http, body, len, &root, err)) return -1;
   json_t *data = json_object_get(root, "data");
   if (data && !json_is_array(data)) {
     json_decref(root);
@@ -230,7 +166,7 @@ static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len
     return -1;
   }
   json_t *out = json_array();
-  if (!out) { json_decref(root); return nomem(err); }
+  if (!out) { json_decref(root); return pf_proto_nomem(&dashscope, err); }
   size_t i;
   json_t *it;
   json_array_foreach(data, i, it) {
@@ -245,7 +181,7 @@ static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len
     if (!row || json_array_append_new(out, row) != 0) {
       json_decref(out);
       json_decref(root);
-      return nomem(err);
+      return pf_proto_nomem(&dashscope, err);
     }
   }
   double tot = -1, size = 0, page = 0, pages = -1;
@@ -265,16 +201,16 @@ static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len
 static int build_cancel(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err) {
   out->method = "POST";
   out->url = pf_url_with_id(ctx->base_url, "/api/v1/tasks/%s/cancel", task_id);
-  if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+  if (!out->url || pf_auth_header(ctx, &out->headers)) return pf_proto_nomem(&dashscope, err);
   out->body = pf_strdup("");
-  if (!out->body) return nomem(err);
+  if (!out->body) return pf_proto_nomem(&dashscope, err);
   return 0;
 }
 
 static int parse_cancel(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err) {
   (void)ctx;
-  json_t *root = success_reply(http, body, len, err);
-  if (!root) return -1;
+  json_t *root;
+  if (!pf_proto_reply(&dashscope, http, body, len, &root, err)) return -1;
   json_decref(root);
   return 0;
 }
@@ -285,7 +221,7 @@ static int parse_cancel(const pf_ctx *ctx, long http, const char *body, size_t l
 static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_err *err) {
   if (up->step == 0) {
     char *model = curl_easy_escape(NULL, up->model ? up->model : "", 0);
-    if (!model) return nomem(err);
+    if (!model) return pf_proto_nomem(&dashscope, err);
     size_t n = strlen(model) + 48;
     char *path = malloc(n);
     if (path) snprintf(path, n, "/api/v1/uploads?action=getPolicy&model=%s", model);
@@ -293,7 +229,7 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
     out->method = "GET";
     out->url = path ? pf_url_join(ctx->base_url, path) : NULL;
     free(path);
-    if (!out->url || pf_auth_header(ctx, &out->headers)) return nomem(err);
+    if (!out->url || pf_auth_header(ctx, &out->headers)) return pf_proto_nomem(&dashscope, err);
     return 0;
   }
   const json_t *d = up->state;
@@ -304,7 +240,7 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
   }
   size_t kn = strlen(dir) + strlen(up->filename) + 2;
   char *key = malloc(kn);
-  if (!key) return nomem(err);
+  if (!key) return pf_proto_nomem(&dashscope, err);
   snprintf(key, kn, "%s/%s", dir, up->filename);
   out->method = "POST";
   out->url = pf_strdup(host);
@@ -328,15 +264,15 @@ static int build_upload(const pf_ctx *ctx, pf_upload *up, pf_http_req *out, pf_e
                                 : "application/octet-stream", NULL, NULL, NULL);
   bad = bad || pf_http_add_part(out, "file", NULL, up->path, up->filename, up->mime);
   free(key);
-  return bad ? nomem(err) : 0;
+  return bad ? pf_proto_nomem(&dashscope, err) : 0;
 }
 
 static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char *body, size_t len,
                         pf_err *err) {
   (void)ctx;
   if (up->step == 0) {
-    json_t *root = success_reply(http, body, len, err);
-    if (!root) return -1;
+    json_t *root;
+    if (!pf_proto_reply(&dashscope, http, body, len, &root, err)) return -1;
     json_t *d = json_object_get(root, "data");
     if (!json_is_object(d) || !pf_json_string(d, "upload_host")) {
       pf_err_set(err, PF_EK_PROTOCOL, http, "bad_policy", "DashScope's upload policy reply has no data.upload_host");
@@ -363,16 +299,14 @@ static int parse_upload(const pf_ctx *ctx, pf_upload *up, long http, const char 
   }
   size_t n = strlen(dir) + strlen(up->filename) + 8;
   up->result = malloc(n);
-  if (!up->result) return nomem(err);
+  if (!up->result) return pf_proto_nomem(&dashscope, err);
   snprintf(up->result, n, "oss://%s/%s", dir, up->filename);
   up->ttl = 48 * 3600;
   return 0;
 }
 
 const pf_adapter pf_adapter_dashscope = {
-  .name = "dashscope",
-  .build_submit = build_submit, .parse_submit = parse_submit,
-  .build_status = build_status, .parse_status = parse_status,
+  .name = "dashscope", PF_PROTO_MEMBERS(dashscope), .build_submit = build_submit,
   .build_upload = build_upload, .parse_upload = parse_upload,
   .build_cancel = build_cancel, .parse_cancel = parse_cancel,
   .build_list = build_list, .parse_list = parse_list,
