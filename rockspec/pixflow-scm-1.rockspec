@@ -33,7 +33,8 @@ build = {
     ["pixflow.core"] = {
       sources = {
         -- the engine (no Lua)
-        "csrc/engine/buf.c", "csrc/engine/cadence.c", "csrc/engine/client.c", "csrc/engine/clock.c", "csrc/engine/error.c",
+        "csrc/engine/buf.c", "csrc/engine/cadence.c", "csrc/engine/client.c", "csrc/engine/clock.c", "csrc/engine/download.c",
+        "csrc/engine/error.c",
         "csrc/engine/hash.c", "csrc/engine/http.c", "csrc/engine/journal.c",
         "csrc/engine/options.c", "csrc/engine/reconcile.c", "csrc/engine/retry.c",
         "csrc/engine/sched.c", "csrc/engine/task.c", "csrc/engine/task_api.c",

@@ -233,10 +233,9 @@ static void fire_timers(pf_client *c) {
 
 static void drain(pf_client *c) {
   pf_xfer *x;
-  CURLcode rc;
-  while ((x = pf_net_next_done(&c->net, &rc))) {
+  while ((x = pf_net_next_done(&c->net))) {
     c->finished++;
-    pf_task_on_done(c, x->owner, rc);
+    pf_task_on_done(c, x->owner);
   }
 }
 
@@ -247,7 +246,7 @@ static void report_failed_starts(pf_client *c) {
   pf_xfer *x;
   while ((x = pf_xfer_take_failed(&c->net))) {
     c->finished++;
-    pf_task_on_done(c, x->owner, x->start_rc);
+    pf_task_on_done(c, x->owner);
   }
 }
 

@@ -427,8 +427,8 @@ int pf_xfer_start(pf_net *n, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req
 }
 
 int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, FILE *fp,
-                           curl_off_t resume_from, double deadline, pf_err *err) {
-  return xfer_start(n, x, owner, PF_X_DOWNLOAD, req, fp, resume_from, deadline, err);
+                           long long resume_from, double deadline, pf_err *err) {
+  return xfer_start(n, x, owner, PF_X_DOWNLOAD, req, fp, (curl_off_t)resume_from, deadline, err);
 }
 
 /* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
@@ -564,6 +564,9 @@ pf_xfer *pf_xfer_take_failed(pf_net *c) {
   c->fhead = x->qnext;
   if (!c->fhead) c->ftail = NULL;
   x->qnext = NULL;
+  x->rc = x->start_rc;
+  x->end = PF_XE_FAILED;
+  x->http = 0;
   return x;                                /* x->failed stays set until the transfer is released */
 }
 
@@ -576,17 +579,32 @@ void pf_net_wait(pf_net *n, int ms) {
   if (ms > 0) curl_multi_poll(n->multi, NULL, 0, ms, NULL);
 }
 
-pf_xfer *pf_net_next_done(pf_net *n, CURLcode *rc) {
+static pf_xend end_of(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OK: return PF_XE_OK;
+    case CURLE_FILESIZE_EXCEEDED: return PF_XE_TOO_BIG;
+    case CURLE_HTTP_RETURNED_ERROR: return PF_XE_HTTP;
+    case CURLE_WRITE_ERROR: return PF_XE_WRITE;
+    case CURLE_RANGE_ERROR: return PF_XE_RANGE;
+    default: return PF_XE_FAILED;
+  }
+}
+
+pf_xfer *pf_net_next_done(pf_net *n) {
   CURLMsg *m;
   int left;
   while ((m = curl_multi_info_read(n->multi, &left))) {
     if (m->msg != CURLMSG_DONE) continue;
     CURL *easy = m->easy_handle;
-    *rc = m->data.result;
+    CURLcode rc = m->data.result;
     pf_xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     if (!x) continue;
     xfer_finish(n, x);                      /* invalidates m */
+    x->rc = rc;
+    x->end = end_of(rc);
+    x->http = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->http);
     return x;
   }
   return NULL;
@@ -602,8 +620,10 @@ void pf_net_counts(const pf_net *n, size_t *running, size_t *queued) {
 
 /* ---------------------------------------------------------------- how a transfer failed */
 
-int pf_xfer_never_sent(const pf_xfer *x, CURLcode rc) {
+int pf_xfer_never_sent(const pf_xfer *x) {
+  if (x->failed) return 1;                  /* it never started */
   CURL *easy = x->easy;
+  CURLcode rc = x->rc;
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT: case CURLE_SSL_CONNECT_ERROR:
@@ -650,4 +670,17 @@ void pf_xfer_timeout_error(const pf_net *n, const pf_xfer *x, pf_err *e) {
                (double)o->request_ms / 1000);
   }
   e->retryable = 1;
+}
+
+void pf_xfer_curl_error(const pf_xfer *x, pf_err *e) {
+  pf_err_from_curl(e, x->rc, x->errbuf);
+}
+
+void pf_xfer_error(const pf_net *n, const pf_xfer *x, pf_err *e) {
+  if (x->failed && x->start_err.kind != PF_EK_NONE) *e = x->start_err;   /* never started */
+  else if (x->rc == CURLE_OPERATION_TIMEDOUT) pf_xfer_timeout_error(n, x, e);
+  else if (x->rc == CURLE_ABORTED_BY_CALLBACK && x->kind == PF_X_SUBMIT && x->sends > 1)
+    pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "
+               "was sent and before any reply (libcurl's own resend of it was stopped)");
+  else pf_err_from_curl(e, x->rc, x->errbuf);
 }

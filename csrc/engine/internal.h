@@ -86,6 +86,16 @@ typedef struct pf_slot {
 } pf_slot;
 
 /* One HTTP exchange. Only the callbacks in http.c and the functions there write it. */
+/* How a transfer ended, as the state machine needs to know it (the transport reads libcurl). */
+typedef enum pf_xend {
+  PF_XE_OK = 0,
+  PF_XE_FAILED,              /* any other failure: pf_xfer_error says what */
+  PF_XE_TOO_BIG,             /* a download past max_download_bytes */
+  PF_XE_HTTP,                /* a download the server answered with an HTTP error (x->http) */
+  PF_XE_WRITE,               /* the file could not be written */
+  PF_XE_RANGE,               /* the server would not continue from an offset */
+} pf_xend;
+
 typedef struct pf_xfer {
   CURL *easy;
   pf_xkind kind;
@@ -111,6 +121,9 @@ typedef struct pf_xfer {
   double server_date;        /* the reply's Date header (Unix seconds), 0 if none ... */
   double server_date_at;     /* ... and our wall clock when it came */
   int sends;                 /* times libcurl was about to send the request (a submit: once) */
+  pf_xend end;               /* set when it ended (pf_net_next_done, pf_xfer_take_failed) ... */
+  CURLcode rc;               /* ... with libcurl's code ... */
+  long http;                 /* ... and the HTTP status (0: none) */
   char errbuf[CURL_ERROR_SIZE];
 } pf_xfer;
 
@@ -297,16 +310,16 @@ int pf_xfer_start(pf_net *n, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req
 /* The same for a download into fp (the caller's, still the caller's on failure), continuing at
  * resume_from (0: from the start). */
 int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, FILE *fp,
-                           curl_off_t resume_from, double deadline, pf_err *err);
+                           long long resume_from, double deadline, pf_err *err);
 /* Does x hold a transfer (running, queued, or failed to start and not yet reported)? */
 int pf_xfer_busy(const pf_xfer *x);
 /* Move the transfers (curl_multi_perform); wait at most ms for one to need it. */
 void pf_net_perform(pf_net *n);
 void pf_net_wait(pf_net *n, int ms);
-/* The next transfer that ended (detached from the multi handle and its slot), with how, or
- * NULL; then the next queued one that could not start (its x->start_rc), or NULL. The owner
- * hands each to whatever handles its completion, which releases it. */
-pf_xfer *pf_net_next_done(pf_net *n, CURLcode *rc);
+/* The next transfer that ended (detached from the multi handle and its slot; x->end, x->http
+ * say how), or NULL; then the next queued one that could not start, or NULL. The owner hands
+ * each to whatever handles its completion, which releases it. */
+pf_xfer *pf_net_next_done(pf_net *n);
 pf_xfer *pf_xfer_take_failed(pf_net *n);
 /* Stop x wherever it is (running or queued) and free it. */
 void pf_xfer_abort(pf_net *n, pf_xfer *x);
@@ -326,25 +339,41 @@ void pf_xfer_pump_queues(pf_net *n);
 void pf_net_counts(const pf_net *n, size_t *running, size_t *queued);
 /* The host part of url, for per-host slots. */
 void pf_url_host(const char *url, char *out, size_t n);
-/* Did x's request provably never reach the gateway? (resolve, connect or TLS handshake failed,
- * or a timeout fired before the request was sent.) */
-int pf_xfer_never_sent(const pf_xfer *x, CURLcode rc);
+/* Did x's request provably never reach the gateway? (it never started; resolve, connect or TLS
+ * handshake failed, or a timeout fired before the request was sent.) */
+int pf_xfer_never_sent(const pf_xfer *x);
+/* The error of a transfer that failed: why it never started, a fired deadline by its name, a
+ * submit libcurl would have sent twice, else libcurl's own. */
+void pf_xfer_error(const pf_net *n, const pf_xfer *x, pf_err *e);
+/* libcurl's own error for x, and nothing more. */
+void pf_xfer_curl_error(const pf_xfer *x, pf_err *e);
 /* Name the deadline behind x's CURLE_OPERATION_TIMEDOUT: fills e with code connect_timeout,
  * low_speed, request_timeout or download_timeout and says which limit fired. */
 void pf_xfer_timeout_error(const pf_net *n, const pf_xfer *x, pf_err *e);
+
+/* download.c: a download's file */
+/* The .part file of a download attempt, opened for writing: with resume, continuing the bytes
+ * an earlier attempt left (*resume_from gets their count; fewer than 8, the verified head, and
+ * it starts over). NULL with err (kind io) when it cannot be opened. */
+FILE *pf_part_open(const char *part, int resume, long long *resume_from, pf_err *err);
+/* Flush, fsync and close a finished .part; -1 (errno set) if any of it failed. */
+int pf_part_close(FILE *fp);
+/* Rename the whole .part to path and fsync its directory: the file is there, whole, after a
+ * crash. -1 with err (kind io, code "rename"). */
+int pf_part_commit(const char *part, const char *path, pf_err *err);
 
 /* trace.c: the debug trace */
 int pf_trace_open(pf_client *c, const char *path, pf_err *err);
 void pf_trace_close(pf_client *c);
 /* One line for t's finished transfer: what, where (the URL without its query), how it ended. */
-void pf_trace_request(pf_client *c, const pf_task *t, CURLcode rc, long http);
+void pf_trace_request(pf_client *c, const pf_task *t);
 /* url without user info and query ("?<redacted>"), into out. */
 void pf_redact_url(const char *url, char *out, size_t n);
 
 /* task.c: the state machine */
 void pf_task_init(pf_task *t, pf_client *c);
-/* Called by the pump when t's transfer finished. */
-void pf_task_on_done(pf_client *c, pf_task *t, CURLcode rc);
+/* Called by the pump when t's transfer ended (t->x says how). */
+void pf_task_on_done(pf_client *c, pf_task *t);
 /* Called by the pump when t's timer is due. */
 void pf_task_on_timer(pf_client *c, pf_task *t);
 /* Stop everything t has running at c and unlink it; leaves the state as it is. */

@@ -304,26 +304,12 @@ int pf_task_start_download(pf_client *c, pf_task *t, pf_err *err) {
     pf_http_req_free(&req);
     return -1;
   }
-  FILE *fp = NULL;
-  curl_off_t resume_from = 0;
-  if (t->dl_resume) {                 /* continue what an interrupted attempt left */
-    fp = fopen(t->dl_part, "ab");
-    long have = fp && fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-    if (have >= 8) {
-      resume_from = (curl_off_t)have;
-    } else if (fp) {
-      fclose(fp);
-      fp = NULL;
-    }
-  }
-  if (!fp) fp = fopen(t->dl_part, "wb");
+  long long resume_from = 0;
+  FILE *fp = pf_part_open(t->dl_part, t->dl_resume, &resume_from, err);
   if (!fp) {
-    pf_err_set(err, PF_EK_IO, 0, "open", "cannot write %s: %s", t->dl_part, strerror(errno));
     pf_http_req_free(&req);
     return -1;
   }
-  /* libcurl hands over large chunks (CURLOPT_BUFFERSIZE): each goes to the file in one write */
-  setvbuf(fp, NULL, _IONBF, 0);
   if (pf_xfer_start_download(&c->net, &t->x, t, &req, fp, resume_from, t->deadline, err) != 0) {
     fclose(fp);
     remove(t->dl_part);
@@ -360,16 +346,6 @@ static int rate_admit(pf_client *c, pf_task *t) {
   t->rate_slot = 1;
   pf_task_schedule(c, t, wait, t->timer_action);
   return 0;
-}
-
-/* The error for a transfer that ended with rc: a fired deadline by its name, else libcurl's. */
-static void transfer_error(pf_client *c, pf_task *t, CURLcode rc, int download, pf_err *e) {
-  if (t->x.failed && t->x.start_err.kind != PF_EK_NONE) *e = t->x.start_err;   /* never started */
-  else if (rc == CURLE_OPERATION_TIMEDOUT) pf_xfer_timeout_error(&c->net, &t->x, e);
-  else if (rc == CURLE_ABORTED_BY_CALLBACK && t->x.kind == PF_X_SUBMIT && t->x.sends > 1)
-    pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "
-               "was sent and before any reply (libcurl's own resend of it was stopped)");
-  else pf_err_from_curl(e, rc, t->x.errbuf);
 }
 
 /* Why the task stops at its deadline, and what it may still cost. */
@@ -450,13 +426,13 @@ static void submit_unconfirmed(pf_client *c, pf_task *t, const pf_err *u) {
   pf_task_set_error(t, u);
 }
 
-static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+static void on_submit_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
-  if (rc != CURLE_OK && !x->too_big) {
-    transfer_error(c, t, rc, 0, &e);
-    if (x->failed || pf_xfer_never_sent(x, rc)) {
+  if (t->x.end != PF_XE_OK && !x->too_big) {
+    pf_xfer_error(&c->net, &t->x, &e);
+    if (x->failed || pf_xfer_never_sent(x)) {
       if (retry_submit(c, t, &e, 1)) return;
       t->state = PF_ST_FAILED;
       if (t->submit_failures > 1)
@@ -469,7 +445,7 @@ static void on_submit_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
       pf_task_set_error(t, &e);
       return;
     }
-  } else if (rc == CURLE_OK) {
+  } else if (t->x.end == PF_XE_OK) {
     char trace[37];
     pf_ctx ctx = pf_client_ctx(c, trace);
     char *id = NULL;
@@ -583,7 +559,7 @@ static void lookup_failed(pf_client *c, pf_task *t, const char *why) {
 /* A page of the task list for an unconfirmed submit. When every page of every window is in,
  * the one matcher (reconcile.c) decides: adopt the one task that can only be this submit's,
  * look again (the list may lag), or say what was found. */
-static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+static void on_list_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
@@ -591,9 +567,9 @@ static void on_list_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   int more = 0;
   char trace[37];
   pf_ctx ctx = pf_client_ctx(c, trace);
-  if (rc != CURLE_OK) transfer_error(c, t, rc, 0, &e);
+  if (t->x.end != PF_XE_OK) pf_xfer_error(&c->net, &t->x, &e);
   long total = -1;
-  if (rc != CURLE_OK ||
+  if (t->x.end != PF_XE_OK ||
       c->adapter->parse_list(&ctx, http, x->resp.data, x->resp.len, &items, &more, &total, &e) != 0) {
     json_decref(items);
     lookup_failed(c, t, e.message);
@@ -775,16 +751,16 @@ static void poll_failed(pf_client *c, pf_task *t, pf_err *e) {
     note_retry(t, e);
 }
 
-static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+static void on_status_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
-  if (rc != CURLE_OK) {
+  if (t->x.end != PF_XE_OK) {
     if (x->too_big)
       pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large",
                  "the status reply was larger than %zu bytes", c->o.max_body);
     else
-      transfer_error(c, t, rc, 0, &e);
+      pf_xfer_error(&c->net, &t->x, &e);
     if (pf_task_deadline_passed(c, t)) {
       deadline_fired(c, t);
       return;
@@ -819,14 +795,14 @@ static void on_status_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   pf_status_free(&st);
 }
 
-static void on_cancel_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+static void on_cancel_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
   char trace[37];
   pf_ctx ctx = pf_client_ctx(c, trace);
-  if (rc != CURLE_OK) pf_err_from_curl(&e, rc, x->errbuf);
-  if (rc != CURLE_OK || c->adapter->parse_cancel(&ctx, http, x->resp.data, x->resp.len, &e) != 0) {
+  if (t->x.end != PF_XE_OK) pf_xfer_curl_error(&t->x, &e);
+  if (t->x.end != PF_XE_OK || c->adapter->parse_cancel(&ctx, http, x->resp.data, x->resp.len, &e) != 0) {
     t->cancel = PF_CANCEL_REFUSED;
     t->cancel_err = e;
   } else {
@@ -876,14 +852,14 @@ static void upload_failed(pf_client *c, pf_task *t, pf_err *e) {
   pf_task_set_error(t, e);
 }
 
-static void on_upload_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+static void on_upload_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
   pf_upsrc *u = &t->ups[t->upi];
-  if (rc != CURLE_OK) {
+  if (t->x.end != PF_XE_OK) {
     if (x->too_big) pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large", "the upload reply is too large");
-    else transfer_error(c, t, rc, 0, &e);
+    else pf_xfer_error(&c->net, &t->x, &e);
     upload_failed(c, t, &e);
     return;
   }
@@ -937,42 +913,24 @@ static void download_failed(pf_client *c, pf_task *t, pf_err *e, int resumable) 
   t->dl_err = *e;
 }
 
-static int sync_dir_of(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir) slash[1] = '\0';
-  else if (slash) *slash = '\0';
-  else snprintf(dir, sizeof dir, ".");
-  int fd = open(dir, O_RDONLY);
-  if (fd < 0) return -1;
-  int rc = fsync(fd);
-  close(fd);
-  return rc;
-}
-
-static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
+static void on_download_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
   int io_ok = 1;
   if (x->fp) {
-    io_ok = fflush(x->fp) == 0 && fsync(fileno(x->fp)) == 0;
-    int saved = errno;
-    io_ok = (fclose(x->fp) == 0) && io_ok;
+    io_ok = pf_part_close(x->fp) == 0;      /* flushed, synced, closed; errno says why not */
     x->fp = NULL;
-    if (!io_ok) errno = saved;
   }
-  if (x->not_mp4 || (rc == CURLE_OK && x->headlen < sizeof x->head)) {
+  if (x->not_mp4 || (t->x.end == PF_XE_OK && x->headlen < sizeof x->head)) {
     pf_err_set(&e, PF_EK_PROTOCOL, http, "not_mp4",
                "the result from %s is not an MP4 file (no 'ftyp' box at byte 4); nothing was "
                "saved", c->provider);
-  } else if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+  } else if (x->too_big || x->end == PF_XE_TOO_BIG) {
     pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large",
                "the result is larger than max_download_bytes (%lld bytes)",
                (long long)c->o.max_download);
-  } else if (rc == CURLE_HTTP_RETURNED_ERROR) {
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &http);
+  } else if (x->end == PF_XE_HTTP) {
     /* signed result URLs expire (about 24 h on apimart and DashScope): read the task's status
      * once more for a fresh URL before giving up */
     if ((http == 403 || http == 410) && t->id && !t->dl_refreshed) {
@@ -988,9 +946,9 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
                (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
     e.retryable = pf_http_retryable(http);
     pf_retry_after_set(&c->o, &e, x->retry_after, NULL, 0);
-  } else if (rc == CURLE_WRITE_ERROR || !io_ok) {
+  } else if (x->end == PF_XE_WRITE || !io_ok) {
     pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
-  } else if (rc == CURLE_RANGE_ERROR) {
+  } else if (x->end == PF_XE_RANGE) {
     /* the server would not continue from an offset: start again from byte 0, at once */
     pf_err_set(&e, PF_EK_TRANSPORT, http, "RANGE_ERROR",
                "the result host did not continue the download from byte %lld",
@@ -998,16 +956,12 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
     e.retry_after = 0;
     download_failed(c, t, &e, 0);
     return;
-  } else if (rc != CURLE_OK) {
-    transfer_error(c, t, rc, 1, &e);
+  } else if (t->x.end != PF_XE_OK) {
+    pf_xfer_error(&c->net, &t->x, &e);
     /* what arrived before the cut is kept (its head was checked): the next attempt continues */
     download_failed(c, t, &e, x->written > x->resume_from || x->resume_from > 0);
     return;
-  } else if (rename(t->dl_part, t->dl_path) != 0) {
-    pf_err_set(&e, PF_EK_IO, 0, "rename", "cannot rename %s to %s: %s", t->dl_part, t->dl_path,
-               strerror(errno));
-  } else {
-    sync_dir_of(t->dl_path);
+  } else if (pf_part_commit(t->dl_part, t->dl_path, &e) == 0) {
     t->dl = PF_DL_DONE;
     t->dl_resume = 0;
     return;
@@ -1015,20 +969,19 @@ static void on_download_done(pf_client *c, pf_task *t, CURLcode rc, long http) {
   download_failed(c, t, &e, 0);
 }
 
-void pf_task_on_done(pf_client *c, pf_task *t, CURLcode rc) {
-  long http = 0;
+void pf_task_on_done(pf_client *c, pf_task *t) {
+  long http = t->x.http;
   pf_state before = t->state;
   int progress = t->progress, halted = t->halted;
   pf_dlstate dl = t->dl;
-  if (t->x.easy) curl_easy_getinfo(t->x.easy, CURLINFO_RESPONSE_CODE, &http);
-  pf_trace_request(c, t, rc, http);
+  pf_trace_request(c, t);
   switch (t->x.kind) {
-    case PF_X_UPLOAD: on_upload_done(c, t, rc, http); break;
-    case PF_X_SUBMIT: on_submit_done(c, t, rc, http); break;
-    case PF_X_STATUS: case PF_X_RESULT: on_status_done(c, t, rc, http); break;
-    case PF_X_CANCEL: on_cancel_done(c, t, rc, http); break;
-    case PF_X_DOWNLOAD: on_download_done(c, t, rc, http); break;
-    case PF_X_LIST: on_list_done(c, t, rc, http); break;
+    case PF_X_UPLOAD: on_upload_done(c, t, http); break;
+    case PF_X_SUBMIT: on_submit_done(c, t, http); break;
+    case PF_X_STATUS: case PF_X_RESULT: on_status_done(c, t, http); break;
+    case PF_X_CANCEL: on_cancel_done(c, t, http); break;
+    case PF_X_DOWNLOAD: on_download_done(c, t, http); break;
+    case PF_X_LIST: on_list_done(c, t, http); break;
     default: break;
   }
   redact_errors(c, t);

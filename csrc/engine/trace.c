@@ -50,9 +50,11 @@ void pf_trace_close(pf_client *c) {
   c->trace = NULL;
 }
 
-void pf_trace_request(pf_client *c, const pf_task *t, CURLcode rc, long http) {
+void pf_trace_request(pf_client *c, const pf_task *t) {
   if (!c->trace) return;
   const pf_xfer *x = &t->x;
+  CURLcode rc = x->rc;
+  long http = x->http;
   char url[1024];
   pf_redact_url(x->req.url, url, sizeof url);
   curl_off_t us = 0;
