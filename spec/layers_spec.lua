@@ -49,6 +49,17 @@ describe("the engine's layers", function()
     assert.same({}, offenders)
   end)
 
+  it("the binding reaches the engine through its interfaces only, never its records (internal.h)", function()
+    local offenders = {}
+    for _, f in ipairs(lines_of("ls csrc/lua/*")) do
+      local text = util.read(f)
+      if text:find('#include%s+"internal%.h"') or text:find('#include%s+"[^"]*/internal%.h"') then
+        offenders[#offenders + 1] = f
+      end
+    end
+    assert.same({}, offenders)
+  end)
+
   it("the files that call Lua hold at most a quarter of the C lines", function()
     local lua_lines, all = 0, 0
     for _, f in ipairs(lines_of("ls csrc/engine/* csrc/adapters/* csrc/lua/*")) do
