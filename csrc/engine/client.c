@@ -219,34 +219,49 @@ pf_task *pf_client_attach(pf_client *c, const char *id, double task_timeout,
 
 /* ---------------------------------------------------------------- the pump */
 
-static void fire_timers(pf_client *c) {
+/* The pump's budget: once `end` (monotonic seconds) has passed, each kind of work stops after the
+ * item in hand, at least one item of each kind having been handled, and what is left waits for
+ * the next pump (c->left_work): timers stay on the heap, ended transfers in libcurl's queue,
+ * failed starts in theirs, owed journal records with their tasks, each in its order. */
+static int spent(pf_client *c, size_t handled, double end) {
+  if (handled == 0 || pf_monotonic() < end) return 0;
+  c->left_work = 1;
+  return 1;
+}
+
+static void fire_timers(pf_client *c, double end) {
   double now = pf_client_now(c);
   /* only what was due on entry: a timer set again for "now" waits for the next pump */
-  size_t budget = c->heap.n;
+  size_t budget = c->heap.n, handled = 0;
   pf_timer *tm;
-  while (budget-- > 0 && (tm = pf_heap_top(&c->heap)) && tm->due <= now) {
+  while (budget-- > 0 && (tm = pf_heap_top(&c->heap)) && tm->due <= now && !spent(c, handled, end)) {
     pf_task *t = TIMER_TASK(tm);
     pf_heap_remove(&c->heap, tm);
     pf_task_on_timer(c, t);
+    handled++;
   }
 }
 
-static void drain(pf_client *c) {
+static void drain(pf_client *c, double end) {
   pf_xfer *x;
-  while ((x = pf_net_next_done(&c->net))) {
+  size_t handled = 0;
+  while (!spent(c, handled, end) && (x = pf_net_next_done(&c->net))) {
     c->finished++;
     pf_task_on_done(c, x->owner);
+    handled++;
   }
 }
 
 /* Queued transfers that could not start end like any other transfer: their task hears of it
  * (an upload whose file was deleted while it waited fails, naming the file), and the host's
  * queue goes on. */
-static void report_failed_starts(pf_client *c) {
+static void report_failed_starts(pf_client *c, double end) {
   pf_xfer *x;
-  while ((x = pf_xfer_take_failed(&c->net))) {
+  size_t handled = 0;
+  while (!spent(c, handled, end) && (x = pf_xfer_take_failed(&c->net))) {
     c->finished++;
     pf_task_on_done(c, x->owner);
+    handled++;
   }
 }
 
@@ -260,24 +275,35 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
   if (!(timeout >= 0)) timeout = 0;
   double start = pf_monotonic();
   unsigned long changes = c->changes, started0 = c->net.started, finished0 = c->finished;
+  double end = start + c->o.budget;
+  c->left_work = 0;
   if (c->jpending && pf_client_now(c) >= c->jretry_at) {
     c->jretry_at = pf_client_now(c) + 1;
-    for (pf_task *t = c->tasks; t; t = t->next)
-      if (t->jpending) pf_task_journal(c, t);
+    size_t handled = 0;
+    for (pf_task *t = c->tasks; t; t = t->next) {
+      if (!t->jpending) continue;
+      if (spent(c, handled, end)) {
+        c->jretry_at = pf_client_now(c);    /* the rest in the next pump */
+        break;
+      }
+      pf_task_journal(c, t);
+      handled++;
+    }
   }
   for (;;) {
-    fire_timers(c);
+    fire_timers(c, end);
     pf_xfer_pump_queues(&c->net);
-    report_failed_starts(c);
+    report_failed_starts(c, end);
     pf_net_perform(&c->net);
     unsigned long started = c->net.started;
-    drain(c);
+    drain(c, end);
     pf_xfer_pump_queues(&c->net);
-    report_failed_starts(c);
+    report_failed_starts(c, end);
     /* what the finished transfers started (the next poll, a download, a queued request) is sent
      * now, in the pump that caused it, not a frame later */
     if (c->net.started != started) pf_net_perform(&c->net);
-    if (c->changes != changes) break;
+    /* work left at the budget is not waited on: the caller's next pump does it */
+    if (c->changes != changes || c->left_work) break;
     double left = timeout - (pf_monotonic() - start);
     if (left <= 0) break;
     pf_timer *tm = pf_heap_top(&c->heap);

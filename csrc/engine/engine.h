@@ -56,6 +56,8 @@ typedef struct pf_opts {
   double task_timeout;      /* default per-task deadline: queue + generation + download */
   double lookup_delay;      /* first look for an unconfirmed submit in the task list ... */
   int lookup_attempts;      /* ... and how many looks in all */
+  double budget;            /* seconds of work a pump may do before it leaves the rest (timers,
+                               ended transfers, owed journal records) to the next, in order */
   char *ca_file;            /* extra CA bundle (NULL: the system's); verification is always on */
   char *user_agent;
 } pf_opts;
@@ -105,7 +107,8 @@ void pf_client_free(pf_client *c);
 
 /* Run the client: fire due timers, move transfers, hand finished ones to their tasks. Waits at
  * most timeout seconds (0: never waits; math.huge is fine) and returns as soon as a task
- * changed. Returns the tasks in flight. journal_err (may be NULL) gets a journal record this
+ * changed, or once it did o.budget seconds of work (what is left, at least one of each kind
+ * handled per pump so nothing starves, waits in order for the next pump). Returns the tasks in flight. journal_err (may be NULL) gets a journal record this
  * pump could not write (kind PF_EK_NONE when none). */
 size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err);
 /* Tasks in flight: with a transfer, a timer, or a change not yet read. */

@@ -187,6 +187,7 @@ struct pf_client {
   pf_err jerr;               /* the last journal failure not yet reported by poll */
   int jerr_new;
   int closed_journal;        /* closing: owed records may wait for the journal's lock */
+  int left_work;             /* the last pump stopped at its budget with work left */
 };
 
 

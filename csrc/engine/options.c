@@ -51,6 +51,7 @@ static const opt_row rows[] = {
   ROW("task_timeout", 0, YEARS, K_DBL, task_timeout),
   ROW("lookup_delay", 0, YEARS, K_DBL, lookup_delay),
   ROW("lookup_attempts", 1, INTS, K_INT, lookup_attempts),
+  ROW("budget", 1e-6, 1e3, K_DBL, budget),
 };
 #undef ROW
 #define NROWS (sizeof rows / sizeof rows[0])

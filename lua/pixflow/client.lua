@@ -29,7 +29,7 @@ local NEW = {
   max_download_bytes = "number", download_attempts = "number", ca_file = "string",
   user_agent = "string", task_timeout = { "number", "table" }, region = "string",
   workspace = "string", ref_names = "boolean", uploader = "function", journal = { "string", "table" },
-  retry = "table", clock = "string", trace = "string",
+  retry = "table", clock = "string", trace = "string", budget = "number",
 }
 -- The retry policy (csrc/retry.c): full-jitter back-off between base and max seconds, a
 -- Retry-After honoured up to after_max, and how many tries each kind of request gets.

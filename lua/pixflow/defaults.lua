@@ -45,6 +45,9 @@ M.OPTIONS = {
   -- each task's deadline: queue, generation and download together (0: none); a table by model
   -- name is checked value by value, its `default` (or this) is the client's
   { field = { "task_timeout" }, core = "task_timeout", default = 1800, min = 0, max = 30 * 86400 },
+  -- the work one poll may do (seconds): what is left (timers, ended transfers, owed journal
+  -- records) waits, in order, for the next poll; at least one of each is done per poll
+  { field = { "budget" }, core = "budget", default = 0.0008, min = 0.00001, max = 10 },
 }
 
 local BY_CORE = {}
