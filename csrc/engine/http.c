@@ -258,6 +258,11 @@ static CURLcode configure(pf_net *c, pf_xfer *x, CURL *e, pf_err *err) {
   SET(CURLOPT_URL, x->req.url);
   SET(CURLOPT_PRIVATE, (void *)x);
   SET(CURLOPT_NOSIGNAL, 1L);
+  /* a transfer that times out, or is removed, while its name is still being resolved leaves the
+   * resolver thread to finish on its own instead of joining it: a resolver that never answers
+   * would otherwise hold the pump (or close) until getaddrinfo gives up, 5 s and more. The
+   * thread frees its own state when getaddrinfo returns. */
+  SET(CURLOPT_QUICK_EXIT, 1L);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
   if (x->kind == PF_X_SUBMIT) {
     /* When a reused connection closes before any reply, libcurl sends the request again on a
