@@ -406,7 +406,13 @@ static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http
   x->req = *req;
   memset(req, 0, sizeof *req);
   x->retry_after = -1;
-  pf_buf_init(&x->resp, c->o->max_body);
+  size_t cap = c->o->max_body;
+  /* a status, result or cancel reply is a few KB on every gateway: a far lower cap bounds what
+   * a hostile or broken one (a compressed bomb: the cap counts bytes after decoding) can make
+   * a pump decode and parse */
+  if ((kind == PF_X_STATUS || kind == PF_X_RESULT || kind == PF_X_CANCEL) && cap > PF_STATUS_BODY_MAX)
+    cap = PF_STATUS_BODY_MAX;
+  pf_buf_init(&x->resp, cap);
   x->host = host_slot(c, x->req.url, err);
   if (x->host == (size_t)-1) goto fail;
   pf_host *h = &c->hosts[x->host];

@@ -38,6 +38,10 @@
  * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
 #define PF_SECRET_SLOT 1024
 #define PF_SECRET_SLOTS 64
+/* The most a status, result or cancel reply may hold, decoded (max_body_bytes if lower).
+ * [INFERENCE] the largest documented status reply (providers.md: a task with four signed video
+ * URLs) is a few KB; 256 KiB leaves room fifty times over. */
+#define PF_STATUS_BODY_MAX ((size_t)256 * 1024)
 
 
 struct pf_task;

@@ -758,7 +758,7 @@ static void on_status_done(pf_client *c, pf_task *t, long http) {
   if (t->x.end != PF_XE_OK) {
     if (x->too_big)
       pf_err_set(&e, PF_EK_PROTOCOL, http, "too_large",
-                 "the status reply was larger than %zu bytes", c->o.max_body);
+                 "the status reply was larger than %zu bytes", x->resp.limit);
     else
       pf_xfer_error(&c->net, &t->x, &e);
     if (pf_task_deadline_passed(c, t)) {
