@@ -242,23 +242,13 @@ static void fire_timers(pf_client *c, double end) {
   }
 }
 
-static void drain(pf_client *c, double end) {
+/* Hand ended transfers to their tasks, from one of the transport's two queues: transfers that
+ * ended (pf_net_next_done) or queued ones that could not start (pf_xfer_take_failed: their task
+ * hears of it like any other end, e.g. an upload whose file was deleted while it waited). */
+static void hand_over(pf_client *c, double end, pf_xfer *(*next)(pf_net *)) {
   pf_xfer *x;
   size_t handled = 0;
-  while (!spent(c, handled, end) && (x = pf_net_next_done(&c->net))) {
-    c->finished++;
-    pf_task_on_done(c, x->owner);
-    handled++;
-  }
-}
-
-/* Queued transfers that could not start end like any other transfer: their task hears of it
- * (an upload whose file was deleted while it waited fails, naming the file), and the host's
- * queue goes on. */
-static void report_failed_starts(pf_client *c, double end) {
-  pf_xfer *x;
-  size_t handled = 0;
-  while (!spent(c, handled, end) && (x = pf_xfer_take_failed(&c->net))) {
+  while (!spent(c, handled, end) && (x = next(&c->net))) {
     c->finished++;
     pf_task_on_done(c, x->owner);
     handled++;
@@ -293,12 +283,12 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
   for (;;) {
     fire_timers(c, end);
     pf_xfer_pump_queues(&c->net);
-    report_failed_starts(c, end);
+    hand_over(c, end, pf_xfer_take_failed);
     pf_net_perform(&c->net);
     unsigned long started = c->net.started;
-    drain(c, end);
+    hand_over(c, end, pf_net_next_done);
     pf_xfer_pump_queues(&c->net);
-    report_failed_starts(c, end);
+    hand_over(c, end, pf_xfer_take_failed);
     /* what the finished transfers started (the next poll, a download, a queued request) is sent
      * now, in the pump that caused it, not a frame later */
     if (c->net.started != started) pf_net_perform(&c->net);
