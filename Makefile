@@ -10,7 +10,7 @@ LIBFLAG    ?= -shared
 
 LUA_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libcurl jansson libcrypto sqlite3 2>/dev/null)
-DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson libcrypto sqlite3 2>/dev/null)
+DEP_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl jansson libcrypto sqlite3 2>/dev/null) -lpthread
 MHD_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libmicrohttpd jansson 2>/dev/null)
 MHD_LIBS    = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson 2>/dev/null) -lpthread -lm
 

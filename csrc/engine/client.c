@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hash.h"
 #include "internal.h"
@@ -33,8 +34,14 @@ int pf_init(pf_err *err) {
 
 void pf_client_free(pf_client *c) {
   if (!c) return;
-  c->closed_journal = 1;                    /* what is still owed is written now, waiting if need be */
+  c->closed_journal = 1;
+  /* what the tasks still owe the journal is posted to the worker, which writes it after the
+   * client is gone (pf_worker_release returns at once; pf_worker_drain waits for it) */
   while (c->tasks) pf_task_detach(c->tasks);
+  for (pf_job *j = c->jsync, *n; j; j = n) { n = j->next; pf_job_free(j); }
+  c->jsync = c->jsync_tail = NULL;
+  pf_worker_release(c->worker);
+  c->worker = NULL;
   if (c->journal) pf_journal_release(c->journal);
   c->journal = NULL;
   pf_net_free(&c->net);                     /* also the slabs of key-bearing header lines */
@@ -49,6 +56,15 @@ void pf_client_free(pf_client *c) {
   free(c->o.user_agent);
   pf_trace_close(c);
   free(c);
+}
+
+/* A job finished (on the worker thread): a pump waiting in curl_multi_poll returns. */
+static void wake_pump(void *ud) {
+  curl_multi_wakeup(((pf_client *)ud)->net.multi);
+}
+
+int pf_drain(double timeout) {
+  return pf_worker_drain(timeout);
 }
 
 static double clock_of(const void *c) {
@@ -118,6 +134,12 @@ int pf_client_new(const pf_client_config *cfg, pf_client **out, pf_err *err) {
     c->journal = cfg->journal;
     pf_journal_retain(c->journal);
   }
+  c->worker = pf_worker_new(c->journal);    /* its thread starts with its first job */
+  if (!c->worker) {
+    pf_client_free(c);
+    return nomem(err);
+  }
+  pf_worker_set_notify(c->worker, wake_pump, c);
   *out = c;
   return 0;
 }
@@ -193,6 +215,8 @@ pf_task *pf_client_attach(pf_client *c, const char *id, double task_timeout,
     snprintf(what, sizeof what, "task:%s", key);
     long pid = 0;
     int r = pf_journal_claim(c->journal, what, &pid, err);
+    if (r == PF_CLAIM_HELD && pid == (long)getpid() && pf_worker_drain(10) == 0)
+      r = pf_journal_claim(c->journal, what, &pid, err);   /* a client closed a moment ago had it */
     if (r == PF_CLAIM_HELD)
       pf_err_set(err, PF_EK_INVALID, 0, "claimed", "task %s is being followed by another "
                  "running pixflow process (pid %ld); it is left to that one", id, pid);
@@ -242,6 +266,18 @@ static void fire_timers(pf_client *c, double end) {
   }
 }
 
+/* Apply the jobs the worker finished, oldest first; how many. */
+static size_t take_jobs(pf_client *c, double end) {
+  size_t handled = 0;
+  pf_job *j;
+  while (!spent(c, handled, end) && (j = pf_client_take_job(c))) {
+    pf_task_on_job(c, j);
+    pf_job_free(j);
+    handled++;
+  }
+  return handled;
+}
+
 /* Hand ended transfers to their tasks, from one of the transport's two queues: transfers that
  * ended (pf_net_next_done) or queued ones that could not start (pf_xfer_take_failed: their task
  * hears of it like any other end, e.g. an upload whose file was deleted while it waited). */
@@ -281,6 +317,8 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
     }
   }
   for (;;) {
+    /* a job back is news for a waiter too (a task's records are in the journal now) */
+    size_t jobs = take_jobs(c, end);
     fire_timers(c, end);
     pf_xfer_pump_queues(&c->net);
     hand_over(c, end, pf_xfer_take_failed);
@@ -293,7 +331,7 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
      * now, in the pump that caused it, not a frame later */
     if (c->net.started != started) pf_net_perform(&c->net);
     /* work left at the budget is not waited on: the caller's next pump does it */
-    if (c->changes != changes || c->left_work) break;
+    if (c->changes != changes || c->left_work || jobs > 0) break;
     double left = timeout - (pf_monotonic() - start);
     if (left <= 0) break;
     pf_timer *tm = pf_heap_top(&c->heap);

@@ -101,9 +101,15 @@ int pf_init(pf_err *err);
 /* A new client, or -1 with err filled (an unknown adapter, a number out of its limits, no
  * memory, a trace file that cannot be opened). */
 int pf_client_new(const pf_client_config *cfg, pf_client **out, pf_err *err);
-/* Stop every transfer, write what the journal is owed, detach every task (they stay readable
- * until pf_task_free) and free the client. NULL is fine. */
+/* Stop every transfer, detach every task (they stay readable until pf_task_free) and free the
+ * client. NULL is fine. It returns at once: what the journal is still owed, and the sync and
+ * rename of a download whose bytes had all arrived, are finished by the client's worker thread
+ * afterwards (pf_drain waits for that). */
 void pf_client_free(pf_client *c);
+/* Wait, at most timeout seconds, until the worker threads of every freed client have finished
+ * their work (journal records, the last downloads' syncs): what a host calls before it exits
+ * (the Lua binding calls it when its Lua state closes). 0 when all finished, -1 on timeout. */
+int pf_drain(double timeout);
 
 /* Run the client: fire due timers, move transfers, hand finished ones to their tasks. Waits at
  * most timeout seconds (0: never waits; math.huge is fine) and returns as soon as a task
@@ -199,6 +205,8 @@ double pf_task_eta(const pf_task *t);              /* seconds, < 0 unknown */
 const pf_video *pf_task_videos(const pf_task *t, size_t *n);
 const pf_cost *pf_task_costs(const pf_task *t, size_t *n);
 int pf_task_halted(const pf_task *t);              /* polling stopped on an error */
+/* Records of it are being written by the client's worker (the journal will have them shortly). */
+int pf_task_journaling(const pf_task *t);
 int pf_task_held(const pf_task *t);
 int pf_task_retries(const pf_task *t);
 const char *pf_task_journal_key(const pf_task *t); /* NULL without one */

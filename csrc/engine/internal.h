@@ -31,6 +31,7 @@
 #include "error.h"
 #include "sched.h"
 #include "util.h"
+#include "worker.h"
 
 /* Easy handles kept for reuse: enough for the transfers of a few hosts at the default slots. */
 #define PF_EASY_POOL 32
@@ -191,6 +192,8 @@ struct pf_client {
   pf_err jerr;               /* the last journal failure not yet reported by poll */
   int jerr_new;
   int closed_journal;        /* closing: owed records may wait for the journal's lock */
+  struct pf_worker *worker;  /* the blocking work: journal commits, download syncs (jobs.c) */
+  struct pf_job *jsync, *jsync_tail;   /* jobs run here because the worker could not take them */
   int left_work;             /* the last pump stopped at its budget with work left */
 };
 
@@ -265,6 +268,10 @@ struct pf_task {
   int jstate;                /* pf_state + 1 of the last status record, 0 none */
   int jpending;              /* a record is owed: the client tries again */
   int found_by_list;         /* the id came from the gateway's task list, not the submit reply */
+  int jbusy;                 /* a job writing this task's records is on the worker ... */
+  int jagain;                /* ... and more became owed meanwhile */
+  int sending_job;           /* the "sending" record is being synced: the submit waits for it */
+  int dl_finishing;          /* the download's file is being synced and renamed on the worker */
   pf_err jerr;
   int has_jerr;
 };
@@ -272,6 +279,25 @@ struct pf_task {
 /* Records of a task the journal has (pf_task.jrec). */
 enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD = 8,
        PF_JR_DOWNLOADED = 16 };
+
+/* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
+enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE };
+/* The "sending" record, synced, before t's submit may leave: 1 when it is written already, 0
+ * when the worker is writing it (the submit starts when it is done), -1 (err) when it cannot be. */
+int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err);
+/* A whole download: fp synced and closed, part renamed to the task's path, the directory synced,
+ * on the worker; the task hears of it in a later pump. 0, or -1 when it cannot be posted. */
+int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp);
+/* Give up t's claims in the journal, after its records, on the worker. */
+void pf_task_release_claims_later(pf_client *c, pf_task *t);
+/* A finished job, oldest first (the caller frees it), or NULL. */
+pf_job *pf_client_take_job(pf_client *c);
+/* A finished job for its task (task.c; nothing when the task was detached). */
+void pf_task_on_job(pf_client *c, pf_job *j);
+/* t is being detached: what it still owes is posted (with its claims' release after it), and
+ * no result of its jobs will come back to it. */
+void pf_task_jobs_detach(pf_client *c, pf_task *t, int unclaim);
+
 /* util.c */
 /* Zero n bytes at p (a wipe the compiler keeps). */
 void pf_wipe(void *p, size_t n);
@@ -401,12 +427,11 @@ void pf_task_set_error(pf_task *t, const pf_err *e);
 /* Write t's intent in c's journal (key and fields, a JSON object) before anything of it is
  * sent; no key or no journal: nothing to write. -1 with e when it cannot be recorded. */
 int pf_task_write_intent(pf_client *c, pf_task *t, const char *key, const char *fields, pf_err *e);
-/* Write what the journal does not yet know of t (its id, its end, its file); a failure is kept
- * on t (journal_error) and on c (reported by the next pump), and tried again later. */
+/* Write what the journal does not yet know of t (its id, its end, its file), on the worker
+ * (jobs.c); a failure is kept on t (journal_error) and on c (reported by a later pump), and
+ * tried again later. */
 void pf_task_journal(pf_client *c, pf_task *t);
 /* A record of t the journal could not take (e): kept as owed, tried again. */
 void pf_task_journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what);
-/* Give up t's claims in the journal (it is closed: another run may follow it). */
-void pf_task_unclaim(pf_client *c, pf_task *t);
 
 #endif

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ struct pf_journal {
   char token[37];            /* this handle's owner token, the name of its lock file */
   int lockfd;
   int locks_work;            /* flock is enforced here; else liveness falls back to the pid */
-  int refs;
+  atomic_int refs;           /* the worker thread releases its references too */
+  struct pf_journal *parent; /* a peer (pf_journal_peer): the handle whose owner it acts for */
   int sync;                  /* the synchronous level set on the connection: 1 FULL, 0 NORMAL */
   long pid;
   int wal_pages;             /* frames in the WAL after the last commit (sqlite3_wal_hook) */
@@ -1073,7 +1075,52 @@ static void free_journal(pf_journal *j) {
   if (j->lockfd >= 0) close(j->lockfd);
   free(j->lockdir);
   free(j->path);
+  if (j->parent) pf_journal_release(j->parent);
   free(j);
+}
+
+/* The connection's own settings, the same for a handle and its peers. */
+static int configure(pf_journal *j, pf_err *err) {
+  sqlite3_extended_result_codes(j->db, 1);
+  sqlite3_busy_timeout(j->db, 10000);
+  return 0;
+}
+
+int pf_journal_peer(pf_journal *parent, pf_journal **out, pf_err *err) {
+  *out = NULL;
+  if (strcmp(parent->path, ":memory:") == 0) {
+    pf_journal_retain(parent);              /* one database per connection: share this one */
+    *out = parent;
+    return 0;
+  }
+  pf_journal *j = calloc(1, sizeof *j);
+  if (!j) return nomem(err);
+  j->lockfd = -1;
+  atomic_init(&j->refs, 1);
+  j->sync = J_SYNC_NORMAL;
+  j->path = pf_strdup(parent->path);
+  j->lockdir = parent->lockdir ? pf_strdup(parent->lockdir) : NULL;
+  if (!j->path || (parent->lockdir && !j->lockdir)) { free_journal(j); return nomem(err); }
+  memcpy(j->token, parent->token, sizeof j->token);
+  j->locks_work = parent->locks_work;
+  j->pid = parent->pid;
+  pf_journal_retain(parent);
+  j->parent = parent;
+  if (sqlite3_open_v2(j->path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+    io_error(j, err, "cannot open");
+    free_journal(j);
+    return -1;
+  }
+  configure(j, err);
+  /* WAL is the database's own mode already; checkpoints as the handle's (see above) */
+  if (exec(j, "PRAGMA wal_autocheckpoint=0", err, "cannot set checkpoints") != 0 ||
+      exec(j, "PRAGMA synchronous=NORMAL", err, "cannot set the sync level") != 0) {
+    free_journal(j);
+    return -1;
+  }
+  sqlite3_wal_hook(j->db, on_wal, j);
+  *out = j;
+  return 0;
 }
 
 int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char **warnings,
@@ -1083,7 +1130,7 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
   pf_journal *j = calloc(1, sizeof *j);
   if (!j) return nomem(err);
   j->lockfd = -1;
-  j->refs = 1;
+  atomic_init(&j->refs, 1);
   j->sync = J_SYNC_NORMAL;
   j->path = pf_strdup(path);
   if (!j->path) { free_journal(j); return nomem(err); }
@@ -1143,8 +1190,7 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
     free_journal(j);
     return -1;
   }
-  sqlite3_extended_result_codes(j->db, 1);
-  sqlite3_busy_timeout(j->db, 10000);
+  configure(j, err);
   /* WAL: readers never wait for the writer, and a commit is one append. Two processes
    * opening a new database at once both read it (a shared lock) and both want to convert it:
    * SQLite answers one of them SQLITE_BUSY at once, without its busy handler (waiting could
@@ -1193,11 +1239,15 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
 }
 
 void pf_journal_retain(pf_journal *j) {
-  j->refs++;
+  atomic_fetch_add(&j->refs, 1);
 }
 
 void pf_journal_release(pf_journal *j) {
-  if (!j || --j->refs > 0) return;
+  if (!j || atomic_fetch_sub(&j->refs, 1) > 1) return;
+  if (j->parent) {                          /* a peer: the claims and the lock are its parent's */
+    free_journal(j);
+    return;
+  }
   if (j->db) {
     pf_err e;
     /* this handle's claims end with it; best effort: a dead owner's are dropped by the next

@@ -51,6 +51,12 @@ void pf_journal_retain(pf_journal *j);
 /* Drop a reference; the last one releases this handle's claims, its lock file, the database. */
 void pf_journal_release(pf_journal *j);
 const char *pf_journal_path(const pf_journal *j);
+/* A second connection to j's database that acts as the same owner (its records and claims are
+ * j's), for the engine's worker thread, so that the caller's own reads of j never wait behind
+ * the worker's commits. It holds a reference to j; release it with pf_journal_release. For a
+ * ":memory:" journal (one database per connection) it is j itself, retained. Retain and release
+ * may be called from any thread; one handle is used by one thread at a time. */
+int pf_journal_peer(pf_journal *j, pf_journal **out, pf_err *err);
 
 /* The intent of a new task, before anything of it is sent: fields is a JSON object {provider,
  * base_url, model, request, output, label} (output made absolute here), stage "uploading" or

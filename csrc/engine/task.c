@@ -48,7 +48,8 @@ void pf_task_init(pf_task *t, pf_client *c) {
 
 int pf_task_pending(const pf_task *t) {
   /* a change the host has not read keeps the task pending too (pf_task_changed) */
-  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed);
+  return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
+                       t->sending_job || t->dl_finishing);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -147,105 +148,12 @@ static void halt(pf_client *c, pf_task *t, const pf_err *e) {
   }
 }
 
-/* ---------------------------------------------------------------- the journal */
-
-static json_t *error_fields(const pf_err *e) {
-  json_t *o = json_pack("{s:s,s:s}", "kind", pf_errkind_name(e->kind), "message", e->message);
-  if (o && e->code[0]) json_object_set_new(o, "code", json_string(e->code));
-  if (o && e->status) json_object_set_new(o, "status", json_integer(e->status));
-  return o;
-}
-
-/* A record the pump could not write: kept as owed, tried again (the next pump when another
- * process held the journal's lock, else a second later), and reported unless it was only busy. */
-void pf_task_journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what) {
-  if (!t->jpending) {
-    t->jpending = 1;
-    c->jpending++;
-  }
-  int busy = strcmp(e->code, "busy") == 0;
-  c->jretry_at = pf_client_now(c) + (busy ? 0 : 1);
-  if (busy) return;
-  pf_err_set(&t->jerr, PF_EK_IO, 0, "journal", "the journal could not record %s of task %s "
-             "(pixflow keeps trying while this client is open): %s", what,
-             t->id ? t->id : t->jkey, e->message);
-  t->has_jerr = 1;
-  c->jerr = t->jerr;
-  c->jerr_new = 1;
-}
-
-static int journal_write(pf_client *c, pf_task *t, const char *ev, json_t *f, pf_err *e) {
-  if (!f) {
-    pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory");
-    return -1;
-  }
-  /* the pump never waits for another process's lock; closing (a call that may wait) does */
-  int rc = pf_journal_record(c->journal, t->jkey, ev, pf_walltime(), f, 0,
-                             c->closed_journal ? PF_J_WAIT : PF_J_NOWAIT, e);
-  json_decref(f);
-  return rc;
-}
-
-void pf_task_journal(pf_client *c, pf_task *t) {
-  if (!c || !c->journal || !t->jkey[0]) return;
-  pf_err e;
-  pf_err_clear(&e);
-  /* in order: the id before the end, the end before the file */
-  if (t->id && !(t->jrec & PF_JR_ACCEPTED)) {
-    json_t *f = json_pack("{s:s}", "id", t->id);
-    if (f && t->found_by_list) json_object_set_new(f, "found", json_string("task list"));
-    if (journal_write(c, t, "accepted", f, &e) != 0) { pf_task_journal_owed(c, t, &e, "the id"); return; }
-    t->jrec |= PF_JR_ACCEPTED;
-  }
-  if (pf_state_terminal(t->state) && t->jstate != (int)t->state + 1) {
-    json_t *f = json_pack("{s:s}", "status", pf_state_name(t->state));
-    if (f && t->has_err) json_object_set_new(f, "error", error_fields(&t->err));
-    if (journal_write(c, t, "status", f, &e) != 0) { pf_task_journal_owed(c, t, &e, "the end"); return; }
-    t->jstate = (int)t->state + 1;
-  }
-  if (t->dl != PF_DL_NONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOAD)) {
-    if (journal_write(c, t, "download", json_pack("{s:s}", "path", t->dl_path), &e) != 0) {
-      pf_task_journal_owed(c, t, &e, "the download path");
-      return;
-    }
-    t->jrec |= PF_JR_DOWNLOAD;
-  }
-  if (t->dl == PF_DL_DONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOADED)) {
-    if (journal_write(c, t, "downloaded", json_pack("{s:s}", "path", t->dl_path), &e) != 0) {
-      pf_task_journal_owed(c, t, &e, "the downloaded file");
-      return;
-    }
-    t->jrec |= PF_JR_DOWNLOADED;
-  }
-  if (t->jpending) {
-    t->jpending = 0;
-    c->jpending--;
-    t->has_jerr = 0;                  /* what was owed is written now */
-  }
-}
-
-void pf_task_unclaim(pf_client *c, pf_task *t) {
-  if (!c || !c->journal || !t->jkey[0]) return;
-  if (t->jpending) pf_task_journal(c, t);
-  pf_err e;
-  pf_journal_release_task(c->journal, t->jkey, &e);   /* else it goes when the journal closes */
-}
-
 int pf_task_submit_start(pf_client *c, pf_task *t, pf_err *err) {
   /* the journal knows the submit may have left before it does (intent and sending are synced):
    * a process killed while uploading left "uploading", which means nothing was sent */
   if (c->journal && t->jkey[0] && !(t->jrec & PF_JR_SENDING)) {
-    pf_err je;
-    pf_err_clear(&je);
-    if (pf_journal_record(c->journal, t->jkey, "sending", pf_walltime(), NULL, 1, PF_J_NOWAIT,
-                          &je) != 0) {
-      if (strcmp(je.code, "busy") == 0 && pf_task_schedule(c, t, 0.005, PF_AT_SUBMIT) == 0)
-        return 0;                     /* another process is writing it: in a moment */
-      pf_err_set(err, PF_EK_IO, 0, "journal", "%s; the submit was not sent, so nothing was "
-                 "charged", je.message);
-      return -1;
-    }
-    t->jrec |= PF_JR_SENDING;
+    int r = pf_task_sending_durable(c, t, err);
+    if (r <= 0) return r;             /* 0: the worker syncs it, and the submit follows */
   }
   char trace[37];
   pf_ctx ctx = pf_client_ctx(c, trace);
@@ -918,8 +826,16 @@ static void on_download_done(pf_client *c, pf_task *t, long http) {
   pf_err e;
   pf_err_clear(&e);
   int io_ok = 1;
+  int whole = x->end == PF_XE_OK && !x->not_mp4 && x->headlen >= sizeof x->head && !x->too_big;
+  if (x->fp && whole && pf_task_finish_download(c, t, x->fp) == 0) {
+    x->fp = NULL;                           /* synced, closed, renamed on the worker */
+    return;
+  }
   if (x->fp) {
-    io_ok = pf_part_close(x->fp) == 0;      /* flushed, synced, closed; errno says why not */
+    /* what is kept of a failed attempt is synced when the download ends whole; only a power
+     * cut in between (not a killed process) could cost its bytes, and the resume checks them.
+     * A whole one whose job could not be posted (no memory) is synced here. */
+    io_ok = (whole ? pf_part_close(x->fp) : fclose(x->fp)) == 0;
     x->fp = NULL;
   }
   if (x->not_mp4 || (t->x.end == PF_XE_OK && x->headlen < sizeof x->head)) {
@@ -961,12 +877,93 @@ static void on_download_done(pf_client *c, pf_task *t, long http) {
     /* what arrived before the cut is kept (its head was checked): the next attempt continues */
     download_failed(c, t, &e, x->written > x->resume_from || x->resume_from > 0);
     return;
-  } else if (pf_part_commit(t->dl_part, t->dl_path, &e) == 0) {
-    t->dl = PF_DL_DONE;
-    t->dl_resume = 0;
-    return;
+  } else {
+    /* no memory to post the job: done here */
+    int ok = io_ok && pf_part_commit(t->dl_part, t->dl_path, &e) == 0;
+    if (ok) {
+      t->dl = PF_DL_DONE;
+      t->dl_resume = 0;
+      return;
+    }
   }
   download_failed(c, t, &e, 0);
+}
+
+/* A records job came back: what it wrote is marked, what failed is owed; an id the host could
+ * not see until now (pf_task_id) is a change. */
+static void records_done(pf_client *c, pf_task *t, pf_job *j) {
+  unsigned had = t->jrec;
+  t->jbusy = 0;
+  for (int i = 0; i < j->done_recs; i++) {
+    t->jrec |= j->bits[i];
+    if (strcmp(j->ev[i], "status") == 0) t->jstate = j->state;
+  }
+  if (j->rc != 0) {
+    const char *ev = j->done_recs < j->nrec ? j->ev[j->done_recs] : "a record";
+    const char *what = strcmp(ev, "accepted") == 0 ? "the id"
+                     : strcmp(ev, "status") == 0 ? "the end"
+                     : strcmp(ev, "download") == 0 ? "the download path"
+                     : strcmp(ev, "downloaded") == 0 ? "the downloaded file" : "the task";
+    pf_task_journal_owed(c, t, &j->err, what);
+  } else if (t->jpending) {
+    t->jpending = 0;                        /* what was owed is written now */
+    c->jpending--;
+    t->has_jerr = 0;
+  }
+  if (t->jagain) {
+    t->jagain = 0;
+    pf_task_journal(c, t);
+  }
+  if (t->id && !(had & PF_JR_ACCEPTED) && (!t->jbusy || (t->jrec & PF_JR_ACCEPTED))) {
+    pf_task_changed(c, t);
+    settle_after_pump(c, t);
+  }
+}
+
+void pf_task_on_job(pf_client *c, pf_job *j) {
+  pf_task *t = j->owner;
+  if (!t) return;
+  if (j->kind == PF_JOB_RECORDS) {
+    records_done(c, t, j);
+    return;
+  }
+  pf_state before = t->state;
+  pf_dlstate dl = t->dl;
+  pf_err e;
+  pf_err_clear(&e);
+  if (j->kind == PF_JOB_SENDING) {
+    t->sending_job = 0;
+    if (j->rc == 0) {
+      t->jrec |= PF_JR_SENDING;
+      if (pf_task_submit_start(c, t, &e) != 0) {
+        t->state = PF_ST_FAILED;
+        pf_request_free(&t->rq);
+        pf_task_set_error(t, &e);
+      }
+    } else {
+      pf_err_set(&e, PF_EK_IO, 0, "journal", "%s; the submit was not sent, so nothing was "
+                 "charged", j->err.message);
+      t->state = PF_ST_FAILED;
+      pf_request_free(&t->rq);
+      pf_task_set_error(t, &e);
+    }
+  } else if (j->kind == PF_JOB_FINISH) {
+    t->dl_finishing = 0;
+    if (j->done_recs > 0) t->jrec |= PF_JR_DOWNLOADED;
+    if (j->rc == 0) {
+      t->dl = PF_DL_DONE;
+      t->dl_resume = 0;
+    } else {
+      e = j->err;
+      download_failed(c, t, &e, 0);
+    }
+  }
+  redact_errors(c, t);
+  if (t->state != before || t->dl != dl) {
+    pf_task_journal(c, t);
+    pf_task_changed(c, t);
+  }
+  settle_after_pump(c, t);
 }
 
 void pf_task_on_done(pf_client *c, pf_task *t) {
@@ -1098,16 +1095,17 @@ void pf_task_detach(pf_task *t) {
   if (!c) return;
   /* a task nobody follows any more gives its journal claims up, so that `pixflow resume` (or
    * another process) can take it; a finished one gave them up when it finished */
-  if (t->jkey[0] && !(t->jrec & PF_JR_DOWNLOADED) &&
-      !(pf_state_terminal(t->state) && t->state != PF_ST_SUCCEEDED))
-    pf_task_unclaim(c, t);
-  else if (t->jpending)
-    pf_task_journal(c, t);
+  pf_task_jobs_detach(c, t, t->jkey[0] && !(t->jrec & PF_JR_DOWNLOADED) &&
+                      !(pf_state_terminal(t->state) && t->state != PF_ST_SUCCEEDED));
   release_claims(c, t);
   pf_heap_remove(&c->heap, &t->timer);
   task_unlist(c, t);
   pf_xfer_abort(&c->net, &t->x);
-  if (t->dl == PF_DL_RUNNING) {
+  if (t->dl_finishing) {
+    /* every byte arrived and was checked: the worker syncs and renames the file, and records it
+     * in the journal, after this task is gone (the download still reads as running) */
+    t->dl_finishing = 0;
+  } else if (t->dl == PF_DL_RUNNING) {
     /* running, waiting to retry (a kept .part) or waiting for a fresh URL: nobody continues it */
     if (t->dl_part) remove(t->dl_part);
     t->dl_after_poll = 0;

@@ -25,14 +25,23 @@ void pf_task_free(pf_task *t) {
 
 /* ---------------------------------------------------------------- fields */
 
-const char *pf_task_id(const pf_task *t) { return t->id; }
-pf_state pf_task_state(const pf_task *t) { return t->state; }
+/* A journaled task's id is what its video is found by later (resume, another process): the host
+ * learns it, and that the gateway took the task, only once the worker has written it to the
+ * journal. Until then the task reads as still submitting. (When the record cannot be written, a
+ * full disk, the id shows, with the journal error: it is owed, and tried again.) */
+static int id_unrecorded(const pf_task *t) {
+  return t->client && t->id && t->jkey[0] && !(t->jrec & PF_JR_ACCEPTED) && t->jbusy;
+}
+
+const char *pf_task_id(const pf_task *t) { return id_unrecorded(t) ? NULL : t->id; }
+pf_state pf_task_state(const pf_task *t) { return id_unrecorded(t) ? PF_ST_SUBMITTING : t->state; }
 const char *pf_task_provider(const pf_task *t) { return t->provider; }
 pf_mode pf_task_mode(const pf_task *t) { return t->mode; }
 const char *pf_task_model(const pf_task *t) { return t->model; }
 int pf_task_progress(const pf_task *t) { return t->progress; }
 double pf_task_eta(const pf_task *t) { return t->eta; }
 int pf_task_halted(const pf_task *t) { return t->halted; }
+int pf_task_journaling(const pf_task *t) { return t->client && (t->jbusy || t->sending_job); }
 int pf_task_held(const pf_task *t) { return t->held; }
 int pf_task_retries(const pf_task *t) { return t->retries; }
 const char *pf_task_journal_key(const pf_task *t) { return t->jkey[0] ? t->jkey : NULL; }

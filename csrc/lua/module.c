@@ -336,6 +336,23 @@ static void push_adapters(lua_State *L) {
   }
 }
 
+/* core.drain([timeout]): wait (10 s at most by default) for the engine's worker threads of closed
+ * clients; true when they have finished. Also run when the Lua state closes (the sentinel). */
+static int core_drain(lua_State *L) {
+  double t = luaL_optnumber(L, 1, 10);
+  lua_pushboolean(L, pf_drain(t) == 0);
+  return 1;
+}
+
+/* The sentinel's __gc: the Lua state is closing (the script ended, os.exit(code, true), a host
+ * shutting down): the journal records closed clients left to their workers are written first.
+ * It was made before any client, so it is finalised after them. */
+static int sentinel_gc(lua_State *L) {
+  (void)L;
+  pf_drain(10);
+  return 0;
+}
+
 PF_API int luaopen_pixflow_core(lua_State *L);
 PF_API int luaopen_pixflow_core(lua_State *L) {
   luaL_checkversion(L);
@@ -347,6 +364,15 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   pf_err e;
   if (pf_init(&e) != 0) return luaL_error(L, "pixflow.core: %s", e.message);
   pf_error_open(L);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "pixflow.drain_sentinel") == LUA_TNIL) {
+    lua_newuserdatauv(L, 0, 0);
+    lua_newtable(L);
+    lua_pushcfunction(L, sentinel_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "pixflow.drain_sentinel");
+  }
+  lua_pop(L, 1);
   lua_newtable(L);                          /* module */
   lua_pushliteral(L, PF_VERSION);
   lua_setfield(L, -2, "_VERSION");
@@ -361,6 +387,8 @@ PF_API int luaopen_pixflow_core(lua_State *L) {
   lua_setfield(L, -2, "error_mt");
   lua_pushcfunction(L, core_now);
   lua_setfield(L, -2, "now");
+  lua_pushcfunction(L, core_drain);
+  lua_setfield(L, -2, "drain");
   lua_pushcfunction(L, core_time);
   lua_setfield(L, -2, "time");
   push_adapters(L);

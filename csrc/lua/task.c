@@ -140,6 +140,7 @@ static void get_mode(lua_State *L, const pf_task *t) { lua_pushstring(L, pf_mode
 static void get_model(lua_State *L, const pf_task *t) { push_str(L, pf_task_model(t)); }
 static void get_done(lua_State *L, const pf_task *t) { lua_pushboolean(L, pf_state_terminal(pf_task_state(t))); }
 static void get_halted(lua_State *L, const pf_task *t) { lua_pushboolean(L, pf_task_halted(t)); }
+static void get_journaling(lua_State *L, const pf_task *t) { lua_pushboolean(L, pf_task_journaling(t)); }
 static void get_retries(lua_State *L, const pf_task *t) { lua_pushinteger(L, pf_task_retries(t)); }
 static void get_journal_key(lua_State *L, const pf_task *t) { push_str(L, pf_task_journal_key(t)); }
 static void get_bytes(lua_State *L, const pf_task *t) { lua_pushinteger(L, (lua_Integer)pf_task_bytes(t)); }
@@ -200,7 +201,7 @@ static const struct { const char *name; getter get; } getters[] = {
   { "progress", get_progress }, { "eta", get_eta }, { "videos", get_videos },
   { "video_url", get_video_url }, { "cost", get_cost }, { "costs", get_costs },
   { "error", get_error }, { "mode", get_mode }, { "model", get_model }, { "done", get_done },
-  { "halted", get_halted }, { "last_retry", get_last_retry }, { "retries", get_retries },
+  { "halted", get_halted }, { "_journaling", get_journaling }, { "last_retry", get_last_retry }, { "retries", get_retries },
   { "journal_error", get_journal_error }, { "journal_key", get_journal_key },
   { "bytes", get_bytes }, { "phase", get_phase }, { "path", get_path },
 };

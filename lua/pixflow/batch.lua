@@ -160,6 +160,7 @@ local RUN = { provider = "string", base_urls = "table", keys = "table", concurre
 function M.run(items, opts)
   opts = opts or {}
   options.check("batch", 2, opts, RUN, 2)
+  core.drain(10)                  -- a run closed a moment ago gives its claims back first
   local new_client = opts.new_client or require("pixflow").new
   local limit = opts.concurrency or 4
   local emit = opts.on_event or function() end
@@ -201,6 +202,7 @@ function M.run(items, opts)
   local function finish()
     for _, r in ipairs(rows) do r.task, r.client = nil, nil end
     for _, c in pairs(clients) do if c then c:close() end end
+    core.drain(10)                -- their last records, written by their workers, are in the journal
     if own_journal then j:close() end
   end
   -- this run's items: claimed before anything is decided, so that two runs never both submit one

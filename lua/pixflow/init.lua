@@ -79,4 +79,17 @@ end
 -- warnings = {...} }, or nil and an io error when the journal cannot be read.
 M.resume = client.resume
 
+--- Wait until the engine has finished what closed clients left to it: client:close() returns at
+-- once, and their last journal records (and the sync and rename of a download whose bytes had all
+-- arrived) are written by the engine's worker thread a moment later. The end of the Lua state
+-- (a script's end, os.exit(code, true)) does this by itself; call it before reading the journal
+-- from elsewhere right after a close, or before os.exit(code) without `true`.
+-- syntax: done = pixflow.flush(10)   -- seconds at most (default 10); false when time ran out
+function M.flush(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    options.fail("flush", 1, 2, "timeout (number of seconds) expected, got %s", type(timeout))
+  end
+  return core.drain(timeout or 10)
+end
+
 return M

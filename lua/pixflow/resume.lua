@@ -53,6 +53,9 @@ end
 function M.run(new, opts)
   opts = opts or {}
   options.check("resume", 1, opts, RESUME)
+  -- clients closed a moment ago may still be giving their tasks back (their workers write the
+  -- last records and release the claims): what they left is resumed, not seen as taken
+  core.drain(10)
   local own = opts.client          -- a client of the caller's, used for its provider and base URL
   local j, jerr
   if own and own._journal then
@@ -198,6 +201,7 @@ function M.run(new, opts)
   for _, c in pairs(clients) do
     if c and c ~= own then c:close() end
   end
+  core.drain(10)                  -- what they left to their workers is in the journal on return
   if close_journal then j:close() end
   return report
 end

@@ -37,7 +37,12 @@ function task:wait(opts)
   local timeout = opts.timeout or math.huge
   if self.halted then self:_resume() end
   local on_progress = opts.on_progress
-  local seen_status, seen_progress
+  local seen_status, seen_progress, ended_at
+  local function outcome()
+    if self.status == "succeeded" then return true, true end
+    if self.done or self.halted then return true, nil, self.error end
+    return false
+  end
   return follow.loop{ clients = { c }, slice = 1, deadline = core.now() + timeout,
     check = function()
       local status = self.status
@@ -45,11 +50,20 @@ function task:wait(opts)
         seen_status, seen_progress = status, self.progress
         on_progress(self)
       end
-      if status == "succeeded" then return true, true end
-      if self.done or self.halted then return true, nil, self.error end
-      return false
+      local ended, ok, err = outcome()
+      -- a wait that returns leaves the journal knowing the end: its record is written by the
+      -- engine's worker, a few milliseconds later (10 s at most, then it is owed)
+      if ended and self._journaling then
+        ended_at = ended_at or core.now()
+        if core.now() - ended_at < 10 then return false end
+      end
+      return ended, ok, err
     end,
-    expired = function() return nil, timeout_error(self, timeout, "waiting") end }
+    expired = function()
+      local ended, ok, err = outcome()
+      if ended then return ok, err end
+      return nil, timeout_error(self, timeout, "waiting")
+    end }
 end
 
 --- Ask the gateway to cancel the task (DashScope: only while it is queued). Waits for the

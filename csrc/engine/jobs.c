@@ -1,0 +1,238 @@
+/* jobs.c: a task's blocking work as jobs for the client's worker (journal records, the synced "sending", a download's sync and rename), and the pump taking their results back. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "journal.h"
+
+/* ---------------------------------------------------------------- on the worker thread */
+
+static int ensure_peer(pf_wlocal *w, pf_err *e) {
+  if (w->peer) return 0;
+  if (!w->journal) {
+    pf_err_set(e, PF_EK_IO, 0, "journal", "no journal");
+    return -1;
+  }
+  return pf_journal_peer(w->journal, &w->peer, e);
+}
+
+/* The job's records, in order, each in its own commit; done_recs says how many were written. */
+static int run_records(pf_job *j, pf_wlocal *w) {
+  if (ensure_peer(w, &j->err) != 0) return -1;
+  for (int i = 0; i < j->nrec; i++) {
+    if (pf_journal_record(w->peer, j->key, j->ev[i], j->t, j->f[i], j->sync[i], PF_J_WAIT,
+                          &j->err) != 0)
+      return -1;
+    j->done_recs = i + 1;
+  }
+  return 0;
+}
+
+/* A whole download: the .part (path) synced and closed, renamed to path2, its directory synced;
+ * then its "downloaded" record when the job has one (a failure there is only owed: the task's
+ * records are written again from the pump). */
+static int run_finish(pf_job *j, pf_wlocal *w) {
+  FILE *fp = j->fp;
+  j->fp = NULL;
+  if (pf_part_close(fp) != 0) {
+    j->err_no = errno;
+    pf_err_set(&j->err, PF_EK_IO, 0, "write", "writing %s failed: %s", j->path, strerror(errno));
+    return -1;
+  }
+  if (pf_part_commit(j->path, j->path2, &j->err) != 0) return -1;
+  if (j->nrec > 0 && ensure_peer(w, &j->err) == 0 &&
+      pf_journal_record(w->peer, j->key, j->ev[0], j->t, j->f[0], 0, PF_J_WAIT, &j->err) == 0)
+    j->done_recs = 1;
+  pf_err_clear(&j->err);
+  return 0;
+}
+
+static int run_release(pf_job *j, pf_wlocal *w) {
+  if (ensure_peer(w, &j->err) != 0) return -1;
+  return pf_journal_release_task(w->peer, j->key, &j->err);
+}
+
+/* ---------------------------------------------------------------- posting */
+
+static int nomem(pf_err *err) {
+  pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+  return -1;
+}
+
+static pf_job *task_job(pf_task *t, int kind, int (*run)(pf_job *, pf_wlocal *)) {
+  pf_job *j = pf_job_new(kind, t, run);
+  if (j) {
+    snprintf(j->key, sizeof j->key, "%s", t->jkey);
+    j->t = pf_walltime();
+  }
+  return j;
+}
+
+/* Queue j on c's worker (made on first use). When the worker cannot take it (no memory for a
+ * thread), the job runs here instead: slower, never wrong. */
+static void post(pf_client *c, pf_job *j) {
+  pf_err e;
+  pf_err_clear(&e);
+  if (c->worker && pf_worker_post(c->worker, j, &e) == 0) return;
+  pf_wlocal local = { c->journal, c->journal };
+  j->rc = j->run(j, &local);
+  j->next = NULL;
+  if (c->jsync_tail) c->jsync_tail->next = j;
+  else c->jsync = j;
+  c->jsync_tail = j;
+}
+
+static void add_record(pf_job *j, const char *ev, json_t *f, unsigned bit, int sync) {
+  j->ev[j->nrec] = ev;
+  j->f[j->nrec] = f;
+  j->bits[j->nrec] = bit;
+  j->sync[j->nrec] = sync;
+  j->nrec++;
+}
+
+static json_t *error_fields(const pf_err *e) {
+  json_t *o = json_pack("{s:s,s:s}", "kind", pf_errkind_name(e->kind), "message", e->message);
+  if (o && e->code[0]) json_object_set_new(o, "code", json_string(e->code));
+  if (o && e->status) json_object_set_new(o, "status", json_integer(e->status));
+  return o;
+}
+
+/* A record the worker could not write: kept as owed, tried again (a second later), and
+ * reported. */
+void pf_task_journal_owed(pf_client *c, pf_task *t, const pf_err *e, const char *what) {
+  if (!t->jpending) {
+    t->jpending = 1;
+    c->jpending++;
+  }
+  int busy = strcmp(e->code, "busy") == 0;
+  c->jretry_at = pf_client_now(c) + (busy ? 0 : 1);
+  if (busy) return;
+  pf_err_set(&t->jerr, PF_EK_IO, 0, "journal", "the journal could not record %s of task %s "
+             "(pixflow keeps trying while this client is open): %s", what,
+             t->id ? t->id : t->jkey, e->message);
+  t->has_jerr = 1;
+  c->jerr = t->jerr;
+  c->jerr_new = 1;
+}
+
+void pf_task_journal(pf_client *c, pf_task *t) {
+  if (!c || !c->journal || !t->jkey[0]) return;
+  if (t->jbusy) {                           /* the records in flight come back first */
+    t->jagain = 1;
+    return;
+  }
+  pf_job *j = task_job(t, PF_JOB_RECORDS, run_records);
+  pf_err e;
+  if (!j) {
+    nomem(&e);
+    pf_task_journal_owed(c, t, &e, "the task");
+    return;
+  }
+  /* in order: the id before the end, the end before the file */
+  int ok = 1;
+  if (t->id && !(t->jrec & PF_JR_ACCEPTED)) {
+    json_t *f = json_pack("{s:s}", "id", t->id);
+    if (f && t->found_by_list) json_object_set_new(f, "found", json_string("task list"));
+    ok = ok && f;
+    add_record(j, "accepted", f, PF_JR_ACCEPTED, 0);
+  }
+  if (pf_state_terminal(t->state) && t->jstate != (int)t->state + 1) {
+    json_t *f = json_pack("{s:s}", "status", pf_state_name(t->state));
+    if (f && t->has_err) json_object_set_new(f, "error", error_fields(&t->err));
+    ok = ok && f;
+    add_record(j, "status", f, 0, 0);
+    j->state = (int)t->state + 1;
+  }
+  if (t->dl != PF_DL_NONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOAD)) {
+    json_t *f = json_pack("{s:s}", "path", t->dl_path);
+    ok = ok && f;
+    add_record(j, "download", f, PF_JR_DOWNLOAD, 0);
+  }
+  if (t->dl == PF_DL_DONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOADED)) {
+    json_t *f = json_pack("{s:s}", "path", t->dl_path);
+    ok = ok && f;
+    add_record(j, "downloaded", f, PF_JR_DOWNLOADED, 0);
+  }
+  if (!ok) {
+    pf_job_free(j);
+    nomem(&e);
+    pf_task_journal_owed(c, t, &e, "the task");
+    return;
+  }
+  if (j->nrec == 0) {
+    pf_job_free(j);
+    if (t->jpending) {
+      t->jpending = 0;
+      c->jpending--;
+      t->has_jerr = 0;
+    }
+    return;
+  }
+  t->jbusy = 1;
+  post(c, j);
+}
+
+int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err) {
+  if (t->jrec & PF_JR_SENDING) return 1;
+  if (t->sending_job) return 0;
+  pf_job *j = task_job(t, PF_JOB_SENDING, run_records);
+  if (!j) return nomem(err);
+  add_record(j, "sending", NULL, PF_JR_SENDING, 1);
+  t->sending_job = 1;
+  post(c, j);
+  return 0;
+}
+
+int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp) {
+  pf_job *j = task_job(t, PF_JOB_FINISH, run_finish);
+  if (!j) return -1;
+  j->path = pf_strdup(t->dl_part);
+  j->path2 = pf_strdup(t->dl_path);
+  json_t *f = c->journal && t->jkey[0] ? json_pack("{s:s}", "path", t->dl_path) : NULL;
+  if (!j->path || !j->path2 || (c->journal && t->jkey[0] && !f)) {
+    json_decref(f);
+    pf_job_free(j);
+    return -1;
+  }
+  if (f) add_record(j, "downloaded", f, PF_JR_DOWNLOADED, 0);
+  j->fp = fp;
+  t->dl_finishing = 1;
+  post(c, j);
+  return 0;
+}
+
+void pf_task_release_claims_later(pf_client *c, pf_task *t) {
+  pf_job *j = task_job(t, PF_JOB_RELEASE, run_release);
+  if (!j) return;                           /* they go when the journal closes */
+  j->owner = NULL;                          /* nobody waits for it */
+  post(c, j);
+}
+
+void pf_task_jobs_detach(pf_client *c, pf_task *t, int unclaim) {
+  if (c->journal && t->jkey[0]) {
+    /* posted again in full: a record the job in flight also writes is written twice, which the
+     * journal takes as once; one it does not write is not lost */
+    if (t->jbusy || t->jpending) {
+      t->jbusy = 0;
+      pf_task_journal(c, t);
+    }
+    if (unclaim) pf_task_release_claims_later(c, t);
+  }
+  if (c->worker) pf_worker_forget(c->worker, t);
+  for (pf_job *j = c->jsync; j; j = j->next) if (j->owner == t) j->owner = NULL;
+  t->jbusy = t->jagain = t->sending_job = 0;
+}
+
+/* ---------------------------------------------------------------- taking results back */
+
+pf_job *pf_client_take_job(pf_client *c) {
+  pf_job *j = c->jsync;
+  if (j) {                                  /* run here: the worker could not take them */
+    c->jsync = j->next;
+    if (!c->jsync) c->jsync_tail = NULL;
+    j->next = NULL;
+    return j;
+  }
+  return c->worker ? pf_worker_take(c->worker) : NULL;
+}

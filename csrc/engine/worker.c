@@ -1,0 +1,231 @@
+/* worker.c: the engine's worker thread: a queue of jobs in, a queue of finished jobs out (worker.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "worker.h"
+
+struct pf_worker {
+  pthread_mutex_t mu;
+  pthread_cond_t wake;       /* the thread: a job was posted, or the worker was released */
+  pthread_cond_t idle;       /* pf_worker_wait: the queue ran empty */
+  pf_job *todo, *todo_tail;
+  pf_job *done, *done_tail;
+  pf_job *running;
+  size_t pending;            /* posted, not yet taken back */
+  int started;
+  int released;
+  pthread_t thread;
+  pf_wlocal local;
+  void (*notify)(void *);
+  void *notify_ud;
+};
+
+/* The threads of released workers still running their last jobs (pf_worker_drain). */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static size_t live_threads;
+
+pf_job *pf_job_new(int kind, void *owner, int (*run)(pf_job *, pf_wlocal *)) {
+  pf_job *j = calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->kind = kind;
+  j->owner = owner;
+  j->run = run;
+  pf_err_clear(&j->err);
+  return j;
+}
+
+void pf_job_free(pf_job *j) {
+  if (!j) return;
+  if (j->fp) fclose(j->fp);
+  free(j->path);
+  free(j->path2);
+  for (int i = 0; i < 4; i++) json_decref(j->f[i]);
+  free(j);
+}
+
+pf_worker *pf_worker_new(pf_journal *journal) {
+  pf_worker *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  if (pthread_mutex_init(&w->mu, NULL) != 0) { free(w); return NULL; }
+  if (pthread_cond_init(&w->wake, NULL) != 0) {
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  if (pthread_cond_init(&w->idle, NULL) != 0) {
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  if (journal) pf_journal_retain(journal);
+  w->local.journal = journal;
+  return w;
+}
+
+static void destroy(pf_worker *w) {
+  for (pf_job *j = w->todo, *n; j; j = n) { n = j->next; pf_job_free(j); }
+  for (pf_job *j = w->done, *n; j; j = n) { n = j->next; pf_job_free(j); }
+  if (w->local.peer) pf_journal_release(w->local.peer);
+  if (w->local.journal) pf_journal_release(w->local.journal);
+  pthread_cond_destroy(&w->idle);
+  pthread_cond_destroy(&w->wake);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+static void *thread_main(void *arg) {
+  pf_worker *w = arg;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (!w->todo && !w->released) pthread_cond_wait(&w->wake, &w->mu);
+    pf_job *j = w->todo;
+    if (!j) break;                          /* released and nothing left to do */
+    w->todo = j->next;
+    if (!w->todo) w->todo_tail = NULL;
+    j->next = NULL;
+    w->running = j;
+    pthread_mutex_unlock(&w->mu);
+    j->rc = j->run(j, &w->local);
+    pthread_mutex_lock(&w->mu);
+    w->running = NULL;
+    if (w->released) {
+      pf_job_free(j);                       /* nobody takes it back */
+    } else {
+      if (w->done_tail) w->done_tail->next = j;
+      else w->done = j;
+      w->done_tail = j;
+      if (w->notify) w->notify(w->notify_ud);   /* under the lock: release cannot pass it */
+    }
+    if (!w->todo) pthread_cond_broadcast(&w->idle);
+  }
+  pthread_mutex_unlock(&w->mu);
+  destroy(w);
+  pthread_mutex_lock(&live_mu);
+  live_threads--;
+  pthread_cond_broadcast(&live_cv);
+  pthread_mutex_unlock(&live_mu);
+  return NULL;
+}
+
+void pf_worker_set_notify(pf_worker *w, void (*fn)(void *), void *ud) {
+  pthread_mutex_lock(&w->mu);
+  w->notify = fn;
+  w->notify_ud = ud;
+  pthread_mutex_unlock(&w->mu);
+}
+
+int pf_worker_post(pf_worker *w, pf_job *j, pf_err *err) {
+  pthread_mutex_lock(&w->mu);
+  if (!w->started) {
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_attr_setstacksize(&attr, 256 * 1024);   /* SQLite and fsync need little */
+      rc = pthread_create(&w->thread, &attr, thread_main, w);
+      pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+      pthread_mutex_unlock(&w->mu);
+      pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "cannot start the engine's worker thread: %s",
+                 strerror(rc));
+      return -1;
+    }
+    w->started = 1;
+  }
+  j->next = NULL;
+  if (w->todo_tail) w->todo_tail->next = j;
+  else w->todo = j;
+  w->todo_tail = j;
+  w->pending++;
+  pthread_cond_signal(&w->wake);
+  pthread_mutex_unlock(&w->mu);
+  return 0;
+}
+
+pf_job *pf_worker_take(pf_worker *w) {
+  pthread_mutex_lock(&w->mu);
+  pf_job *j = w->done;
+  if (j) {
+    w->done = j->next;
+    if (!w->done) w->done_tail = NULL;
+    j->next = NULL;
+    w->pending--;
+  }
+  pthread_mutex_unlock(&w->mu);
+  return j;
+}
+
+size_t pf_worker_pending(pf_worker *w) {
+  pthread_mutex_lock(&w->mu);
+  size_t n = w->pending;
+  pthread_mutex_unlock(&w->mu);
+  return n;
+}
+
+void pf_worker_forget(pf_worker *w, void *owner) {
+  pthread_mutex_lock(&w->mu);
+  for (pf_job *j = w->todo; j; j = j->next) if (j->owner == owner) j->owner = NULL;
+  for (pf_job *j = w->done; j; j = j->next) if (j->owner == owner) j->owner = NULL;
+  if (w->running && w->running->owner == owner) w->running->owner = NULL;
+  pthread_mutex_unlock(&w->mu);
+}
+
+static struct timespec deadline_after(double seconds) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double whole = (double)(long)seconds;
+  ts.tv_sec += (time_t)whole;
+  ts.tv_nsec += (long)((seconds - whole) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+int pf_worker_wait(pf_worker *w, double timeout) {
+  struct timespec until = deadline_after(timeout);
+  pthread_mutex_lock(&w->mu);
+  int rc = 0;
+  while ((w->todo || w->running) && rc == 0)
+    rc = pthread_cond_timedwait(&w->idle, &w->mu, &until);
+  int busy = w->todo || w->running;
+  pthread_mutex_unlock(&w->mu);
+  return busy ? -1 : 0;
+}
+
+void pf_worker_release(pf_worker *w) {
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  if (!w->started) {
+    pthread_mutex_unlock(&w->mu);
+    destroy(w);
+    return;
+  }
+  pthread_mutex_lock(&live_mu);             /* counted before its thread can see it is released */
+  live_threads++;
+  pthread_mutex_unlock(&live_mu);
+  w->released = 1;
+  w->notify = NULL;
+  /* results nobody will take: freed now (the thread frees the ones still to come) */
+  for (pf_job *j = w->done, *n; j; j = n) { n = j->next; pf_job_free(j); }
+  w->done = w->done_tail = NULL;
+  pthread_cond_signal(&w->wake);
+  pthread_mutex_unlock(&w->mu);
+}
+
+int pf_worker_drain(double timeout) {
+  struct timespec until = deadline_after(timeout);
+  pthread_mutex_lock(&live_mu);
+  int rc = 0;
+  while (live_threads > 0 && rc == 0) rc = pthread_cond_timedwait(&live_cv, &live_mu, &until);
+  int left = live_threads > 0;
+  pthread_mutex_unlock(&live_mu);
+  return left ? -1 : 0;
+}

@@ -1,0 +1,84 @@
+/* worker.h: the engine's worker thread: a client's blocking work (fsync, renames, removals, journal commits) off the caller's thread.
+ *
+ * A client posts jobs; the worker runs them one at a time, in the order posted; the client takes
+ * the finished ones back in its pump and applies them (task.c). A job's run function touches
+ * nothing but the job and the worker's own journal connection (pf_wlocal): never the client, a
+ * task, libcurl or Lua. The only lock is held for queue operations, never while a job runs, so
+ * posting and taking never wait on a disk.
+ *
+ * Lifetime: a worker belongs to one client. pf_worker_release (the client's free) returns at
+ * once: jobs still queued run to their end on the worker, their results are dropped, and the
+ * thread frees everything when it is done. pf_worker_drain waits (bounded) for every released
+ * worker of the process, for a host that is about to exit (the Lua state's close). */
+#ifndef PF_WORKER_H
+#define PF_WORKER_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "error.h"
+#include "journal.h"
+
+/* What a job's run function may use besides the job: the worker's own connection to the
+ * client's journal (opened on the worker the first time a job needs it). */
+typedef struct pf_wlocal {
+  pf_journal *journal;       /* the client's journal (a reference the worker holds) */
+  pf_journal *peer;          /* the worker's own connection to it, or NULL until needed */
+} pf_wlocal;
+
+/* One job. The poster fills kind, owner, run and the inputs; run fills rc, err and the outputs. */
+typedef struct pf_job pf_job;
+struct pf_job {
+  pf_job *next;
+  int kind;                  /* what the pump does with the result (task.c's PF_JOB_*) */
+  void *owner;               /* the task waiting for it; NULL once forgotten (pf_worker_forget) */
+  int (*run)(pf_job *j, pf_wlocal *w);   /* on the worker thread; returns rc */
+  int rc;
+  int err_no;                /* errno of a failed system call */
+  pf_err err;
+  /* inputs and outputs (each kind uses some) */
+  FILE *fp;                  /* a .part to sync and close */
+  char *path, *path2;        /* owned by the job */
+  char key[64];              /* a journal key */
+  double t;                  /* a journal record's wall time */
+  unsigned bits[4];          /* journal records: the task's PF_JR_* bit each one stands for */
+  int state;                 /* a status record: the pf_state + 1 it records */
+  json_t *f[4];              /* their fields, in order (owned by the job) */
+  const char *ev[4];         /* their event names (static strings) */
+  int sync[4];
+  int nrec;
+  int done_recs;             /* how many of them were written */
+};
+
+typedef struct pf_worker pf_worker;
+
+/* A worker for one client; its thread starts with the first job. journal (may be NULL) is
+ * retained for the jobs that write it. NULL when out of memory. */
+pf_worker *pf_worker_new(pf_journal *journal);
+/* fn(ud) is called (on the worker thread, quickly: it must not block or call back) each time a
+ * job has finished, until w is released: the client wakes its pump with it. */
+void pf_worker_set_notify(pf_worker *w, void (*fn)(void *), void *ud);
+/* Queue j (malloc'd, owned by the worker from now on). -1 (err filled) when the thread cannot be
+ * started: j is then not queued and still the caller's. */
+int pf_worker_post(pf_worker *w, pf_job *j, pf_err *err);
+/* A finished job, oldest first, or NULL. Never waits for a job. The caller frees it
+ * (pf_job_free). */
+pf_job *pf_worker_take(pf_worker *w);
+/* Jobs posted and not yet taken back. */
+size_t pf_worker_pending(pf_worker *w);
+/* The owner is going away: its jobs still run (a sync, a record), their results are dropped. */
+void pf_worker_forget(pf_worker *w, void *owner);
+/* Wait, at most timeout seconds, until every job posted so far has run (for calls that are
+ * allowed to wait: closing a journal the user owns). 0 when they have, -1 on timeout. */
+int pf_worker_wait(pf_worker *w, double timeout);
+/* The client is done with w: returns at once; see above. */
+void pf_worker_release(pf_worker *w);
+/* Wait, at most timeout seconds, until every released worker of this process has finished its
+ * jobs. 0 when all have, -1 on timeout. */
+int pf_worker_drain(double timeout);
+
+pf_job *pf_job_new(int kind, void *owner, int (*run)(pf_job *, pf_wlocal *));
+void pf_job_free(pf_job *j);
+
+#endif
