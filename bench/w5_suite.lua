@@ -7,7 +7,7 @@ M.TARGET = 1e-3   -- issue 14: every poll(0), submit and close under 1 ms
 
 -- name: what bench/w5_pixflow.lua runs; timeout: the whole row's limit, in seconds
 M.ROWS = {
-  { name = "dns", situation = "a resolver that never answers (*.hang.test)", timeout = 90 },
+  { name = "dns", situation = "a resolver that never answers (`*.hang.test`)", timeout = 90 },
   { name = "download400", situation = "the end of a 400 MB download", smoke = "the end of an 8 MB download", timeout = 240 },
   { name = "download50", situation = "the end of a 50 MB download", smoke = "the end of a 2 MB download", timeout = 120 },
   { name = "complete200", situation = "200 tasks completing together (and downloading)", smoke = "20 tasks completing together",
@@ -165,9 +165,9 @@ end
 function M.markdown(res)
   local md = { "## W5 frame safety\n",
     ("Each row re-creates one situation of issue 14 against the sandbox or bench/w5_servers.py and runs a game loop " ..
-     "(`client:poll(0)` at 60 fps); the figures are the longest single call, wall clock, the worst of %d runs. " ..
+     "(`client:poll(0)` at 60 fps); the figures are the longest single call, wall clock, the worst of %d run%s. " ..
      "Re-run one row: `make all && lua5.4 bench/w5_pixflow.lua ROW` (`list` names them). How each row is made: " ..
-     "[benchmarks-method.md](benchmarks-method.md#workloads).\n"):format(res.nruns),
+     "[benchmarks-method.md](benchmarks-method.md#workloads).\n"):format(res.nruns, res.nruns > 1 and "s" or ""),
     "| " .. table.concat(M.HEAD, " | ") .. " |", "|" .. ("---|"):rep(#M.HEAD) }
   for _, r in ipairs(M.rows(res)) do
     local cells = {}
