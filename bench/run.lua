@@ -159,6 +159,12 @@ for r = 1, S.runs do
 end
 sbx.stop()
 
+-- ------------------------------------------------------------------ W5
+-- frame safety: each row in its own process, with its own servers, timeout and temporary
+-- directory (bench/w5_suite.lua, bench/w5_pixflow.lua); the worst of up to 3 runs
+local w5 = require "bench.w5_suite"
+local w5res = w5.run{ smoke = opts.smoke, runs = math.min(S.runs, 3), log = io.stderr }
+
 -- ------------------------------------------------------------------ the table
 local rows = {}   -- { workload, figure, pixflow, alternative, ratio, target, met }
 local function fmt_mmm(name, scale, unit, digits)
@@ -219,6 +225,11 @@ for _, gw in ipairs(W4_GATEWAYS) do
         q and q / 20, "<= 1.00x of limit", q and q <= 20)
   end
 end
+for _, r in ipairs(w5.rows(w5res)) do
+  local w = r.worst
+  row("W5", r[1] .. ": longest call", w and ("%.3f ms (%s)"):format(w.top * 1e3, w.kind) or "n/a", "target 1 ms",
+      w and w.top / w5.TARGET, "<= 1.00x of target", w and r.met)
+end
 
 local HEAD = { "workload", "figure", "pixflow", "alternative", "ratio", "target", "" }
 local function widths()
@@ -239,17 +250,20 @@ local voids = {}
 for k, v in pairs(void) do voids[#voids + 1] = ("VOID %s: request counts differ (%s)"):format(k, v) end
 table.sort(voids)
 for _, v in ipairs(voids) do print(v) end
+print("\n" .. w5.table(w5res))
+for _, l in ipairs(w5.longest_lines(w5res)) do print(l) end
 local missed = 0
 for _, r in ipairs(rows) do if r[7] == "MISSED" then missed = missed + 1 end end
 print(("%d runs per figure (median, min-max); %d targets missed%s"):format(S.runs, missed, opts.smoke and "; smoke sizes, not the real figures" or ""))
 
 if opts.smoke then
   -- a workload passes when it ran, produced every figure and no row was void; no timing counts
-  local wl = { W1 = 0, W2 = 0, W3 = 0, W4 = 0 }
+  local wl = { W1 = 0, W2 = 0, W3 = 0, W4 = 0, W5 = 0 }
   for _, r in ipairs(rows) do if r[3] == "n/a" then wl[r[1]] = wl[r[1]] + 1 end end
   for k in pairs(void) do wl[k:sub(1, 2):upper()] = (wl[k:sub(1, 2):upper()] or 0) + 1 end
+  if not w5.all_ran(w5res) then wl.W5 = wl.W5 + 1 end   -- a row that ran but did not re-create its situation
   local p, f = 0, 0
-  for _, k in ipairs{ "W1", "W2", "W3", "W4" } do
+  for _, k in ipairs{ "W1", "W2", "W3", "W4", "W5" } do
     if wl[k] == 0 then p = p + 1 else f = f + 1; print("bench-smoke: " .. k .. " did not produce every figure") end
   end
   print(("%d passed, %d failed"):format(p, f))
@@ -277,6 +291,7 @@ end
 for _, v in ipairs(voids) do md[#md + 1] = "\n" .. v end
 md[#md + 1] = ("\n%d targets missed. Why a target is out of reach, where it is: [benchmarks-method.md]"
   .. "(benchmarks-method.md#targets-out-of-reach).\n"):format(missed)
+for _, l in ipairs(w5.markdown(w5res)) do md[#md + 1] = l end
 local f = assert(io.open(opts.md, "w"))
 f:write(table.concat(md, "\n"), "\n")
 f:close()
