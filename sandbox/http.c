@@ -238,7 +238,8 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *
     if (!b) return MHD_NO;
     b->size = size;
     b->from = 0;
-    r = MHD_create_response_from_callback(size, 256 * 1024, blob_read, b, free);
+    r = MHD_create_response_from_callback(t.no_length ? MHD_SIZE_UNKNOWN : size, 256 * 1024,
+                                          blob_read, b, free);
     if (!r) free(b);
   }
   if (!r) return MHD_NO;

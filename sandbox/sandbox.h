@@ -41,6 +41,7 @@ typedef struct sbx_task {
   double seconds;            /* how long it takes */
   sbx_outcome outcome;
   unsigned long long result_size;  /* 0 = the small clip */
+  int no_length;             /* #nolength: the result is sent without a Content-Length (chunked) */
   char mode[16];
   char model[64];
   char prompt_head[64];

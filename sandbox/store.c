@@ -112,6 +112,7 @@ static void outcome_from_prompt(sbx_task *t, const char *prompt) {
   else if (strstr(prompt, "#notmp4")) t->outcome = SBX_NOT_MP4;
   const char *sz = strstr(prompt, "#size=");
   if (sz) t->result_size = strtoull(sz + 6, NULL, 10);
+  t->no_length = strstr(prompt, "#nolength") != NULL;
   const char *ttl = strstr(prompt, "#urlttl=");
   t->url_ttl = ttl ? strtod(ttl + 8, NULL) : 86400;
   const char *pad = strstr(prompt, "#bigreply=");

@@ -80,6 +80,53 @@ describe("the pump's budget", function()
     c:close()
   end)
 
+  -- a download's bytes count against the budget too: past it, the transfer is paused (libcurl
+  -- keeps the chunk in hand) and the next poll goes on, so a large file is spread over many
+  -- polls instead of one poll writing megabytes; counted in polls, not timed
+  it("spreads a large download over polls, one chunk each when the budget is tiny, and the file is whole", function()
+    local SIZE = 2 * 1024 * 1024
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  budget = 0.00001, poll = { initial = 0.05, interval = 0.05 } })
+    local t = assert(c:submit({ model = "v6", prompt = "big #seconds=0.1 #size=" .. SIZE }))
+    assert(t:wait{ timeout = 20 })
+    local path = os.tmpname()
+    os.remove(path)
+    assert(t:start_download(path))
+    local polls = 0
+    local deadline = os.time() + 30
+    while t:download_state() == "running" and os.time() <= deadline do
+      c:poll(0.01)
+      polls = polls + 1
+    end
+    assert.equal("done", t:download_state())
+    local f = assert(io.open(path, "rb"))
+    local size = f:seek("end")
+    f:close()
+    os.remove(path)
+    assert.equal(SIZE, size)
+    -- 64 KiB reads: at most two chunks (the first of the poll, and one a paused transfer hands
+    -- back on its way) per poll
+    assert.is_true(polls >= SIZE / (2 * 65536), polls .. " polls for " .. SIZE .. " bytes")
+    c:close()
+  end)
+
+  it("stops a download sent without a Content-Length at max_download_bytes", function()
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  max_download_bytes = 1000000, poll = { initial = 0.05, interval = 0.05 } })
+    local t = assert(c:submit({ model = "v6", prompt = "long #seconds=0.1 #nolength #size=3000000" }))
+    assert(t:wait{ timeout = 20 })
+    local path = os.tmpname()
+    os.remove(path)
+    local ok, err = t:download(path, { timeout = 20 })
+    assert.is_nil(ok)
+    assert.equal("too_large", err.code)
+    assert.matches("max_download_bytes", err.message)
+    assert.is_nil(io.open(path, "rb"))
+    -- the engine's worker removed the .part before the download read failed
+    assert.is_nil(io.open(path .. ".part", "rb"))
+    c:close()
+  end)
+
   it("is an option with a range: 0 and a string are refused before anything is sent", function()
     local ok, err = pcall(pixflow.new, { provider = "apimart", api_key = "k", base_url = sbx.base("apimart"), budget = 0 })
     assert.is_false(ok)

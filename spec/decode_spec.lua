@@ -8,7 +8,7 @@ describe("a status reply", function()
   local sbx
   sandbox.around({ task_seconds = 0.3, reset = true }, function(s) sbx = s end)
 
-  it("past 256 KiB (decoded) is cut off, counted as a failed poll, and polled again", function()
+  it("past 64 KiB (decoded) is cut off, counted as a failed poll, and polled again", function()
     sbx.faults{ { gateway = "apimart", route = "status", action = "huge", size = 1024 * 1024, times = 1 } }
     local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
                                   poll = { initial = 0.05, interval = 0.05 }, retry = { base = 0.01 } })
@@ -16,12 +16,12 @@ describe("a status reply", function()
     assert(t:wait({ timeout = 20 }))
     assert.equal("succeeded", t.status)
     assert.equal("too_large", t.last_retry and t.last_retry.code, t.last_retry and t.last_retry.message)
-    assert.matches("larger than 262144 bytes", t.last_retry.message)
+    assert.matches("larger than 65536 bytes", t.last_retry.message)
     c:close()
   end)
 
   it("keeps the lower of the cap and max_body_bytes", function()
-    sbx.faults{ { gateway = "apimart", route = "status", action = "huge", size = 64 * 1024, times = 1 } }
+    sbx.faults{ { gateway = "apimart", route = "status", action = "huge", size = 32 * 1024, times = 1 } }
     local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
                                   max_body_bytes = 16 * 1024,
                                   poll = { initial = 0.05, interval = 0.05 }, retry = { base = 0.01 } })

@@ -303,6 +303,7 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
   unsigned long changes = c->changes, started0 = c->net.started, finished0 = c->finished;
   double end = start + c->o.budget;
   c->left_work = 0;
+  pf_net_budget(&c->net, end);
   if (c->jpending && pf_client_now(c) >= c->jretry_at) {
     c->jretry_at = pf_client_now(c) + 1;
     size_t handled = 0;
@@ -331,6 +332,8 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
      * now, in the pump that caused it, not a frame later */
     if (c->net.started != started) pf_net_perform(&c->net);
     /* work left at the budget is not waited on: the caller's next pump does it */
+    /* a transfer paused at the budget's end goes on in the next pump: no waiting */
+    if (pf_net_paused(&c->net)) c->left_work = 1;
     if (c->changes != changes || c->left_work || jobs > 0) break;
     double left = timeout - (pf_monotonic() - start);
     if (left <= 0) break;

@@ -9,6 +9,25 @@
 
 #include "internal.h"
 
+/* Has the pump's budget run out for x? Each transfer writes at least one chunk per pump (so none
+ * starves); past the budget's end it is paused (libcurl keeps the chunk and gives it again when
+ * the next pump continues it) and put on the transport's list of paused transfers. */
+static int out_of_budget(pf_xfer *x) {
+  pf_net *n = x->net;
+  if (!n || !(n->pump_end > 0)) return 0;
+  if (x->pseq != n->pump_seq) {
+    x->pseq = n->pump_seq;
+    return 0;
+  }
+  if (pf_monotonic() < n->pump_end) return 0;
+  if (!x->paused) {
+    x->paused = 1;
+    x->pnext = n->paused;
+    n->paused = x;
+  }
+  return 1;
+}
+
 static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
   pf_xfer *x = ud;
   size_t n = size * nmemb;
@@ -22,6 +41,13 @@ static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
 static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
   pf_xfer *x = ud;
   size_t n = size * nmemb, i = 0;
+  if (out_of_budget(x)) return CURL_WRITEFUNC_PAUSE;
+  /* libcurl checks max_download_bytes only against a length announced in advance: a body
+   * without one (or longer than it said) is counted here */
+  if (x->max_bytes > 0 && x->written + (curl_off_t)n > x->max_bytes) {
+    x->too_big = 1;
+    return 0;
+  }
   while (x->headlen < sizeof x->head && i < n) x->head[x->headlen++] = (unsigned char)ptr[i++];
   /* an MP4 starts with a box whose type, at byte 4, is "ftyp" */
   if (x->resume_from == 0 && x->headlen == sizeof x->head && memcmp(x->head + 4, "ftyp", 4) != 0) {
@@ -327,9 +353,11 @@ static CURLcode configure(pf_net *c, pf_xfer *x, CURL *e, pf_err *err) {
     SET(CURLOPT_MAXREDIRS, 5L);
     SET(CURLOPT_FAILONERROR, 1L);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->o->max_download);
-    /* 256 KiB reads: a quarter of the system calls of the 16 KiB default on a large file; the
-     * buffer lives only while the download runs (W3 in docs/benchmarks.md) */
-    SET(CURLOPT_BUFFERSIZE, 256L * 1024);
+    x->max_bytes = (curl_off_t)c->o->max_download;
+    /* 64 KiB reads: a quarter of the system calls of the 16 KiB default on a large file, and a
+     * chunk small enough that the one a pump writes past its budget costs little (W3 and W5 in
+     * docs/benchmarks.md); the buffer lives only while the download runs */
+    SET(CURLOPT_BUFFERSIZE, 64L * 1024);
     if (x->resume_from > 0) {
       /* the bytes before resume_from are on disk and their head was verified */
       SET(CURLOPT_RESUME_FROM_LARGE, x->resume_from);
@@ -376,9 +404,54 @@ static int activate(pf_net *c, pf_xfer *x, pf_err *err) {
     return -1;
   }
   x->active = 1;
+  c->fresh++;
+  x->net = c;
+  x->paused = 0;
+  x->pseq = c->pump_seq;
   c->hosts[x->host].active++;
   c->started++;
   return 0;
+}
+
+/* How many transfers one curl_multi_perform may take up fresh: each costs it a connection (or a
+ * reused one's request) in that call, so two hundred started at once would make one pump do all
+ * of their connects; the rest wait in their host's queue, in order, for the next pumps. */
+#define PF_FRESH_PER_PERFORM 4
+
+static int fresh_full(pf_net *c) {
+  if (c->fresh < PF_FRESH_PER_PERFORM) return 0;
+  c->throttled = 1;
+  return 1;
+}
+
+static void unlink_paused(pf_net *c, pf_xfer *x) {
+  for (pf_xfer **p = &c->paused; *p; p = &(*p)->pnext) {
+    if (*p != x) continue;
+    *p = x->pnext;
+    break;
+  }
+  x->pnext = NULL;
+  x->paused = 0;
+}
+
+void pf_net_budget(pf_net *c, double end) {
+  c->pump_end = end;
+  c->pump_seq++;
+  c->throttled = 0;
+  /* the transfers the last pump paused go on (libcurl may hand over the chunk it kept now) */
+  pf_xfer *list = c->paused;
+  c->paused = NULL;
+  while (list) {
+    pf_xfer *x = list;
+    list = x->pnext;
+    x->pnext = NULL;
+    x->paused = 0;
+    if (x->active && x->easy) curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  }
+}
+
+int pf_net_paused(const pf_net *c) {
+  return c->paused != NULL || c->throttled;
 }
 
 int pf_xfer_busy(const pf_xfer *x) {
@@ -416,7 +489,7 @@ static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http
   x->host = host_slot(c, x->req.url, err);
   if (x->host == (size_t)-1) goto fail;
   pf_host *h = &c->hosts[x->host];
-  if (!h->qhead && h->active < c->o->max_per_host) {
+  if (!h->qhead && h->active < c->o->max_per_host && !fresh_full(c)) {
     if (activate(c, x, err) != 0) goto fail;
   } else {
     x->waiting = 1;
@@ -508,6 +581,7 @@ void pf_xfer_release(pf_net *c, pf_xfer *x) {
 }
 
 static void xfer_finish(pf_net *c, pf_xfer *x) {
+  if (x->paused) unlink_paused(c, x);
   if (x->active) {
     curl_multi_remove_handle(c->multi, x->easy);
     c->hosts[x->host].active--;
@@ -553,7 +627,7 @@ void pf_xfer_abort(pf_net *c, pf_xfer *x) {
 void pf_xfer_pump_queues(pf_net *c) {
   for (size_t i = 0; i < c->nhosts; i++) {
     pf_host *h = &c->hosts[i];
-    while (h->qhead && h->active < c->o->max_per_host) {
+    while (h->qhead && h->active < c->o->max_per_host && !fresh_full(c)) {
       pf_xfer *x = h->qhead;
       h->qhead = x->qnext;
       if (!h->qhead) h->qtail = NULL;
@@ -584,6 +658,7 @@ pf_xfer *pf_xfer_take_failed(pf_net *c) {
 void pf_net_perform(pf_net *n) {
   int running = 0;
   curl_multi_perform(n->multi, &running);
+  n->fresh = 0;
 }
 
 void pf_net_wait(pf_net *n, int ms) {

@@ -41,8 +41,9 @@
 #define PF_SECRET_SLOTS 64
 /* The most a status, result or cancel reply may hold, decoded (max_body_bytes if lower).
  * [INFERENCE] the largest documented status reply (providers.md: a task with four signed video
- * URLs) is a few KB; 256 KiB leaves room fifty times over. */
-#define PF_STATUS_BODY_MAX ((size_t)256 * 1024)
+ * URLs) is a few KB; 64 KiB leaves room ten times over, and inflating it (a compressed bomb) or
+ * reading it costs a pump well under a millisecond (W5 in docs/benchmarks.md). */
+#define PF_STATUS_BODY_MAX ((size_t)64 * 1024)
 
 
 struct pf_task;
@@ -120,6 +121,7 @@ typedef struct pf_xfer {
   unsigned char head[8];
   size_t headlen;
   int not_mp4, too_big;
+  curl_off_t max_bytes;      /* a download's limit (max_download_bytes), 0: none */
   curl_off_t written;
   curl_off_t resume_from;    /* a download continued with a Range request from this byte */
   double retry_after;        /* from a Retry-After header, < 0 if none */
@@ -130,6 +132,13 @@ typedef struct pf_xfer {
   CURLcode rc;               /* ... with libcurl's code ... */
   long http;                 /* ... and the HTTP status (0: none) */
   char errbuf[CURL_ERROR_SIZE];
+  /* the pump's budget reaches into libcurl: a write callback called once the pump's time is
+   * spent (after this transfer's first chunk of the pump) pauses the transfer, and the next pump
+   * continues it (pf_net_budget) */
+  struct pf_net *net;        /* the transport it runs on (NULL: a blocking pf_http_perform) */
+  unsigned pseq;             /* the pump it last wrote in */
+  int paused;
+  struct pf_xfer *pnext;     /* in the transport's list of paused transfers */
 } pf_xfer;
 
 typedef struct pf_host {
@@ -142,6 +151,11 @@ typedef struct pf_host {
  * key's header lines. It knows transfers and their opaque owners, never tasks or clients. */
 typedef struct pf_net {
   CURLM *multi;
+  double pump_end;           /* monotonic time the current pump's budget ends (0: no limit) */
+  unsigned pump_seq;         /* bumped by every pump */
+  pf_xfer *paused;           /* transfers paused at a budget's end, to continue next pump */
+  unsigned fresh;            /* transfers added since the last curl_multi_perform ... */
+  int throttled;             /* ... and whether one waits for a later pump because of them */
   pf_host *hosts;
   size_t nhosts;
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers */
@@ -272,6 +286,10 @@ struct pf_task {
   int jagain;                /* ... and more became owed meanwhile */
   int sending_job;           /* the "sending" record is being synced: the submit waits for it */
   int dl_finishing;          /* the download's file is being synced and renamed on the worker */
+  int dl_opening;            /* the .part is being opened (and the path claimed) on the worker */
+  int dl_removing;           /* given up: the worker removes the .part, then it reads failed */
+  int dl_rec_owed;           /* its "download" record could not be written (a full disk): owed */
+  unsigned dl_gen;           /* bumped by each download and abort: an older open is stale */
   pf_err jerr;
   int has_jerr;
 };
@@ -281,13 +299,23 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
        PF_JR_DOWNLOADED = 16 };
 
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
-enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE };
+enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
+       PF_JOB_REMOVE };
 /* The "sending" record, synced, before t's submit may leave: 1 when it is written already, 0
  * when the worker is writing it (the submit starts when it is done), -1 (err) when it cannot be. */
 int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err);
 /* A whole download: fp synced and closed, part renamed to the task's path, the directory synced,
  * on the worker; the task hears of it in a later pump. 0, or -1 when it cannot be posted. */
 int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp);
+/* Open t's .part on the worker (continuing it when t->dl_resume), first recording where the file
+ * goes when the journal does not know yet (which refuses another task's path); the download's
+ * transfer starts when it is back. 0, or -1 when it cannot be posted. */
+int pf_task_open_part(pf_client *c, pf_task *t);
+/* A download given up: its .part removed on the worker, and then (pf_task_on_job) it reads
+ * failed. 0, or -1 when the job cannot be posted. */
+int pf_task_remove_part(pf_client *c, pf_task *t);
+/* Remove a file on the worker, after the jobs posted before (a .part given up). */
+void pf_client_remove_later(pf_client *c, const char *path);
 /* Give up t's claims in the journal, after its records, on the worker. */
 void pf_task_release_claims_later(pf_client *c, pf_task *t);
 /* A finished job, oldest first (the caller frees it), or NULL. */
@@ -346,6 +374,11 @@ int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req,
 int pf_xfer_busy(const pf_xfer *x);
 /* Move the transfers (curl_multi_perform); wait at most ms for one to need it. */
 void pf_net_perform(pf_net *n);
+/* A pump begins: its budget ends at end (monotonic seconds); what the last one paused goes on. */
+void pf_net_budget(pf_net *n, double end);
+/* Did this pump pause a transfer at its budget's end, or leave a transfer queued that could have
+ * started (so it must not wait)? */
+int pf_net_paused(const pf_net *n);
 void pf_net_wait(pf_net *n, int ms);
 /* The next transfer that ended (detached from the multi handle and its slot; x->end, x->http
  * say how), or NULL; then the next queued one that could not start, or NULL. The owner hands

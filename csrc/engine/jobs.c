@@ -48,6 +48,32 @@ static int run_finish(pf_job *j, pf_wlocal *w) {
   return 0;
 }
 
+/* Where the file goes, recorded (claimed) first: another task's path is refused and nothing is
+ * opened; a journal that cannot be written (a full disk) must not cost the video, so the
+ * download goes ahead with the record owed (rec_err). Then the .part is opened. */
+static int run_open(pf_job *j, pf_wlocal *w) {
+  if (j->nrec > 0) {
+    pf_err e;
+    pf_err_clear(&e);
+    if (ensure_peer(w, &e) == 0 &&
+        pf_journal_record(w->peer, j->key, j->ev[0], j->t, j->f[0], 0, PF_J_WAIT, &e) == 0) {
+      j->done_recs = 1;
+    } else if (e.kind != PF_EK_IO && e.kind != PF_EK_NOMEM) {
+      j->err = e;                           /* another task's path */
+      return -1;
+    } else {
+      j->rec_err = e;
+    }
+  }
+  j->fp = pf_part_open(j->path, j->resume, &j->off, &j->err);
+  return j->fp ? 0 : -1;
+}
+
+static int run_remove(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  return remove(j->path);
+}
+
 static int run_release(pf_job *j, pf_wlocal *w) {
   if (ensure_peer(w, &j->err) != 0) return -1;
   return pf_journal_release_task(w->peer, j->key, &j->err);
@@ -144,7 +170,7 @@ void pf_task_journal(pf_client *c, pf_task *t) {
     add_record(j, "status", f, 0, 0);
     j->state = (int)t->state + 1;
   }
-  if (t->dl != PF_DL_NONE && t->dl_path && !(t->jrec & PF_JR_DOWNLOAD)) {
+  if (t->dl_rec_owed && t->dl_path && !(t->jrec & PF_JR_DOWNLOAD)) {
     json_t *f = json_pack("{s:s}", "path", t->dl_path);
     ok = ok && f;
     add_record(j, "download", f, PF_JR_DOWNLOAD, 0);
@@ -200,6 +226,49 @@ int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp) {
   t->dl_finishing = 1;
   post(c, j);
   return 0;
+}
+
+int pf_task_open_part(pf_client *c, pf_task *t) {
+  pf_job *j = task_job(t, PF_JOB_OPEN, run_open);
+  if (!j) return -1;
+  j->path = pf_strdup(t->dl_part);
+  j->resume = t->dl_resume;
+  j->gen = t->dl_gen;
+  int record = c->journal && t->jkey[0] && !(t->jrec & PF_JR_DOWNLOAD);
+  json_t *f = record ? json_pack("{s:s}", "path", t->dl_path) : NULL;
+  if (!j->path || (record && !f)) {
+    json_decref(f);
+    pf_job_free(j);
+    return -1;
+  }
+  if (f) add_record(j, "download", f, PF_JR_DOWNLOAD, 0);
+  t->dl_opening = 1;
+  post(c, j);
+  return 0;
+}
+
+int pf_task_remove_part(pf_client *c, pf_task *t) {
+  pf_job *j = task_job(t, PF_JOB_REMOVE, run_remove);
+  if (j) j->path = pf_strdup(t->dl_part);
+  if (!j || !j->path) {
+    pf_job_free(j);
+    return -1;
+  }
+  j->gen = t->dl_gen;
+  t->dl_removing = 1;
+  post(c, j);
+  return 0;
+}
+
+void pf_client_remove_later(pf_client *c, const char *path) {
+  pf_job *j = path ? pf_job_new(PF_JOB_REMOVE, NULL, run_remove) : NULL;
+  if (j) j->path = pf_strdup(path);
+  if (!j || !j->path) {
+    pf_job_free(j);
+    if (path) remove(path);                 /* no memory for the job: here */
+    return;
+  }
+  post(c, j);
 }
 
 void pf_task_release_claims_later(pf_client *c, pf_task *t) {

@@ -49,7 +49,7 @@ void pf_task_init(pf_task *t, pf_client *c) {
 int pf_task_pending(const pf_task *t) {
   /* a change the host has not read keeps the task pending too (pf_task_changed) */
   return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
-                       t->sending_job || t->dl_finishing);
+                       t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -197,30 +197,36 @@ static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
   return xfer_start(c, t, PF_X_UPLOAD, &req, err);
 }
 
+/* One attempt: the .part is opened on the worker (pf_task_open_part), and the transfer starts
+ * when it is back (download_opened). */
 int pf_task_start_download(pf_client *c, pf_task *t, pf_err *err) {
-  pf_http_req req;
-  memset(&req, 0, sizeof req);
-  req.method = "GET";
-  req.url = pf_strdup(t->videos[0].url);
-  if (!req.url) {
+  if (pf_xfer_busy(&t->x) || t->dl_opening) {   /* never opens (and truncates) a live one's .part */
+    pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
+    return -1;
+  }
+  if (pf_task_open_part(c, t) != 0) {
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
     return -1;
   }
+  return 0;
+}
+
+/* The .part is open (fp, continuing from resume_from): the transfer starts. */
+static int download_opened(pf_client *c, pf_task *t, FILE *fp, long long resume_from, pf_err *err) {
+  pf_http_req req;
+  memset(&req, 0, sizeof req);
+  req.method = "GET";
   /* the API key is never sent to the result host: signed URLs carry their own authority */
-  if (pf_xfer_busy(&t->x)) {              /* never opens (and truncates) the .part of a live one */
-    pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
-    pf_http_req_free(&req);
-    return -1;
-  }
-  long long resume_from = 0;
-  FILE *fp = pf_part_open(t->dl_part, t->dl_resume, &resume_from, err);
-  if (!fp) {
-    pf_http_req_free(&req);
+  req.url = pf_strdup(t->videos[0].url);
+  if (!req.url) {
+    fclose(fp);
+    pf_client_remove_later(c, t->dl_part);
+    pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
     return -1;
   }
   if (pf_xfer_start_download(&c->net, &t->x, t, &req, fp, resume_from, t->deadline, err) != 0) {
     fclose(fp);
-    remove(t->dl_part);
+    pf_client_remove_later(c, t->dl_part);
     return -1;
   }
   t->dl_attempts++;
@@ -805,20 +811,23 @@ static void on_upload_done(pf_client *c, pf_task *t, long http) {
 /* resumable: the .part keeps what arrived, and the next attempt asks for the rest */
 static void download_failed(pf_client *c, pf_task *t, pf_err *e, int resumable) {
   t->dl_resume = resumable;
-  if (!resumable) remove(t->dl_part);
   if (pf_task_deadline_passed(c, t)) {
     deadline_error(c, t, e);
   } else if (pf_retry_should(&c->o, PF_R_DOWNLOAD, e, t->dl_attempts, 0)) {
     double d = pf_retry_after_failure(&c->o, t->dl_attempts, e, pf_client_rand(c));
     if (pf_task_schedule(c, t, d, PF_AT_DOWNLOAD) == 0) {
+      /* the worker removes it before the next attempt opens it again (one queue, in order) */
+      if (!resumable) pf_client_remove_later(c, t->dl_part);
       note_retry(t, e);
       return;
     }
   }
-  if (resumable) remove(t->dl_part);
+  /* given up: the download reads failed once the worker has removed the .part */
   t->dl_resume = 0;
-  t->dl = PF_DL_FAILED;
   t->dl_err = *e;
+  if (pf_task_remove_part(c, t) == 0) return;
+  remove(t->dl_part);                       /* no memory for the job: here */
+  t->dl = PF_DL_FAILED;
 }
 
 static void on_download_done(pf_client *c, pf_task *t, long http) {
@@ -851,7 +860,7 @@ static void on_download_done(pf_client *c, pf_task *t, long http) {
      * once more for a fresh URL before giving up */
     if ((http == 403 || http == 410) && t->id && !t->dl_refreshed) {
       t->dl_refreshed = 1;
-      remove(t->dl_part);
+      pf_client_remove_later(c, t->dl_part);
       if (pf_task_schedule(c, t, 0, PF_AT_POLL) == 0) {
         t->dl_after_poll = 1;
         return;
@@ -946,6 +955,30 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       t->state = PF_ST_FAILED;
       pf_request_free(&t->rq);
       pf_task_set_error(t, &e);
+    }
+  } else if (j->kind == PF_JOB_OPEN) {
+    if (j->done_recs > 0) t->jrec |= PF_JR_DOWNLOAD;
+    else if (j->rec_err.kind != PF_EK_NONE) {
+      t->dl_rec_owed = 1;                   /* the download goes ahead; the record is owed */
+      pf_task_journal_owed(c, t, &j->rec_err, "the download path");
+    }
+    if (j->gen != t->dl_gen || !t->dl_opening || t->dl != PF_DL_RUNNING) {
+      /* stopped while it opened: the file goes (after this open, on the worker) */
+      if (j->fp) pf_client_remove_later(c, j->path);
+    } else {
+      t->dl_opening = 0;
+      FILE *fp = j->fp;
+      j->fp = NULL;
+      if (j->rc != 0 || download_opened(c, t, fp, j->off, &e) != 0) {
+        if (j->rc != 0) e = j->err;
+        t->dl = PF_DL_FAILED;
+        t->dl_err = e;
+      }
+    }
+  } else if (j->kind == PF_JOB_REMOVE) {
+    if (j->gen == t->dl_gen && t->dl_removing) {
+      t->dl_removing = 0;
+      t->dl = PF_DL_FAILED;                 /* dl_err was kept when it was given up */
     }
   } else if (j->kind == PF_JOB_FINISH) {
     t->dl_finishing = 0;
@@ -1106,8 +1139,11 @@ void pf_task_detach(pf_task *t) {
      * in the journal, after this task is gone (the download still reads as running) */
     t->dl_finishing = 0;
   } else if (t->dl == PF_DL_RUNNING) {
-    /* running, waiting to retry (a kept .part) or waiting for a fresh URL: nobody continues it */
-    if (t->dl_part) remove(t->dl_part);
+    t->dl_removing = 0;
+    /* running, opening, waiting to retry (a kept .part) or waiting for a fresh URL: nobody
+     * continues it (the worker removes the file after any open still queued) */
+    if (t->dl_part) pf_client_remove_later(c, t->dl_part);
+    t->dl_opening = 0;
     t->dl_after_poll = 0;
     t->dl = PF_DL_FAILED;
     pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "closed", "the download was stopped by close()");

@@ -126,21 +126,11 @@ int pf_task_download(pf_task *t, const char *path, pf_err *err) {
                pf_state_name(t->state));
     return -1;
   }
-  /* the journal learns where the file goes before a byte of it is written (and refuses a path
-   * another task may still write) */
-  if (c->journal && t->jkey[0]) {
-    json_t *f = json_pack("{s:s}", "path", path);
-    int rc = f ? pf_journal_record(c->journal, t->jkey, "download", pf_walltime(), f, 0,
-                                   PF_J_SHORT, err)
-               : nomem(err);
-    json_decref(f);
-    if (rc != 0 && err->kind != PF_EK_IO && err->kind != PF_EK_NOMEM) return -1;   /* another task's path */
-    /* a journal that cannot be written (a full disk) must not cost the video: the download goes
-     * ahead, and the record is owed (written by pf_task_journal once it can be) */
-    if (rc == 0) t->jrec |= PF_JR_DOWNLOAD;
-    else pf_task_journal_owed(c, t, err, "the download path");
-    pf_err_clear(err);
-  }
+  /* the journal learns where the file goes before a byte of it is written, and refuses a path
+   * another task may still write: on the worker, with the .part's opening (pf_task_open_part);
+   * such a refusal fails the download (download_state "failed", code output_taken) */
+  t->jrec &= ~(unsigned)PF_JR_DOWNLOAD;    /* each download's path is recorded (and claimed) */
+  t->dl_rec_owed = 0;
   free(t->dl_path);
   free(t->dl_part);
   t->dl_path = pf_strdup(path);
@@ -149,6 +139,7 @@ int pf_task_download(pf_task *t, const char *path, pf_err *err) {
   if (!t->dl_path || !t->dl_part) return nomem(err);
   snprintf(t->dl_part, n, "%s.part", path);
   t->dl_attempts = 0;
+  t->dl_gen++;
   t->dl_refreshed = t->dl_after_poll = 0;
   pf_err_clear(&t->dl_err);
   if (pf_task_start_download(c, t, err) != 0) {
@@ -172,7 +163,10 @@ void pf_task_download_abort(pf_task *t) {
     pf_heap_remove(&c->heap, &t->timer);
   if (t->x.kind == PF_X_DOWNLOAD || (refresh && (t->x.kind == PF_X_STATUS || t->x.kind == PF_X_RESULT)))
     pf_xfer_abort(&c->net, &t->x);
-  if (t->dl_part) remove(t->dl_part);
+  if (t->dl_finishing) return;             /* every byte is in: it is being synced and renamed */
+  if (t->dl_part) pf_client_remove_later(c, t->dl_part);   /* after an open still queued */
+  t->dl_gen++;
+  t->dl_opening = t->dl_removing = 0;
   t->dl = PF_DL_FAILED;
   pf_err_set(&t->dl_err, PF_EK_CANCELED, 0, "aborted", "the download was stopped");
   pf_task_settle(c, t);

@@ -49,6 +49,10 @@ struct pf_job {
   int sync[4];
   int nrec;
   int done_recs;             /* how many of them were written */
+  int resume;                /* opening a .part: continue what it holds */
+  long long off;             /* ... and the byte it continues from */
+  unsigned gen;              /* the task's download generation when posted */
+  pf_err rec_err;            /* a record of a file job that could not be written */
 };
 
 typedef struct pf_worker pf_worker;

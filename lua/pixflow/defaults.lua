@@ -47,7 +47,7 @@ M.OPTIONS = {
   { field = { "task_timeout" }, core = "task_timeout", default = 1800, min = 0, max = 30 * 86400 },
   -- the work one poll may do (seconds): what is left (timers, ended transfers, owed journal
   -- records) waits, in order, for the next poll; at least one of each is done per poll
-  { field = { "budget" }, core = "budget", default = 0.0008, min = 0.00001, max = 10 },
+  { field = { "budget" }, core = "budget", default = 0.0005, min = 0.00001, max = 10 },
 }
 
 local BY_CORE = {}
