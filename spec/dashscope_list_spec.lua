@@ -80,6 +80,113 @@ local function traced(path, kind)
   return by, n
 end
 
+describe("DashScope's task list polls every in-flight task", function()
+  sandbox.around({ task_seconds = 60, reset = true }, function(s, d) sbx, dir = s, d end)
+
+  it("N tasks in flight: about one list request a round instead of a status request each", function()
+    local durations = {}
+    for i = 1, 12 do durations[i] = 40 + 2 * i end             -- 42 .. 64 s
+    local tasks, _, st = run(durations)
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status, tostring(t.error)) end
+    -- each task's own status is read once, when the list shows it ended (and the first task's
+    -- first poll, before a second task was due: one task alone polls by itself)
+    assert.is_true(st.polls <= #tasks + 1, "status requests: " .. st.polls)
+    -- a round every 5 s over 64 s, one page each (the tasks fit on one page)
+    assert.is_true(st.lists <= 64 / 5 + 3, "list requests: " .. st.lists)
+    assert.equal(0, st.list_rejected)
+    -- without the list: every task every 5 s
+    sbx.reset()
+    local _, _, off = run(durations, { list = false })
+    assert.is_true(off.polls >= 120, "per-task polls: " .. off.polls)
+    assert.equal(0, off.lists)
+    assert.is_true(st.polls + st.lists <= off.polls / 4,
+      ("%d requests with the list, %d without"):format(st.polls + st.lists, off.polls))
+  end)
+
+  it("a task's own status is read only when the list shows it changed: queued to running comes from the list", function()
+    local trace = dir .. "/trace.jsonl"
+    local tasks, seen = run({ 40, 45, 50, 55, 60, "@hero trips #seconds=30 #fail" }, nil, { trace = trace })
+    local status_by = traced(trace, "status")
+    local _, lists = traced(trace, "list")
+    assert.is_true(lists > 0)
+    local firsts = 0
+    for i, t in ipairs(tasks) do
+      assert.equal(i == 6 and "failed" or "succeeded", t.status)
+      -- queued, then running (seen on the list: no status read), then the end
+      assert.same({ "submitting", "queued", "running", t.status }, seen[t])
+      local n = status_by[t.id] or 0
+      assert.is_true(n >= 1 and n <= 2, t.id .. ": " .. n .. " status requests")
+      if n == 2 then firsts = firsts + 1 end
+    end
+    assert.is_true(firsts <= 1, firsts .. " tasks polled by themselves before the end")
+    assert.matches("failed", tostring(tasks[6].error))
+  end)
+
+  it("reads every page of the list, and a status at a time when the whole list is dear", function()
+    -- 150 earlier tasks in the window: the list takes two pages, and these tasks are on the
+    -- second (the sandbox lists the oldest first)
+    local tasks, _, st = run({ 30, 32, 34, 36, 38 }, nil, { before = function(w) seed(150, w - 600, 1) end })
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    assert.is_true(st.polls <= #tasks + 1, "status requests: " .. st.polls)
+    assert.is_true(st.lists >= 2 * 6, "list pages: " .. st.lists)
+    assert.equal(0, st.list_status)
+    -- 450: five pages a round; the unfinished tasks' own queries (PENDING, RUNNING) are cheaper
+    sbx.reset()
+    tasks, _, st = run({ 30, 32, 34, 36, 38 }, nil, { before = function(w) seed(450, w - 600, 1) end })
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    assert.is_true(st.polls <= #tasks + 1, "status requests: " .. st.polls)
+    assert.is_true(st.list_status > 0, "no query of one status")
+    -- about two pages a round (and one page of the whole list to learn it is dear)
+    assert.is_true(st.lists <= 2 * (38 / 5 + 3) + 2, "list pages: " .. st.lists)
+  end)
+
+  it("a task the list does not show polls by itself; a list that shows none of them is left alone", function()
+    sbx.faults{ { gateway = "dashscope", route = "list", action = "reply", status = 200,
+                  body = '{"request_id":"r","data":[],"total":0,"total_page":0,"page_no":1,"page_size":100}' } }
+    local tasks, _, st = run({ 30, 32, 34, 36 })
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    -- every poll came to the task's own status request in the end
+    assert.is_true(st.polls >= 4 * 6, "status requests: " .. st.polls)
+    -- three rounds that showed none of the tasks, then the client stops asking the list (the
+    -- fault answers each list request: the sandbox counts them as faults)
+    assert.is_true(st.faults >= 1 and st.faults <= 3, "list requests: " .. st.faults)
+    -- a page that does not say whether more follow: what it shows serves, the rest poll alone
+    sbx.reset()
+    sbx.faults{ { gateway = "dashscope", route = "list", action = "reply_after", status = 200,
+                  body = '{"request_id":"r","data":[]}' } }
+    tasks, _, st = run({ 30, 32 })
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    assert.is_true(st.polls >= 2 * 6, "status requests: " .. st.polls)
+  end)
+
+  it("a task canceled while the list polls it ends canceled; the others are served on", function()
+    local asked = false
+    local tasks, _, st = run({ 40, 42, 44, 46 }, nil, {
+      each = function(_, now, ts) if now >= 1 and not asked then asked = true assert(ts[1]:_cancel()) end end,
+    })
+    assert.equal("canceled", tasks[1].status)
+    for i = 2, 4 do assert.equal("succeeded", tasks[i].status) end
+    assert.is_true(st.lists > 0)
+    assert.is_true(st.polls <= 4 + 3, "status requests: " .. st.polls)
+  end)
+
+  it("asks for at most 24 hours a query: tasks made seven hours ago are still found on the list", function()
+    local seven = 7 * 3600
+    local tasks, _, st = run({ seven, seven + 10, seven + 20 }, nil, { task_timeout = 0 })
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    assert.equal(0, st.list_rejected, "a query over 24 hours was sent")
+    -- the rounds found them all along (two queries a round past six hours: a padded window is
+    -- 18 hours longer than the tasks' age)
+    assert.is_true(st.polls <= #tasks + 1, "status requests: " .. st.polls)
+  end)
+
+  it("poll.list = false: each task polls by itself", function()
+    local _, _, st = run({ 20, 21, 22 }, { list = false })
+    assert.equal(0, st.lists)
+    assert.is_true(st.polls >= 3 * 4)
+  end)
+end)
+
 describe("reconciliation and the 24 hours DashScope keeps a task", function()
   sandbox.around({ task_seconds = 0.3, reset = true }, function(s, d) sbx, dir = s, d end)
 

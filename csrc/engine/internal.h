@@ -29,6 +29,7 @@
 #include "cadence.h"
 #include "engine.h"
 #include "error.h"
+#include "listpoll.h"
 #include "sched.h"
 #include "util.h"
 
@@ -192,6 +193,7 @@ struct pf_client {
   int jerr_new;
   int closed_journal;        /* closing: owed records may wait for the journal's lock */
   int left_work;             /* the last pump stopped at its budget with work left */
+  pf_listpoll *lp;           /* the list poller (listpoll.c), made when first needed, or NULL */
 };
 
 
@@ -267,6 +269,7 @@ struct pf_task {
   int found_by_list;         /* the id came from the gateway's task list, not the submit reply */
   pf_err jerr;
   int has_jerr;
+  pf_lpslot lp;              /* its part in the client's list poller (listpoll.c) */
 };
 
 /* Records of a task the journal has (pf_task.jrec). */
@@ -372,6 +375,8 @@ int pf_trace_open(pf_client *c, const char *path, pf_err *err);
 void pf_trace_close(pf_client *c);
 /* One line for t's finished transfer: what, where (the URL without its query), how it ended. */
 void pf_trace_request(pf_client *c, const pf_task *t);
+/* The same for any finished transfer (task_id may be NULL). */
+void pf_trace_xfer(pf_client *c, const pf_xfer *x, const char *task_id, int retries);
 /* url without user info and query ("?<redacted>"), into out. */
 void pf_redact_url(const char *url, char *out, size_t n);
 
@@ -381,6 +386,8 @@ void pf_task_init(pf_task *t, pf_client *c);
 void pf_task_on_done(pf_client *c, pf_task *t);
 /* Called by the pump when t's timer is due. */
 void pf_task_on_timer(pf_client *c, pf_task *t);
+/* Called by the pump with what a task-list round saw of t, and when (pf_listpoll_next). */
+void pf_task_on_list(pf_client *c, pf_task *t, pf_state seen, double at);
 /* Stop everything t has running at c and unlink it; leaves the state as it is. */
 void pf_task_detach(pf_task *t);
 /* Free what t holds (not t): it is detached. */
