@@ -27,9 +27,10 @@ local function seed(count, created, spacing)
 end
 
 -- A client on the manual clock, the sandbox's clock set to its wall clock; before(wall0) runs
--- then (seeding), prompts[i] is submitted at virtual time 0 (a string, or a duration in seconds),
--- and both clocks move from due time to due time until every task ended. Returns the tasks, the
--- states each went through, the requests of the run and the client (closed).
+-- then (seeding), prompts[i] is submitted at virtual time 0 (a string, or a duration in seconds;
+-- or { seconds =, at = }: submitted at virtual time at), and both clocks move from due time to
+-- due time until every task ended. Returns the tasks, the states each went through, the requests
+-- of the run, and each task's lateness (from its end to the end being noticed, in seconds).
 local function run(prompts, poll, opts)
   opts = opts or {}
   local c = assert(pixflow.new{ provider = "dashscope", api_key = "k", base_url = sbx.base("dashscope"),
@@ -38,32 +39,44 @@ local function run(prompts, poll, opts)
   local wall0 = c._core:_wall_now()
   set_clock(wall0)
   if opts.before then opts.before(wall0) end
-  local tasks, seen = {}, {}
+  local tasks, seen, late, ends = {}, {}, {}, {}
+  local now = 0
   c:on_change(function(t)
     local s = seen[t]
     if s and s[#s] ~= t.status then s[#s + 1] = t.status end
+    if t.done and ends[t] and not late[t] then late[t] = now - ends[t] end
   end)
-  for i, p in ipairs(prompts) do
-    local prompt = type(p) == "number" and ("@hero walks #seconds=%g"):format(p) or p
-    tasks[i] = assert(c:submit{ prompt = prompt, references = HERO })
-    seen[tasks[i]] = { tasks[i].status }
-    if opts.after_submit then opts.after_submit(c, tasks[i], i) end
+  local function submit_due()
+    for i, p in ipairs(prompts) do
+      local at = type(p) == "table" and p.at or 0
+      if not tasks[i] and at <= now + 1e-9 then
+        local secs = type(p) == "table" and p.seconds or p
+        local prompt = type(secs) == "number" and ("@hero walks #seconds=%g"):format(secs) or secs
+        tasks[i] = assert(c:submit{ prompt = prompt, references = HERO })
+        seen[tasks[i]] = { tasks[i].status }
+        if type(secs) == "number" then ends[tasks[i]] = now + secs end
+      end
+    end
   end
-  local now = 0
   for _ = 1, 200000 do
+    submit_due()
     repeat c:poll(0.001) local r, q = c._core:_transfers() until r == 0 and q == 0
     local all = true
-    for _, t in ipairs(tasks) do if not t.done then all = false end end
+    for i = 1, #prompts do if not (tasks[i] and tasks[i].done) then all = false end end
     if all then break end
     if opts.each then opts.each(c, now, tasks) end
-    local dt = assert(c._core:_next_due(), "nothing due while tasks are unfinished")
+    local dt = c._core:_next_due()
+    for i, p in ipairs(prompts) do
+      if not tasks[i] and (not dt or p.at - now < dt) then dt = p.at - now end
+    end
+    assert(dt, "nothing due while tasks are unfinished")
     c._core:_advance_clock(math.max(dt, 0))
     now = now + math.max(dt, 0)
     set_clock(wall0 + now)
   end
   c:close()
   set_clock(0)
-  return tasks, seen, sbx.stats().dashscope, c
+  return tasks, seen, sbx.stats().dashscope, late
 end
 
 -- The trace's requests of one kind, counted by task id (the list's have none: "").
@@ -138,6 +151,22 @@ describe("DashScope's task list polls every in-flight task", function()
     assert.is_true(st.list_status > 0, "no query of one status")
     -- about two pages a round (and one page of the whole list to learn it is dear)
     assert.is_true(st.lists <= 2 * (38 / 5 + 3) + 2, "list pages: " .. st.lists)
+  end)
+
+  it("a round that read every unfinished task notices an end at once, whenever the task's own poll is due", function()
+    -- a long list (so the rounds ask for PENDING and RUNNING tasks only), and 16 tasks of 60 s:
+    -- the client learns that its tasks take a minute, and its own polls of the next ones skip
+    -- their first 55 s; 20 s tasks submitted then are noticed by the rounds all the same (two
+    -- long tasks keep the rounds going every 5 s)
+    local prompts = { 200, 201 }
+    for i = 1, 16 do prompts[2 + i] = 60 + i * 0.1 end
+    for i = 1, 4 do prompts[18 + i] = { seconds = 20 + i, at = 70 } end
+    local tasks, _, st, late = run(prompts, nil, { before = function(w) seed(450, w - 600, 1) end })
+    for _, t in ipairs(tasks) do assert.equal("succeeded", t.status) end
+    assert.is_true(st.list_status > 0)
+    for i = 19, 22 do
+      assert.is_true(late[tasks[i]] <= 5 + 0.5, ("task %d noticed %.2f s after its end"):format(i, late[tasks[i]]))
+    end
   end)
 
   it("a task the list does not show polls by itself; a list that shows none of them is left alone", function()

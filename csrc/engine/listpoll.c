@@ -41,6 +41,8 @@ struct pf_listpoll {
   int walking;
   pf_task *cursor, *last_saw;
   double next_round;         /* when the walk's tasks poll next (the next round), 0 unknown */
+  int whole;                 /* it read every unfinished task of its windows: one it did not
+                                show has ended (or is not listed yet) */
   size_t served, missed;     /* members it showed; waiting members it did not show */
   int misses;                /* rounds in a row that showed none that waited */
   double rest_until;         /* no rounds until then (the client's clock) */
@@ -136,6 +138,7 @@ static void finish(pf_client *c, pf_listpoll *lp, int complete) {
     lp->last = lp->requests;
     if (!lp->cut) lp->cost[lp->filtered] = lp->requests - lp->probe;
   }
+  lp->whole = complete && !lp->cut && lp->filtered;
   lp->rounds++;
   free(lp->model);
   lp->model = NULL;
@@ -335,6 +338,7 @@ void pf_listpoll_on_done(pf_client *c) {
       lp->page = 1;
       lp->count = lp->total = 0;
       json_object_clear(lp->qseen);
+      json_object_clear(lp->seen);    /* the queries by status say it anew, and later */
       schedule_next(c, lp);
       return;
     }
@@ -360,8 +364,10 @@ void pf_listpoll_on_done(pf_client *c) {
 }
 
 /* What the finished round says of member t: 0 nothing (t is busy with something else, or its
- * poll was not due and the list did not show it), 1 its own poll now, 2 + state: the list shows
- * it unfinished in that state (an earlier state than t's is an older view: t's stays). */
+ * poll was not due and the list did not show it), 1 its own poll now (the list shows it ended;
+ * or it did not show t, and t's poll waited, or the round read every unfinished task), 2 +
+ * state: the list shows it unfinished in that state (an earlier state than t's is an older
+ * view: t's stays). */
 static int judge(pf_client *c, pf_listpoll *lp, pf_task *t) {
   int waited = t->lp.waiting;
   unwait(lp, t);
@@ -375,7 +381,7 @@ static int judge(pf_client *c, pf_listpoll *lp, pf_task *t) {
   json_t *v = json_object_get(lp->seen, t->id);
   if (!v) {
     lp->missed += waited;
-    return waited ? 1 : 0;
+    return waited || lp->whole ? 1 : 0;
   }
   lp->served++;
   int st = (int)json_integer_value(v);
