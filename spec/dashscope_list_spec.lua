@@ -219,6 +219,26 @@ end)
 describe("reconciliation and the 24 hours DashScope keeps a task", function()
   sandbox.around({ task_seconds = 0.3, reset = true }, function(s, d) sbx, dir = s, d end)
 
+  it("a live submit whose answer was lost, and a list that cannot be read to its end: unconfirmed, never 'never created'", function()
+    -- the submit makes its task and the connection drops; every list page then answers without
+    -- saying whether more follow
+    sbx.faults{ { gateway = "dashscope", route = "submit", action = "reset_after", times = 1 },
+                { gateway = "dashscope", route = "list", action = "reply", status = 200,
+                  body = '{"request_id":"r","data":[]}' } }
+    local c = assert(pixflow.new{ provider = "dashscope", api_key = "k", base_url = sbx.base("dashscope"),
+                                  retry = { lookup_delay = 0.05 }, poll = { initial = 0.05, interval = 0.1 } })
+    local t = assert(c:submit{ prompt = "@hero lost", references = HERO })
+    local ok, err = t:wait{ timeout = 10 }
+    assert.is_nil(ok)
+    assert.equal("unconfirmed", t.status)
+    assert.matches("could not be read to its end", err.message)
+    assert.is_falsy(err.message:find("never created", 1, true))
+    local st = sbx.stats().dashscope
+    assert.equal(1, st.submits)
+    assert.equal(1, st.tasks)
+    c:close()
+  end)
+
   it("concludes no 'never created' for a submit more than a day old: the list may no longer show it", function()
     local path = dir .. "/old.db"
     local j = assert(journal.open(path))
