@@ -236,13 +236,23 @@ static double parse_stamp(const char *s) {
   return (double)timegm(&tm);
 }
 
-/* GET /api/v1/tasks: the account's tasks in a time window, by model, a page at a time, as
- * Model Studio's "manage asynchronous tasks" page documents it [DSa] (../shared/providers.md
- * 10.1): {"request_id", "data": [{"task_id", "status", "gmt_create" (ms), "model_name"}],
- * "total", "total_page", "page_no", "page_size"}; start to end at most 24 hours. The times'
- * zone is NOT FOUND (read as UTC here) and so is the order of the list (oldest first here,
- * [INFERENCE]: it puts the newest task on the last page, where a reader that stops early misses
- * it). */
+/* A task's status word as the status query gives it. */
+static const char *status_word(const sbx_task *t) {
+  sbx_phase p = sbx_task_phase(t, sbx_now());
+  return p.phase == 0 ? (t->canceled ? "CANCELED" : "PENDING") : p.phase == 1 ? "RUNNING"
+       : t->canceled ? "CANCELED"
+       : (t->outcome == SBX_FAIL || t->outcome == SBX_MODERATE) ? "FAILED" : "SUCCEEDED";
+}
+
+/* GET /api/v1/tasks: the account's tasks in a time window, by model and status, a page at a
+ * time, as Model Studio's "manage asynchronous tasks" page documents it [DSa]
+ * (../shared/providers.md 10.1): {"request_id", "data": [{"task_id", "status", "gmt_create" (ms),
+ * "model_name", "request_id", "region"}], "total", "total_page", "page_no", "page_size"}; start
+ * to end at most 24 hours; page_size 10 unless asked. status takes one of PENDING, RUNNING,
+ * SUCCEEDED, FAILED, CANCELED (the SDK's list()). The rows' start_time and end_time are left out
+ * (their format is NOT FOUND). The largest page_size (100 here), the error texts, the times'
+ * zone (read as UTC here) and the order of the list (oldest first here: it puts the newest task
+ * on the last page, where a reader that stops early misses it) are NOT FOUND [INFERENCE]. */
 static enum MHD_Result list(const sbx_req *r) {
   enum MHD_Result ret;
   const char *key;
@@ -252,10 +262,14 @@ static enum MHD_Result list(const sbx_req *r) {
   const char *model = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "model_name");
   const char *pn = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "page_no");
   const char *ps = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "page_size");
+  const char *status = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
+  static const char *const WORDS[] = { "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", NULL };
   double from = parse_stamp(qs), to = parse_stamp(qe);
   long page = pn ? strtol(pn, NULL, 10) : 1, size = ps ? strtol(ps, NULL, 10) : 10;
   if (from < 0 || to < 0 || page < 1 || size < 1 || size > 100)
     return fail(r, 400, "InvalidParameter", "start_time and end_time (YYYYMMDDhhmmss), page_no >= 1, page_size 1-100");
+  if (status && !sbx_one_of(status, WORDS))
+    return fail(r, 400, "InvalidParameter", "status must be one of PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED");
   /* start to end at most 24 hours [DSa] (../shared/providers.md 10.1); the reply's wording is
    * [INFERENCE] */
   if (to - from > 24 * 3600 || to < from) {
@@ -263,21 +277,23 @@ static enum MHD_Result list(const sbx_req *r) {
     return fail(r, 400, "InvalidParameter", "the time range between start_time and end_time must be at most 24 hours");
   }
   SBX_COUNT(GW, lists);
+  if (status) SBX_COUNT(GW, list_status);
   size_t n = 0;
   sbx_task *found = sbx_task_list_all(GW, key, from, to + 1, &n);
   json_t *data = json_array();
   long total = 0;
   for (size_t i = 0; i < n; i++) {
     if (model && model[0] && strcmp(found[i].model, model) != 0) continue;
+    const char *st = status_word(&found[i]);
+    if (status && strcmp(st, status) != 0) continue;
     total++;
     if (total <= (page - 1) * size || total > page * size) continue;
-    sbx_phase p = sbx_task_phase(&found[i], sbx_now());
-    const char *st = p.phase == 0 ? "PENDING" : p.phase == 1 ? "RUNNING"
-                   : found[i].canceled ? "CANCELED"
-                   : (found[i].outcome == SBX_FAIL || found[i].outcome == SBX_MODERATE) ? "FAILED" : "SUCCEEDED";
-    json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s}", "task_id", found[i].pub_id, "status", st,
+    char trid[40];
+    sbx_id64(trid, sizeof trid);
+    json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "task_id", found[i].pub_id, "status", st,
                                           "gmt_create", (json_int_t)(found[i].created * 1000),
-                                          "model_name", found[i].model));
+                                          "model_name", found[i].model, "request_id", trid,
+                                          "region", "cn-beijing"));
   }
   free(found);
   char rid[40];

@@ -25,6 +25,7 @@ typedef struct sbx_stats {
   unsigned long resumed;     /* downloads served from an offset (Range requests) */
   unsigned long lists;       /* task-list pages served (DashScope) */
   unsigned long list_rejected;  /* task-list queries refused (a window over 24 hours) */
+  unsigned long list_status; /* of the pages served, those of one status (status=) */
 } sbx_stats;
 
 /* How a task ends; chosen from magic words in the prompt (docs/sandbox.md). */

@@ -280,7 +280,7 @@ json_t *sbx_stats_json(void) {
   for (int i = 0; o && i < SBX_GW__COUNT; i++) {
     const sbx_stats *s = &g_sbx.stats[i];
     json_object_set_new(o, sbx_gw_names[i],
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
                                   "tasks", (json_int_t)s->tasks, "polls", (json_int_t)s->polls,
                                   "downloads", (json_int_t)s->downloads,
                                   "uploads", (json_int_t)s->uploads,
@@ -288,7 +288,8 @@ json_t *sbx_stats_json(void) {
                                   "faults", (json_int_t)s->faults,
                                   "resumed", (json_int_t)s->resumed,
                                   "lists", (json_int_t)s->lists,
-                                  "list_rejected", (json_int_t)s->list_rejected));
+                                  "list_rejected", (json_int_t)s->list_rejected,
+                                  "list_status", (json_int_t)s->list_status));
   }
   pthread_mutex_unlock(&g_sbx.lock);
   return o;

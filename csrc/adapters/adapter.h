@@ -179,6 +179,14 @@ typedef struct pf_adapter {
    * whole query, -1 if it does not say */
   int (*parse_list)(const pf_ctx *ctx, long http, const char *body, size_t len, json_t **items,
                     int *more, long *total, pf_err *err);
+  /* the list as a status poll of every in-flight task (engine/listpoll.c): the same query, of
+   * the tasks in one status word (NULL: every status); list_polls names the words of unfinished
+   * tasks in the order a task passes them. Offered only where a row says all that an unfinished
+   * task's status reply says, so that only a change needs the task's own status. Rows from
+   * parse_list then carry state too (a pf_state; -1: the gateway does not know the task). */
+  int (*build_list_poll)(const pf_ctx *ctx, const char *model, const char *status, double from,
+                         double to, int page, pf_http_req *out, pf_err *err);
+  const char *list_polls;
   /* cancel: 0 when the gateway accepted the cancel */
   int (*build_cancel)(const pf_ctx *ctx, const char *task_id, pf_http_req *out, pf_err *err);
   int (*parse_cancel)(const pf_ctx *ctx, long http, const char *body, size_t len, pf_err *err);

@@ -1,10 +1,9 @@
 /* dashscope.c: Alibaba DashScope (Model Studio) PixVerse reference-to-video: async submit,
- * task query, cancel, and the temporary-file upload. Facts: ../shared/providers.md section 5,
+ * task query, the task list, cancel, and the temporary-file upload. Facts: ../shared/providers.md section 5,
  * seed 001. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "proto.h"
 
@@ -32,6 +31,20 @@ static const pf_proto dashscope = {
   /* result URLs expire after 24 h (providers.md 5.2) */
   .videos = { .url = { "output.video_url" }, .lifetime = 86400 },
   .reason = { "output.message" }, .reason_code = "output.code",
+  /* GET /api/v1/tasks?start_time=&end_time=&model_name=&status=&page_no=&page_size= ([DSa],
+   * [DSj]: ../shared/providers.md 10.1; the parameters as the SDK's list() sends them [DSp]).
+   * The times are YYYYMMDDhhmmss, start to end at most 24 hours; their time zone is NOT FOUND, so
+   * the caller pads the window (reconcile.h, each query within 24 h) and decides on each task's
+   * own timestamp (gmt_create, milliseconds). status takes one word (the SDK: one of PENDING,
+   * RUNNING, SUCCEEDED, FAILED, CANCELED). page_size defaults to 10; its largest value is NOT
+   * FOUND: 100 is asked for [INFERENCE]. The reply: {total, total_page, page_no, page_size,
+   * request_id, data: [{task_id, status, gmt_create, start_time, end_time, model_name, ...}]}. */
+  .list = { .path = "/api/v1/tasks", .from = "start_time", .to = "end_time",
+            .stamp = "%Y%m%d%H%M%S", .model = "model_name", .status = "status",
+            .page = "page_no", .size = "page_size", .rows = 100, .items = "data",
+            .id = "task_id", .state = { "status", "task_status" }, .created = "gmt_create",
+            .created_unit = 0.001, .total = "total", .pages = "total_page", .page_no = "page_no",
+            .page_size = "page_size" },
 };
 
 PF_PROTO_CALLS(dashscope)
@@ -120,80 +133,6 @@ static int build_submit(const pf_ctx *ctx, const pf_request *rq, pf_http_req *ou
       pf_header_add(&out->headers, "Content-Type: application/json") ||
       (oss && pf_header_add(&out->headers, "X-DashScope-OssResourceResolve: enable")))
     return pf_proto_nomem(&dashscope, err);
-  return 0;
-}
-
-/* GET /api/v1/tasks?start_time=&end_time=&model_name=&page_no=&page_size= ([DSa], [DSj]:
- * ../shared/providers.md 10.1). The times' format is YYYYMMDDhhmmss and start to end is at most
- * 24 hours; their time zone is NOT FOUND, so the caller pads the window (reconcile.h, each query
- * within 24 h) and decides on each task's own timestamp (gmt_create, milliseconds). */
-static int build_list(const pf_ctx *ctx, const char *model, double from, double to, int page,
-                      pf_http_req *out, pf_err *err) {
-  char a[32], b[32], path[512];
-  time_t f = (time_t)from, t = (time_t)to;
-  struct tm tf, tt;
-  gmtime_r(&f, &tf);
-  gmtime_r(&t, &tt);
-  strftime(a, sizeof a, "%Y%m%d%H%M%S", &tf);
-  strftime(b, sizeof b, "%Y%m%d%H%M%S", &tt);
-  char *m = curl_easy_escape(NULL, model ? model : "", 0);
-  if (!m) return pf_proto_nomem(&dashscope, err);
-  snprintf(path, sizeof path, "/api/v1/tasks?start_time=%s&end_time=%s&model_name=%s&page_no=%d&page_size=100",
-           a, b, m, page);
-  curl_free(m);
-  out->method = "GET";
-  out->url = pf_url_join(ctx->base_url, path);
-  if (!out->url || pf_auth_header(ctx, &out->headers)) return pf_proto_nomem(&dashscope, err);
-  return 0;
-}
-
-/* The list reply [DSa] (../shared/providers.md 10.1): {total, total_page, page_no, page_size,
- * request_id, data: [{task_id, status, gmt_create (milliseconds), ...}]}. Whether another page
- * follows comes from total_page, else from total and page_size; a reply that says neither is
- * "cannot tell" (-1), never "last page". */
-static int parse_list(const pf_ctx *ctx, long http, const char *body, size_t len, json_t **items,
-                      int *more, long *total, pf_err *err) {
-  (void)ctx;
-  *items = NULL;
-  *more = -1;
-  *total = -1;
-  json_t *root;
-  if (!pf_proto_reply(&dashscope, http, body, len, &root, err)) return -1;
-  json_t *data = json_object_get(root, "data");
-  if (data && !json_is_array(data)) {
-    json_decref(root);
-    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_reply", "the task list's data is not an array");
-    return -1;
-  }
-  json_t *out = json_array();
-  if (!out) { json_decref(root); return pf_proto_nomem(&dashscope, err); }
-  size_t i;
-  json_t *it;
-  json_array_foreach(data, i, it) {
-    char *id = pf_json_id(json_object_get(it, "task_id"));
-    double created = -1;
-    if (pf_json_number(it, "gmt_create", &created) == 0 && created > 0) created /= 1000.0;
-    else created = -1;                  /* unknown: it may be anyone's, so it counts everywhere */
-    const char *st = pf_json_string(it, "status");
-    if (!st) st = pf_json_string(it, "task_status");
-    json_t *row = id ? json_pack("{s:s,s:s,s:f}", "id", id, "status", st ? st : "", "created", created) : NULL;
-    free(id);
-    if (!row || json_array_append_new(out, row) != 0) {
-      json_decref(out);
-      json_decref(root);
-      return pf_proto_nomem(&dashscope, err);
-    }
-  }
-  double tot = -1, size = 0, page = 0, pages = -1;
-  int has_total = pf_json_number(root, "total", &tot) == 0 && tot >= 0;
-  int has_pages = pf_json_number(root, "total_page", &pages) == 0 && pages >= 0;
-  pf_json_number(root, "page_size", &size);
-  pf_json_number(root, "page_no", &page);
-  if (has_total) *total = tot > 1e12 ? (long)1e12 : (long)tot;
-  if (has_pages && page >= 1) *more = page < pages;
-  else if (has_total && size > 0 && page >= 1) *more = page * size < tot;
-  *items = out;
-  json_decref(root);
   return 0;
 }
 
@@ -309,5 +248,10 @@ const pf_adapter pf_adapter_dashscope = {
   .name = "dashscope", PF_PROTO_MEMBERS(dashscope), .build_submit = build_submit,
   .build_upload = build_upload, .parse_upload = parse_upload,
   .build_cancel = build_cancel, .parse_cancel = parse_cancel,
-  .build_list = build_list, .parse_list = parse_list,
+  .build_list = dashscope_build_list, .parse_list = dashscope_parse_list,
+  /* every unfinished task in one list query per round, each status read only when the list shows
+   * it changed: a row says all an unfinished task's status reply says (its state: DashScope
+   * gives no progress or ETA, providers.md 5.2); the in-flight words, in the order a task passes
+   * them, for the queries that ask for one status each (the SDK's status values) */
+  .build_list_poll = dashscope_build_list_poll, .list_polls = "PENDING RUNNING",
 };

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -176,17 +177,25 @@ static int add_videos(const pf_proto *p, const pf_ctx *ctx, const json_t *in, pf
   return rc;
 }
 
+/* The state a status word stands for; -1: the gateway does not know the task (words.gone). */
+static int word_state(const pf_proto *p, const char *s) {
+  const pf_words *w = &p->words;
+  if (listed(w->gone, s)) return -1;
+  return listed(w->queued, s) ? PF_ST_QUEUED : listed(w->succeeded, s) ? PF_ST_SUCCEEDED
+       : listed(w->failed, s) ? PF_ST_FAILED : listed(w->moderated, s) ? PF_ST_MODERATED
+       : listed(w->canceled, s) ? PF_ST_CANCELED : PF_ST_RUNNING;
+}
+
 /* What the word says, into st (or err for a gone task: returns -1). */
 static int apply_word(const pf_proto *p, const pf_ctx *ctx, long http, const json_t *in,
                       const char *s, pf_status *st, pf_err *err) {
   const pf_words *w = &p->words;
-  if (listed(w->gone, s)) {
+  int state = word_state(p, s);
+  if (state < 0) {
     pf_err_set(err, PF_EK_NOT_FOUND, http, p->on_gone.code, "%s", p->on_gone.message);
     return -1;
   }
-  st->state = listed(w->queued, s) ? PF_ST_QUEUED : listed(w->succeeded, s) ? PF_ST_SUCCEEDED
-            : listed(w->failed, s) ? PF_ST_FAILED : listed(w->moderated, s) ? PF_ST_MODERATED
-            : listed(w->canceled, s) ? PF_ST_CANCELED : PF_ST_RUNNING;
+  st->state = (pf_state)state;
   if (listed(w->result, s)) st->need_result = 1;
   if (st->state == PF_ST_SUCCEEDED) {
     if (add_videos(p, ctx, in, st)) return pf_proto_nomem(p, err);
@@ -279,4 +288,90 @@ int pf_proto_parse_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, l
     return -1;
   }
   return up->result ? 0 : pf_proto_nomem(p, err);
+}
+
+/* ------------------------------------------------------------------------------ the task list */
+
+int pf_proto_build_list(const pf_proto *p, const pf_ctx *ctx, const char *model, const char *status,
+                        double from, double to, int page, pf_http_req *out, pf_err *err) {
+  const pf_listing *l = &p->list;
+  char a[32], b[32];
+  time_t f = (time_t)from, t = (time_t)to;
+  struct tm tf, tt;
+  if (!gmtime_r(&f, &tf) || !gmtime_r(&t, &tt) || !strftime(a, sizeof a, l->stamp, &tf) ||
+      !strftime(b, sizeof b, l->stamp, &tt)) {
+    pf_err_set(err, PF_EK_INVALID, 0, "bad_time", "no %s task-list time for %.0f..%.0f", p->name,
+               from, to);
+    return -1;
+  }
+  char *m = model && model[0] ? curl_easy_escape(NULL, model, 0) : NULL;
+  char *s = status && status[0] ? curl_easy_escape(NULL, status, 0) : NULL;
+  size_t n = strlen(l->path) + 256 + (m ? strlen(m) : 0) + (s ? strlen(s) : 0);
+  char *path = (!model || !model[0] || m) && (!status || !status[0] || s) ? malloc(n) : NULL;
+  if (path) {
+    int k = snprintf(path, n, "%s?%s=%s&%s=%s", l->path, l->from, a, l->to, b);
+    if (m) k += snprintf(path + k, n - (size_t)k, "&%s=%s", l->model, m);
+    if (s) k += snprintf(path + k, n - (size_t)k, "&%s=%s", l->status, s);
+    snprintf(path + k, n - (size_t)k, "&%s=%d&%s=%d", l->page, page, l->size, l->rows);
+  }
+  curl_free(m);
+  curl_free(s);
+  out->method = "GET";
+  out->url = path ? pf_url_join(ctx->base_url, path) : NULL;
+  free(path);
+  if (!out->url) return pf_proto_nomem(p, err);
+  if (p->headers ? p->headers(ctx, &out->headers, 0) : pf_auth_header(ctx, &out->headers))
+    return pf_proto_nomem(p, err);
+  return 0;
+}
+
+/* Whether another page follows comes from the page count, else from the total and the page
+ * size; a reply that says neither is "cannot tell" (-1), never "last page". */
+int pf_proto_parse_list(const pf_proto *p, const pf_ctx *ctx, long http, const char *body,
+                        size_t len, json_t **items, int *more, long *total, pf_err *err) {
+  const pf_listing *l = &p->list;
+  *items = NULL;
+  *more = -1;
+  *total = -1;
+  json_t *root;
+  const json_t *in = pf_proto_reply(p, http, body, len, &root, err);
+  if (!in) return -1;
+  const json_t *data = pf_json_at(in, l->items);
+  if (data && !json_is_array(data)) {
+    json_decref(root);
+    pf_err_set(err, PF_EK_PROTOCOL, http, "bad_reply", "the %s task list's %s is not an array",
+               p->name, l->items);
+    return -1;
+  }
+  json_t *out = json_array();
+  if (!out) { json_decref(root); return pf_proto_nomem(p, err); }
+  size_t i;
+  json_t *it;
+  json_array_foreach(data, i, it) {
+    char *id = pf_json_id(pf_json_at(it, l->id));
+    double created = -1;
+    if (number_at(it, l->created, &created) == 0 && created > 0) created *= l->created_unit;
+    else created = -1;                  /* unknown: it may be anyone's, so it counts everywhere */
+    const char *st = first_string(it, l->state, 2, 0);
+    json_t *row = id ? json_pack("{s:s,s:s,s:f,s:i}", "id", id, "status", st ? st : "",
+                                 "created", created, "state", st ? word_state(p, st) : -1)
+                     : NULL;
+    free(id);
+    if (!row || json_array_append_new(out, row) != 0) {
+      json_decref(out);
+      json_decref(root);
+      return pf_proto_nomem(p, err);
+    }
+  }
+  double tot = -1, size = 0, page = 0, pages = -1;
+  int has_total = number_at(in, l->total, &tot) == 0 && tot >= 0;
+  int has_pages = number_at(in, l->pages, &pages) == 0 && pages >= 0;
+  number_at(in, l->page_size, &size);
+  number_at(in, l->page_no, &page);
+  if (has_total) *total = tot > 1e12 ? (long)1e12 : (long)tot;
+  if (has_pages && page >= 1) *more = page < pages;
+  else if (has_total && size > 0 && page >= 1) *more = page * size < tot;
+  *items = out;
+  json_decref(root);
+  return 0;
 }

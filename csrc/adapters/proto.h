@@ -46,6 +46,22 @@ typedef struct pf_videos {
 
 typedef struct pf_proto pf_proto;
 
+/* A task list read a page at a time (DashScope's): the query's names, a row's paths, the reply's
+ * paging fields. */
+typedef struct pf_listing {
+  const char *path;           /* GET, below ctx->base_url */
+  const char *from, *to;      /* the window's start and end ... */
+  const char *stamp;          /* ... as strftime writes them (UTC) */
+  const char *model, *status; /* the filters (one not asked for is left out of the query) */
+  const char *page, *size;    /* the page asked for (from 1) and its rows ... */
+  int rows;                   /* ... this many */
+  const char *items;          /* the rows' array */
+  const char *id, *state[2];  /* in a row: the task id, its status word (the first string) */
+  const char *created;        /* when the gateway made it ... */
+  double created_unit;        /* ... in units of this many seconds (0.001: milliseconds) */
+  const char *total, *pages, *page_no, *page_size;   /* the reply's paging */
+} pf_listing;
+
 /* The error envelope, for gateways whose errors a table can say. A reply is an error when its
  * HTTP status is not 2xx, or when it has the member `when`. */
 typedef struct pf_errors {
@@ -97,6 +113,8 @@ struct pf_proto {
   int upload_ids;             /* the result may be a JSON integer (kept as its digits) */
   const char *upload_missing; /* the error code when the reply has no result */
   double upload_ttl;          /* seconds the result stays usable, 0 unknown */
+  /* the task list, when the gateway has one (list.path) */
+  pf_listing list;
 };
 
 /* "out of memory building the <name> request"; returns -1. */
@@ -128,10 +146,18 @@ int pf_proto_build_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, p
                           pf_err *err);
 int pf_proto_parse_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, long http,
                           const char *body, size_t len, pf_err *err);
+/* The task list (p->list): the tasks made in [from, to] (Unix seconds), of model and in status
+ * (each NULL: any), page from 1; and a page's rows as pf_adapter.parse_list gives them, each
+ * also with its state (pf_state, -1 for a word saying the gateway does not know the task). */
+int pf_proto_build_list(const pf_proto *p, const pf_ctx *ctx, const char *model, const char *status,
+                        double from, double to, int page, pf_http_req *out, pf_err *err);
+int pf_proto_parse_list(const pf_proto *p, const pf_ctx *ctx, long http, const char *body,
+                        size_t len, json_t **items, int *more, long *total, pf_err *err);
 
-/* PF_PROTO_CALLS(P) defines P_parse_submit, P_build_status, P_parse_status, P_build_upload and
- * P_parse_upload: the members above with the table P bound, for a pf_adapter initialiser (those a
- * gateway does not use are left unused). PF_PROTO_MEMBERS(P) names the three every table answers. */
+/* PF_PROTO_CALLS(P) defines P_parse_submit, P_build_status, P_parse_status, P_build_upload,
+ * P_parse_upload, P_build_list, P_build_list_poll and P_parse_list: the members above with the
+ * table P bound, for a pf_adapter initialiser (those a gateway does not use are left unused).
+ * PF_PROTO_MEMBERS(P) names the three every table answers. */
 #if defined(__GNUC__)
 #define PF_PROTO_UNUSED __attribute__((unused))
 #else
@@ -157,6 +183,19 @@ int pf_proto_parse_upload(const pf_proto *p, const pf_ctx *ctx, pf_upload *up, l
   PF_PROTO_UNUSED static int P##_parse_upload(const pf_ctx *c, pf_upload *up, long h,            \
                                               const char *b, size_t n, pf_err *e) {              \
     return pf_proto_parse_upload(&P, c, up, h, b, n, e);                                         \
+  }                                                                                              \
+  PF_PROTO_UNUSED static int P##_build_list_poll(const pf_ctx *c, const char *m, const char *s,  \
+                                                 double f, double t, int pg, pf_http_req *o,     \
+                                                 pf_err *e) {                                    \
+    return pf_proto_build_list(&P, c, m, s, f, t, pg, o, e);                                     \
+  }                                                                                              \
+  PF_PROTO_UNUSED static int P##_build_list(const pf_ctx *c, const char *m, double f, double t,  \
+                                            int pg, pf_http_req *o, pf_err *e) {                 \
+    return pf_proto_build_list(&P, c, m, NULL, f, t, pg, o, e);                                  \
+  }                                                                                              \
+  PF_PROTO_UNUSED static int P##_parse_list(const pf_ctx *c, long h, const char *b, size_t n,    \
+                                            json_t **it, int *more, long *tot, pf_err *e) {      \
+    return pf_proto_parse_list(&P, c, h, b, n, it, more, tot, e);                                \
   }
 
 #define PF_PROTO_MEMBERS(P)                                                                      \

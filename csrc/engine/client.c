@@ -38,6 +38,7 @@ void pf_client_free(pf_client *c) {
   /* what the tasks still owe the journal is posted to the worker, which writes it after the
    * client is gone (pf_worker_release returns at once; pf_worker_drain waits for it) */
   while (c->tasks) pf_task_detach(c->tasks);
+  pf_listpoll_free(c);
   for (pf_job *j = c->jsync, *n; j; j = n) { n = j->next; pf_job_free(j); }
   c->jsync = c->jsync_tail = NULL;
   pf_worker_release(c->worker);
@@ -259,9 +260,9 @@ static void fire_timers(pf_client *c, double end) {
   size_t budget = c->heap.n, handled = 0;
   pf_timer *tm;
   while (budget-- > 0 && (tm = pf_heap_top(&c->heap)) && tm->due <= now && !spent(c, handled, end)) {
-    pf_task *t = TIMER_TASK(tm);
     pf_heap_remove(&c->heap, tm);
-    pf_task_on_timer(c, t);
+    if (tm == pf_listpoll_timer(c)) pf_listpoll_on_timer(c);   /* the task list's round */
+    else pf_task_on_timer(c, TIMER_TASK(tm));
     handled++;
   }
 }
@@ -286,7 +287,20 @@ static void hand_over(pf_client *c, double end, pf_xfer *(*next)(pf_net *)) {
   size_t handled = 0;
   while (!spent(c, handled, end) && (x = next(&c->net))) {
     c->finished++;
-    pf_task_on_done(c, x->owner);
+    if (pf_listpoll_owns(c, x)) pf_listpoll_on_done(c);   /* a page of the task list's round */
+    else pf_task_on_done(c, x->owner);
+    handled++;
+  }
+}
+
+/* What a finished round of the task list saw of each task it served, a task at a time. */
+static void apply_list(pf_client *c, double end) {
+  size_t handled = 0;
+  pf_task *t;
+  pf_state seen;
+  double at;
+  while (!spent(c, handled, end) && (t = pf_listpoll_next(c, &seen, &at))) {
+    pf_task_on_list(c, t, seen, at);
     handled++;
   }
 }
@@ -326,6 +340,7 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
     pf_net_perform(&c->net);
     unsigned long started = c->net.started;
     hand_over(c, end, pf_net_next_done);
+    apply_list(c, end);
     pf_xfer_pump_queues(&c->net);
     hand_over(c, end, pf_xfer_take_failed);
     /* what the finished transfers started (the next poll, a download, a queued request) is sent

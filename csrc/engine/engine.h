@@ -46,6 +46,7 @@ typedef struct pf_opts {
   double poll_min;          /* the shortest wait between two polls of a task (hinted polls) */
   double poll_rate;         /* status requests per second for the whole client, 0 = no limit */
   int poll_adaptive;        /* aim polls at the finish the gateway's hints predict */
+  int poll_list;            /* one task-list query a round polls every in-flight task (DashScope) */
   int max_poll_failures;    /* consecutive failed status polls before a task halts */
   int download_attempts;
   int upload_attempts;

@@ -29,6 +29,7 @@
 #include "cadence.h"
 #include "engine.h"
 #include "error.h"
+#include "listpoll.h"
 #include "sched.h"
 #include "util.h"
 #include "worker.h"
@@ -209,6 +210,7 @@ struct pf_client {
   struct pf_worker *worker;  /* the blocking work: journal commits, download syncs (jobs.c) */
   struct pf_job *jsync, *jsync_tail;   /* jobs run here because the worker could not take them */
   int left_work;             /* the last pump stopped at its budget with work left */
+  pf_listpoll *lp;           /* the list poller (listpoll.c), made when first needed, or NULL */
 };
 
 
@@ -292,6 +294,7 @@ struct pf_task {
   unsigned dl_gen;           /* bumped by each download and abort: an older open is stale */
   pf_err jerr;
   int has_jerr;
+  pf_lpslot lp;              /* its part in the client's list poller (listpoll.c) */
 };
 
 /* Records of a task the journal has (pf_task.jrec). */
@@ -431,6 +434,8 @@ int pf_trace_open(pf_client *c, const char *path, pf_err *err);
 void pf_trace_close(pf_client *c);
 /* One line for t's finished transfer: what, where (the URL without its query), how it ended. */
 void pf_trace_request(pf_client *c, const pf_task *t);
+/* The same for any finished transfer (task_id may be NULL). */
+void pf_trace_xfer(pf_client *c, const pf_xfer *x, const char *task_id, int retries);
 /* url without user info and query ("?<redacted>"), into out. */
 void pf_redact_url(const char *url, char *out, size_t n);
 
@@ -440,6 +445,8 @@ void pf_task_init(pf_task *t, pf_client *c);
 void pf_task_on_done(pf_client *c, pf_task *t);
 /* Called by the pump when t's timer is due. */
 void pf_task_on_timer(pf_client *c, pf_task *t);
+/* Called by the pump with what a task-list round saw of t, and when (pf_listpoll_next). */
+void pf_task_on_list(pf_client *c, pf_task *t, pf_state seen, double at);
 /* Stop everything t has running at c and unlink it; leaves the state as it is. */
 void pf_task_detach(pf_task *t);
 /* Free what t holds (not t): it is detached. */

@@ -41,6 +41,7 @@ static const opt_row rows[] = {
   ROW("poll_min", 1e-6, YEARS, K_DBL, poll_min),
   ROW("poll_rate", 0, 1e9, K_DBL, poll_rate),
   ROW("poll_adaptive", 0, 1, K_BOOL, poll_adaptive),
+  ROW("poll_list", 0, 1, K_BOOL, poll_list),
   ROW("max_poll_failures", 1, INTS, K_INT, max_poll_failures),
   ROW("download_attempts", 1, INTS, K_INT, download_attempts),
   ROW("upload_attempts", 1, INTS, K_INT, upload_attempts),

@@ -1108,7 +1108,10 @@ void pf_task_on_timer(pf_client *c, pf_task *t) {
       }
       break;
     case PF_AT_RESULT:
-    case PF_AT_POLL:
+    case PF_AT_POLL: {
+      /* a round of the client's task list may serve this poll (listpoll.c): t then waits */
+      double wait = t->timer_action == PF_AT_POLL ? pf_listpoll_take(c, t) : -1;
+      if (wait >= 0 && pf_task_schedule(c, t, wait, PF_AT_POLL) == 0) break;
       if (!rate_admit(c, t)) break;
       if (start_by_id(c, t, t->timer_action == PF_AT_RESULT ? c->adapter->build_result
                                                             : c->adapter->build_status,
@@ -1117,9 +1120,41 @@ void pf_task_on_timer(pf_client *c, pf_task *t) {
         pf_task_changed(c, t);
       }
       break;
+    }
   }
   redact_errors(c, t);
   pf_task_journal(c, t);
+  settle_after_pump(c, t);
+}
+
+/* What a round of the task list saw of t at time at (listpoll.c): an unfinished state, applied
+ * as a status reply that says only that (the gateway's rows say all its status reply says of an
+ * unfinished task), the next poll counted from when the list was read; or PF_ST__COUNT: t's own
+ * status poll, now. */
+void pf_task_on_list(pf_client *c, pf_task *t, pf_state seen, double at) {
+  pf_state before = t->state;
+  pf_err e;
+  if (seen == PF_ST__COUNT) {
+    if (pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) {
+      pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory scheduling the next poll");
+      halt(c, t, &e);
+    }
+  } else {
+    pf_status st;
+    pf_status_init(&st);
+    st.state = seen;
+    apply_status(c, t, &st);
+    pf_status_free(&st);
+    double ago = pf_client_now(c) - at;
+    if (ago > 0 && t->timer.idx != PF_NOT_QUEUED && t->timer_action == PF_AT_POLL) {
+      t->last_poll_at = at;
+      pf_heap_set(&c->heap, &t->timer, t->timer.due - ago);
+    }
+  }
+  if (t->state != before || t->halted) {
+    pf_task_journal(c, t);
+    pf_task_changed(c, t);
+  }
   settle_after_pump(c, t);
 }
 
@@ -1131,6 +1166,7 @@ void pf_task_detach(pf_task *t) {
   pf_task_jobs_detach(c, t, t->jkey[0] && !(t->jrec & PF_JR_DOWNLOADED) &&
                       !(pf_state_terminal(t->state) && t->state != PF_ST_SUCCEEDED));
   release_claims(c, t);
+  pf_listpoll_leave(c, t);
   pf_heap_remove(&c->heap, &t->timer);
   task_unlist(c, t);
   pf_xfer_abort(&c->net, &t->x);

@@ -51,8 +51,11 @@ void pf_trace_close(pf_client *c) {
 }
 
 void pf_trace_request(pf_client *c, const pf_task *t) {
+  pf_trace_xfer(c, &t->x, t->id, t->retries);
+}
+
+void pf_trace_xfer(pf_client *c, const pf_xfer *x, const char *task_id, int retries) {
   if (!c->trace) return;
-  const pf_xfer *x = &t->x;
   CURLcode rc = x->rc;
   long http = x->http;
   char url[1024];
@@ -71,9 +74,9 @@ void pf_trace_request(pf_client *c, const pf_task *t) {
     "method", x->req.method ? x->req.method : (x->kind == PF_X_DOWNLOAD ? "GET" : "POST"),
     "url", url, "http", (int)http, "ms", (double)us / 1000.0,
     "bytes", (json_int_t)(x->kind == PF_X_DOWNLOAD ? x->written : (curl_off_t)x->resp.len),
-    "retries", t->retries);
+    "retries", retries);
   if (!o) return;
-  if (t->id) json_object_set_new(o, "task_id", json_string(t->id));
+  if (task_id) json_object_set_new(o, "task_id", json_string(task_id));
   if (rc != CURLE_OK) json_object_set_new(o, "error", json_string(why));
   char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
   json_decref(o);

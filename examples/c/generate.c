@@ -40,6 +40,7 @@ static pf_opts options(void) {
   o.poll_min = 0.25;
   o.poll_rate = 0;
   o.poll_adaptive = 1;
+  o.poll_list = 1;                                     /* DashScope: one task-list query a round */
   o.max_poll_failures = 8;
   o.download_attempts = 5;
   o.upload_attempts = 4;

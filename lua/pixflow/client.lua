@@ -20,7 +20,7 @@ M.Client = Client
 
 local POLL = { initial = "number", interval = "number", max = "number", backoff = "number",
                jitter = "number", max_failures = "number", min = "number", rate = "number",
-               adaptive = "boolean" }
+               adaptive = "boolean", list = "boolean" }
 local TIMEOUTS = { connect = "number", request = "number", download = "number",
                    low_speed_bytes = "number", low_speed_time = "number" }
 local NEW = {

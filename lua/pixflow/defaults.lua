@@ -30,6 +30,9 @@ M.OPTIONS = {
   { field = { "poll.min" }, core = "poll_min", default = 1, min = 0.001, max = 86400 },
   { field = { "poll.rate" }, core = "poll_rate", default = 0, min = 0, max = 1e6 },
   { field = { "poll.adaptive" }, core = "poll_adaptive", default = true, boolean = true },
+  -- where the gateway lists its tasks (DashScope): one list query a round for every task in
+  -- flight, a task's own status read only when the list shows it changed (csrc/engine/listpoll.c)
+  { field = { "poll.list" }, core = "poll_list", default = true, boolean = true },
   { field = { "retry.poll_failures", "poll.max_failures" }, core = "max_poll_failures", default = 8, min = 1,
     max = 1000, integer = true },
   -- the retry policy (csrc/retry.c)

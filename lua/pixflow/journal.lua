@@ -152,13 +152,17 @@ function M.read(path)
   return tasks, warnings
 end
 
+-- seconds a gateway's task list is trusted to still show a task it made
+local LIST_KEEPS = 23 * 3600
+
 --- Settle unconfirmed submits at gateways that list their tasks (DashScope). For one gateway
 -- and model, intents are ordered by time; when submits go one at a time (batch and the command
 -- make them so), intent k+1 is written only after k's answer came or its process died, so a task
 -- the gateway created after intent k and before intent k+1 can only be k's. The decision is the
 -- engine's one matcher (csrc/reconcile.c, also used by a live client): a complete list with
 -- exactly one unclaimed task in the window adopts it; a complete list with none, once the window
--- is closed (a later intent exists, or grace seconds passed), means never created; anything else
+-- is closed (a later intent exists, or grace seconds passed) and the submit under a day old (the
+-- list may drop older tasks: LIST_KEEPS), means never created; anything else
 -- (a neighbouring unconfirmed intent, several candidates, a list that could not be read to its
 -- end) is left alone: pixflow never guesses. The gateway's clock is assumed to agree with ours
 -- [INFERENCE]. Records what it learns in j; returns how many were settled.
@@ -208,7 +212,10 @@ function M.reconcile(j, entries, client_for, opts)
       tasks, complete, clock = c._core:_list(caps.gateway_model, open[1].from, now)
     end
     for _, o in ipairs(tasks and open or {}) do
-      local closed = o.to ~= nil or now - o.from > grace
+      -- DashScope keeps a task about 24 hours (its id is valid that long, providers.md 5.2): a
+      -- list read later may no longer show one this submit made, so it says nothing of an
+      -- older submit's "never created" [INFERENCE: how long the list shows a task is NOT FOUND]
+      local closed = (o.to ~= nil or now - o.from > grace) and now - o.from < LIST_KEEPS
       local verdict, a, b = core.match_unconfirmed(tasks, { from = o.from, to = o.to or now, skew = 2,
         complete = complete, closed = closed, rivals = o.rivals, clock = clock }, owned)
       if verdict == "found" then
