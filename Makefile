@@ -28,7 +28,7 @@ CLIP      := spec/fixtures/clip.mp4
 BUSTED    ?= busted
 SPECS     ?= spec
 
-.PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build fuzz-smoke soak test-allocfail test-asan test-valgrind \
+.PHONY: fuzz-deps all deps test test-live demo examples clean fuzz fuzz-build fuzz-smoke soak test-allocfail test-asan test-valgrind test-helgrind \
         bench bench-smoke
 
 all: build/pixflow/core.so build/pixflow-sandbox build/pixflow/sandbox.so build/libpixflow.a
@@ -185,6 +185,18 @@ test-valgrind: deps all
 	  --error-exitcode=99 --suppressions=spec/support/valgrind.supp \
 	  $(LUA) $$(command -v busted) --ignore-lua \
 	  -o spec/support/summary.lua $(VALGRIND_SPECS)
+
+# The engine's threads (the worker, libcurl's resolver threads) under helgrind: a data race or a
+# lock-order problem fails it. The specs that drive the worker hardest: downloads under the
+# budget, the journal, capped replies, a resolver that never answers.
+HELGRIND_SPECS ?= spec/budget_spec.lua spec/journal_spec.lua spec/decode_spec.lua spec/claims_spec.lua
+test-helgrind: deps all
+	@sh scripts/deps.sh valgrind
+	@$(TEST_DIRS)
+	$(TEST_ENV) valgrind --tool=helgrind --quiet --error-exitcode=99 \
+	  --suppressions=spec/support/helgrind.supp \
+	  $(LUA) $$(command -v busted) --ignore-lua \
+	  -o spec/support/summary.lua $(HELGRIND_SPECS)
 
 # Allocation failure: the core built so that its N-th allocation (its own and jansson's) fails,
 # under ASan, run end to end once for every N (STEP=k: every k-th). Each run must end cleanly.

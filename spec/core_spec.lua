@@ -219,8 +219,13 @@ describe("engine", function()
       sbx.faults{ { gateway = "apimart", route = "submit", action = "stall", seconds = 1, fraction = 0.5, times = 1 } }
       assert(client:submit{ prompt = "first" })
       local b = assert(client:submit{ prompt = "@hero runs", references = { { name = "hero", image = img } } })
-      client:poll(0)                                -- b's upload waits for the slot
-      local _, queued = client._core:_transfers()
+      -- b's file is hashed on the worker, then its upload waits for the slot
+      local _, queued
+      local until_t = os.time() + 5
+      repeat
+        client:poll(0.01)
+        _, queued = client._core:_transfers()
+      until queued == 1 or os.time() > until_t
       assert.equal(1, queued)
       local c = assert(client:submit{ prompt = "third" })   -- and waits behind it
       os.remove(img)                                -- gone before its turn comes
@@ -369,7 +374,9 @@ describe("engine", function()
       assert(t:start_download(dir .. "/out.mp4"))
       pump_until(client, function() return t.bytes > 0 end)
       assert.is_true(util.exists(dir .. "/out.mp4.part"))
-      t:close()
+      t:close()                                     -- returns at once: the worker removes it
+      local until_t = os.time() + 5
+      while util.exists(dir .. "/out.mp4.part") and os.time() <= until_t do os.execute("sleep 0.01") end
       assert.is_false(util.exists(dir .. "/out.mp4.part"))
       assert.is_false(util.exists(dir .. "/out.mp4"))
       client:close()

@@ -84,6 +84,7 @@ typedef struct pf_upsrc {
   char *filename;
   const char *mime;
   int claimed;               /* this task holds the cache claim for key */
+  int hashing;               /* a local file whose content key the worker is computing */
   pf_upload up;
 } pf_upsrc;
 
@@ -264,6 +265,7 @@ struct pf_task {
   /* uploads before the submit */
   pf_upsrc *ups;
   size_t nups, upi;
+  size_t nhashing;           /* upload sources still being hashed on the worker */
   pf_slot *slots;
   size_t nslots;
   int up_attempts;
@@ -303,7 +305,10 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
-       PF_JOB_REMOVE };
+       PF_JOB_REMOVE, PF_JOB_HASH };
+/* Hash t's local files (its upload sources still hashing) on the worker; the uploads wait for
+ * them (next_upload). 0, or -1 (err) when a job cannot be posted. */
+int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err);
 /* The "sending" record, synced, before t's submit may leave: 1 when it is written already, 0
  * when the worker is writing it (the submit starts when it is done), -1 (err) when it cannot be. */
 int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err);
@@ -354,9 +359,13 @@ void pf_cache_put(pf_client *c, const char *key, const char *value, double ttl);
 /* Single flight: claim key for an upload (0), or learn that another task holds it (1). */
 int pf_cache_claim(pf_client *c, const char *key);
 void pf_cache_release(pf_client *c, const char *key);
+/* The upload cache's key for a source: "url:<hex>|..." or "file:<hex>|...", hex the SHA-256 of
+ * the URL or of the file's bytes, with the model where uploads are bound to it (DashScope). */
+void pf_upload_key(const pf_client *c, const pf_task *t, int url, const char *hex, char *key,
+                   size_t n);
 /* Decide what each image field of t's request needs: nothing (a URL the gateway takes), a
- * cached upload result, or an upload before the submit (a local file is hashed now, so that a
- * missing file fails before anything is sent). */
+ * cached upload result, or an upload before the submit (a local file is checked now, so that a
+ * missing one fails before anything is sent, and hashed on the worker). */
 int pf_plan_uploads(pf_client *c, pf_task *t, pf_err *err);
 
 /* http.c: the transport */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "internal.h"
 #include "journal.h"
 
@@ -72,6 +73,21 @@ static int run_open(pf_job *j, pf_wlocal *w) {
 static int run_remove(pf_job *j, pf_wlocal *w) {
   (void)w;
   return remove(j->path);
+}
+
+/* The content key of a local file: its SHA-256 (reading it also brings it into the page cache,
+ * so the upload that follows reads memory). The hex goes to path2. */
+static int run_hash(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  char hex[65];
+  long long size = 0;
+  if (pf_sha256_file(j->path, hex, &size, &j->err) != 0) return -1;
+  j->path2 = pf_strdup(hex);
+  if (!j->path2) {
+    pf_err_set(&j->err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 static int run_release(pf_job *j, pf_wlocal *w) {
@@ -225,6 +241,23 @@ int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp) {
   j->fp = fp;
   t->dl_finishing = 1;
   post(c, j);
+  return 0;
+}
+
+int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err) {
+  for (size_t i = 0; i < t->nups; i++) {
+    pf_upsrc *u = &t->ups[i];
+    if (!u->hashing) continue;
+    pf_job *j = pf_job_new(PF_JOB_HASH, t, run_hash);
+    if (j) j->path = pf_strdup(u->path);
+    if (!j || !j->path) {
+      pf_job_free(j);
+      return nomem(err);
+    }
+    j->gen = (unsigned)i;                   /* which source */
+    t->nhashing++;
+    post(c, j);
+  }
   return 0;
 }
 

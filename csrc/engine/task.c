@@ -49,7 +49,8 @@ void pf_task_init(pf_task *t, pf_client *c) {
 int pf_task_pending(const pf_task *t) {
   /* a change the host has not read keeps the task pending too (pf_task_changed) */
   return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
-                       t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing);
+                       t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing ||
+                       t->nhashing > 0);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -975,6 +976,32 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         t->dl_err = e;
       }
     }
+  } else if (j->kind == PF_JOB_HASH) {
+    pf_upsrc *u = j->gen < t->nups ? &t->ups[j->gen] : NULL;
+    if (u && u->hashing && t->state == PF_ST_SUBMITTING) {
+      u->hashing = 0;
+      t->nhashing--;
+      if (j->rc != 0) {
+        /* the file went, or cannot be read, since the submit checked it: nothing was sent */
+        e = j->err;
+        release_claims(c, t);
+        pf_heap_remove(&c->heap, &t->timer);
+        pf_err_append(&e, " (reading %s for its upload; nothing was submitted, so nothing was "
+                      "charged)", u->path);
+        e.not_charged = 1;
+        t->state = PF_ST_FAILED;
+        pf_request_free(&t->rq);
+        pf_task_set_error(t, &e);
+      } else {
+        pf_upload_key(c, t, 0, j->path2, u->key, sizeof u->key);
+        if (t->nhashing == 0 && !t->held && t->timer.idx == PF_NOT_QUEUED && !pf_xfer_busy(&t->x) &&
+            pf_task_schedule(c, t, 0, PF_AT_UPLOAD) != 0) {
+          pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+          t->state = PF_ST_FAILED;
+          pf_task_set_error(t, &e);
+        }
+      }
+    }
   } else if (j->kind == PF_JOB_REMOVE) {
     if (j->gen == t->dl_gen && t->dl_removing) {
       t->dl_removing = 0;
@@ -1029,6 +1056,7 @@ void pf_task_on_done(pf_client *c, pf_task *t) {
 /* The next upload, or the submit once every image has its gateway reference. An image another
  * task of this client is uploading right now is waited for, not uploaded twice. */
 static int next_upload(pf_client *c, pf_task *t, pf_err *e) {
+  if (t->nhashing > 0) return 0;           /* the last hash back schedules this again */
   while (t->upi < t->nups) {
     pf_upsrc *u = &t->ups[t->upi];
     const char *hit = u->claimed ? NULL : pf_cache_get(c, u->key);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hash.h"
 #include "internal.h"
@@ -74,8 +75,9 @@ static int is_http_url(const char *s) {
 }
 
 /* Decide what one image field of t's request needs: nothing (a URL the gateway takes), a
- * cached upload result, or an upload before the submit (hashing a local file now, so that a
- * missing file fails before anything is sent). */
+ * cached upload result, or an upload before the submit. A local file is checked now (a missing
+ * one, or one that is not a regular file, fails before anything is sent) without reading it: its
+ * content key is computed on the worker (pf_task_post_hashes), and the cache is asked then. */
 static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
   const char *v = *field;
   if (!v || strncmp(v, "oss://", 6) == 0) return 0;
@@ -86,27 +88,28 @@ static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
                "local file %s: give a public URL, or configure an uploader", c->provider, v);
     return -1;
   }
-  char hex[65], key[sizeof t->ups[0].key];
+  char hex[65], key[sizeof t->ups[0].key] = "";
   if (url) {
     if (pf_sha256_hex(v, strlen(v), hex) != 0) goto nomem;
+    pf_upload_key(c, t, 1, hex, key, sizeof key);
+    const char *hit = pf_cache_get(c, key);
+    if (hit) {
+      char *nv = pf_strdup(hit);
+      if (!nv) goto nomem;
+      free(*field);
+      *field = nv;
+      return 0;
+    }
   } else {
     long long size;
-    if (pf_sha256_file(v, hex, &size, err) != 0) return -1;
-  }
-  /* DashScope binds an upload to the model it was made for [providers.md 5.5] */
-  snprintf(key, sizeof key, "%s:%s|%s", url ? "url" : "file", hex,
-           strcmp(c->adapter->name, "dashscope") == 0 ? t->rq.model : "");
-  const char *hit = pf_cache_get(c, key);
-  if (hit) {
-    char *nv = pf_strdup(hit);
-    if (!nv) goto nomem;
-    free(*field);
-    *field = nv;
-    return 0;
+    int fd = pf_open_regular(v, &size, err);   /* never blocks: stat, O_NONBLOCK, fstat */
+    if (fd < 0) return -1;
+    close(fd);
   }
   size_t src;
   for (src = 0; src < t->nups; src++)
-    if (strcmp(t->ups[src].key, key) == 0) break;
+    if (url ? strcmp(t->ups[src].key, key) == 0
+            : (t->ups[src].path && strcmp(t->ups[src].path, v) == 0)) break;
   if (src == t->nups) {
     pf_upsrc *nu = realloc(t->ups, (t->nups + 1) * sizeof *nu);
     if (!nu) goto nomem;
@@ -115,6 +118,7 @@ static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
     memset(u, 0, sizeof *u);
     t->nups++;
     memcpy(u->key, key, sizeof key);
+    u->hashing = !url;
     const char *base = strrchr(v, '/');
     u->filename = pf_strdup(url ? "image" : (base ? base + 1 : v));
     if (url) u->url = pf_strdup(v);
@@ -139,6 +143,13 @@ nomem:
   return -1;
 }
 
+void pf_upload_key(const pf_client *c, const pf_task *t, int url, const char *hex, char *key,
+                   size_t n) {
+  /* DashScope binds an upload to the model it was made for [providers.md 5.5] */
+  snprintf(key, n, "%s:%s|%s", url ? "url" : "file", hex,
+           strcmp(c->adapter->name, "dashscope") == 0 && t->rq.model ? t->rq.model : "");
+}
+
 int pf_plan_uploads(pf_client *c, pf_task *t, pf_err *err) {
   pf_request *rq = &t->rq;
   for (size_t i = 0; i < rq->nrefs; i++)
@@ -147,5 +158,5 @@ int pf_plan_uploads(pf_client *c, pf_task *t, pf_err *err) {
   if (plan_image(c, t, &rq->image, err) || plan_image(c, t, &rq->first_frame, err) ||
       plan_image(c, t, &rq->last_frame, err))
     return -1;
-  return 0;
+  return pf_task_post_hashes(c, t, err);
 }
