@@ -1,12 +1,16 @@
 -- w4.lua: benchmark W4, the poll economy, on virtual time. Tasks arrive one per second; their
 -- durations follow a log-normal (median 60 s); gateways that give hints report an estimate off
--- by a log-normal error. The engine's clock (clock = "manual") and the sandbox's clock
--- (POST /_sandbox/clock) move together from one due time to the next, so an hour of polling
--- takes seconds and every figure is exact and repeatable for a seed.
+-- by a log-normal error; one task in ten fails or is moderated early, at a uniform point of what
+-- would have been its run (#failat=). The engine's clock (clock = "manual") and the sandbox's
+-- clock (POST /_sandbox/clock) move together from one due time to the next, so an hour of
+-- polling takes seconds and every figure is exact and repeatable for a seed.
 -- usage: lua5.4 bench/w4.lua SANDBOX_URL GATEWAY TASKS SEED MODE
---   MODE "pixflow": the client's own policy; "fixed": the same client polling every 5 s.
--- Prints one JSON line: status requests per task (DashScope's task-list pages counted with them),
--- mean and worst delay between a task's end and pixflow noticing it, the most requests (other
+--   MODE "pixflow": the client's own policy; "fixed": the same client polling every 5 s;
+--   "optimum": no client: the best fixed schedule for the workload's distribution
+--   (bench/w4_optimum.lua), applied to the same tasks (SANDBOX_URL and GATEWAY are unused).
+-- Prints one JSON line: status requests per task (DashScope's task-list pages counted with them); the mean delay between a task's end and
+-- pixflow noticing it, over every task (mean_delay), those that succeeded (ok_delay, and the
+-- worst: worst_delay) and the early failures (fail_delay, fail_worst); the most requests (other
 -- than submits) in any one second.
 local bench = require "bench.util"
 local pixflow = require "pixflow"
@@ -14,7 +18,7 @@ local sandbox = require "spec.support.sandbox"
 local cjson = require "cjson"
 
 local root, gw, ntasks, seed, mode = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), arg[5]
-local MEDIAN, SIGMA, EST_SIGMA = 60, 0.5, 0.2
+local MEDIAN, SIGMA, EST_SIGMA, FAIL_SHARE, INTERVAL = 60, 0.5, 0.2, 0.1, 5
 
 math.randomseed(seed)
 local function normal()
@@ -25,6 +29,35 @@ local dur, est = {}, {}
 for i = 1, ntasks do
   dur[i] = MEDIAN * math.exp(SIGMA * normal())
   est[i] = dur[i] * math.exp(EST_SIGMA * normal())
+end
+-- drawn after the durations, so that a seed gives the durations it gave before failures were added
+local fail_at, fail_word = {}, {}
+for i = 1, ntasks do
+  if math.random() < FAIL_SHARE then
+    fail_at[i] = dur[i] * math.random()
+    fail_word[i] = math.random() < 0.5 and "#fail" or "#moderate"
+  end
+end
+local function ends(i) return fail_at[i] or dur[i] end
+
+if mode == "optimum" then
+  local optimum = require "bench.w4_optimum"
+  local model = optimum.model(MEDIAN, SIGMA, FAIL_SHARE)
+  local lambda = optimum.price(model, INTERVAL)
+  local times = optimum.schedule(model, lambda)
+  local tasks = {}
+  for i = 1, ntasks do tasks[i] = { ends = ends(i), failed = fail_at[i] ~= nil } end
+  local res = optimum.apply(times, tasks)
+  local ereq, edelay = optimum.expect(model, times)
+  local early = 0
+  for _ in pairs(fail_at) do early = early + 1 end
+  local first = {}
+  for k = 1, 8 do first[k] = ("%.1f"):format(times[k]) end
+  print(bench.json{ mode = mode, tasks = ntasks, early = early, failed = early, submits = ntasks,
+                    requests_per_task = res.requests_per_task, mean_delay = res.mean_delay,
+                    ok_delay = res.ok_delay, fail_delay = res.fail_delay, fail_worst = res.fail_worst, lambda = lambda,
+                    expected_requests = ereq, expected_delay = edelay, first_polls = table.concat(first, " "), max_qps = 0 })
+  os.exit(0)
 end
 
 local function set_clock(now)
@@ -62,9 +95,11 @@ end
 local nexti, ndone = 1, 0
 while true do
   while nexti <= ntasks and nexti - 1 <= now do
-    local task = assert(client:submit{ model = nil, prompt = ("@hero walks #seconds=%.3f #estimate=%.3f"):format(dur[nexti], est[nexti]),
+    local prompt = ("@hero walks #seconds=%.3f #estimate=%.3f"):format(dur[nexti], est[nexti])
+    if fail_at[nexti] then prompt = prompt .. (" %s #failat=%.3f"):format(fail_word[nexti], fail_at[nexti]) end
+    local task = assert(client:submit{ model = nil, prompt = prompt,
                                        references = { { name = "hero", image = "https://e.com/h.png" } }, duration = 5 })
-    t_of[task], finish_of[task] = nexti, now + dur[nexti]
+    t_of[task], finish_of[task] = nexti, now + ends(nexti)
     submits_now = submits_now + 1
     nexti = nexti + 1
   end
@@ -82,18 +117,29 @@ while true do
 end
 
 local stats = cjson.decode(select(2, sandbox.request("GET", root .. "/_sandbox/stats")))[gw]
-local sum, worst, failed = 0, 0, 0
+-- a scripted failure that succeeded, or a success that failed, voids the row (failed ~= early)
+local sum, n, worst, failed, early, fsum, fworst = 0, 0, 0, 0, 0, 0, 0
 for task, at in pairs(noticed) do
-  if task.status ~= "succeeded" then failed = failed + 1 end
   local d = at - finish_of[task]
-  sum = sum + d
-  if d > worst then worst = d end
+  local scripted = fail_at[t_of[task]] ~= nil
+  if scripted then early = early + 1 end
+  if task.status ~= "succeeded" then
+    if scripted then failed = failed + 1 end
+    if not scripted or (task.status ~= "failed" and task.status ~= "moderated") then failed = failed + ntasks end
+    fsum = fsum + d
+    if d > fworst then fworst = d end
+  else
+    if scripted then failed = failed + ntasks end
+    sum, n = sum + d, n + 1
+    if d > worst then worst = d end
+  end
 end
 local qps = 0
-for _, n in pairs(per_second) do if n > qps then qps = n end end
+for _, q in pairs(per_second) do if q > qps then qps = q end end
 set_clock(0)
-print(bench.json{ gateway = gw, mode = mode, tasks = ntasks, failed = failed,
+print(bench.json{ gateway = gw, mode = mode, tasks = ntasks, failed = failed, early = early,
                   -- status requests and task-list pages (DashScope's rounds poll with those)
                   requests_per_task = (stats.polls + stats.lists) / ntasks, lists_per_task = stats.lists / ntasks,
-                  mean_delay = sum / ntasks,
-                  worst_delay = worst, max_qps = qps, submits = stats.submits, virtual_seconds = now })
+                  mean_delay = (sum + fsum) / ntasks,
+                  ok_delay = n > 0 and sum / n or 0, worst_delay = worst, fail_delay = early > 0 and fsum / early or 0, fail_worst = fworst,
+                  max_qps = qps, submits = stats.submits, virtual_seconds = now })

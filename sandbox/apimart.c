@@ -221,7 +221,8 @@ static enum MHD_Result query(const sbx_req *r, const char *id) {
                                                 : "pixverse error 500100: generation failed";
     data = json_pack("{s:s,s:s,s:i,s:f,s:i,s:I,s:I,s:{s:s,s:s,s:s}}", "id", t.id, "status",
                      "failed", "progress", 100, "cost", 0.0, "credits_cost", 0, "created", created,
-                     "completed", (json_int_t)(t.created + t.seconds), "error", "code",
+                     "completed", (json_int_t)(t.created + (t.fail_at > 0 && t.fail_at < t.seconds
+                                                           ? t.fail_at : t.seconds)), "error", "code",
                      "task_failed", "message", msg, "type", "task_failed");
   } else {
     char url[256];

@@ -55,6 +55,7 @@ typedef struct sbx_task {
   int finish_polls;          /* #polls=N: the task ends at its Nth status request (benchmarks) */
   int polled;                /* status requests answered so far */
   double estimate;           /* #estimate=S: the duration the gateway reports; default seconds */
+  double fail_at;            /* #failat=S: a #fail or #moderate task ends so at S seconds (0: at its end) */
   char reply[64];            /* #reply=NAME[,NAME]: other reply shapes the gateway is seen to send */
   int credits;               /* what the task costs, in the gateway's credits (PixVerse) */
 } sbx_task;

@@ -123,6 +123,8 @@ static void outcome_from_prompt(sbx_task *t, const char *prompt) {
   if (polls) t->finish_polls = atoi(polls + 7);
   const char *est = strstr(prompt, "#estimate=");
   t->estimate = est ? strtod(est + 10, NULL) : t->seconds;
+  const char *fat = strstr(prompt, "#failat=");
+  if (fat) t->fail_at = strtod(fat + 8, NULL);
   const char *shape = strstr(prompt, "#reply=");
   if (shape) snprintf(t->reply, sizeof t->reply, "%.*s", (int)strcspn(shape, " \t\n"), shape);
 }
@@ -332,6 +334,13 @@ sbx_phase sbx_task_phase(const sbx_task *t, double now) {
   }
   p.left = total - el > 0 ? total - el : 0;
   if (el >= total) { p.phase = 2; p.pct = 100; return p; }
+  /* #failat: a failure or moderation part-way, while progress and estimates follow #seconds */
+  if (t->fail_at > 0 && el >= t->fail_at && (t->outcome == SBX_FAIL || t->outcome == SBX_MODERATE)) {
+    p.phase = 2;
+    p.pct = (int)(100.0 * t->fail_at / total);
+    p.left = 0;
+    return p;
+  }
   /* the first 15% of the time is spent queued */
   if (el < 0.15 * total) return p;
   p.phase = 1;

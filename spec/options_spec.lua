@@ -158,4 +158,33 @@ describe("client options", function()
       end
     end)
   end)
+
+  describe("poll.interval and poll.max", function()
+    local function opts_of(poll)
+      local c = assert(pixflow.new(base{ poll = poll }))
+      local o = c._core:_options()
+      c:close()
+      return o
+    end
+
+    it("an interval above poll.max, both the user's, is refused: poll.max bounds every wait", function()
+      local msg, line = new_error(base{ poll = { interval = 60, max = 30 } })
+      assert.matches("field 'poll.interval' (60) must not exceed field 'poll.max' (30)", msg, 1, true)
+      assert.equal(("%s:%d:"):format(THIS, line), msg:match("^[^:]+:%d+:"))
+    end)
+
+    it("the user's poll.max brings a preset's (or the default) interval and first poll down to it", function()
+      local o = opts_of{ max = 3 }
+      assert.same({ 3, 3, 3 }, { o.poll_interval, o.poll_max, o.poll_initial })
+      local o2 = opts_of{ max = 3, initial = 10 }                    -- the user's own first poll stays
+      assert.equal(10, o2.poll_initial)
+    end)
+
+    it("the user's interval raises a preset's (or the default) poll.max to it", function()
+      local o = opts_of{ interval = 60 }
+      assert.same({ 60, 60 }, { o.poll_interval, o.poll_max })
+      local o2 = opts_of{ interval = 2, max = 3 }
+      assert.same({ 2, 3, 3 }, { o2.poll_interval, o2.poll_max, o2.poll_initial })
+    end)
+  end)
 end)

@@ -1,6 +1,7 @@
--- The poll policy (csrc/task.c next_poll_delay, rate_admit) on virtual time: the gateway's hints
--- bring polls near each task's end, a no-hint gateway is polled every interval, and poll.rate
--- caps a client's status requests per second. The sandbox's clock moves with the engine's.
+-- The poll policy (csrc/engine/cadence.c, through task.c's next_poll_delay and rate_admit) on
+-- virtual time: the gateway's hints bring polls near each task's end, a no-hint gateway is
+-- polled every interval until the client has learnt how long its tasks take, and poll.rate caps
+-- a client's status requests per second. The sandbox's clock moves with the engine's.
 local pixflow = require "pixflow"
 local core = require "pixflow.core"
 local sandbox = require "spec.support.sandbox"
@@ -13,21 +14,24 @@ local function set_clock(now)
 end
 
 -- Submit tasks with the given durations (and estimates) at virtual time 0, move both clocks
--- from due time to due time until every task ended; returns the client, tasks, and each pump's
--- virtual time with the requests that ended in it ({ at =, n = }, in order). skew first moves the
--- engine's clock that far (to make its absolute times cross a power of two during the run).
-local function run(provider, poll, durations, estimates, skew)
-  local c = assert(pixflow.new{ provider = provider, api_key = "k", base_url = sbx.base(provider),
-                                clock = "manual", poll = poll })
+-- from due time to due time until every task ended; returns the client, tasks, each pump's
+-- virtual time with the requests that ended in it ({ at =, n = }, in order), and when each task
+-- was seen done (by task). skew first moves the engine's clock that far (to make its absolute
+-- times cross a power of two during the run). client: go on with that client (what it learnt).
+local function run(provider, poll, durations, estimates, skew, client)
+  local c = client or assert(pixflow.new{ provider = provider, api_key = "k", base_url = sbx.base(provider),
+                                          clock = "manual", poll = poll })
   if skew then c._core:_advance_clock(skew) end
   local wall0 = c._core:_wall_now()
   set_clock(wall0)
-  local tasks = {}
+  local tasks, seen_at = {}, {}
+  local now = 0
+  c:on_change(function(t) if t.done and not seen_at[t] then seen_at[t] = now end end)
   for i, d in ipairs(durations) do
     tasks[i] = assert(c:submit{ prompt = ("@hero walks #seconds=%g #estimate=%g"):format(d, estimates and estimates[i] or d),
                                 references = { { name = "hero", image = "https://e.com/h.png" } }, duration = 5 })
   end
-  local now, pumps = 0, {}
+  local pumps = {}
   for _ = 1, 100000 do
     local _, _, before = c._core:_transfers()
     repeat c:poll(0.001) local r, q = c._core:_transfers() until r == 0 and q == 0
@@ -42,7 +46,7 @@ local function run(provider, poll, durations, estimates, skew)
     set_clock(wall0 + now)
   end
   set_clock(0)
-  return c, tasks, pumps
+  return c, tasks, pumps, seen_at
 end
 
 -- The most requests in any window shorter than a second (what a per-second limit counts),
@@ -96,26 +100,32 @@ describe("poll policy", function()
     end)
   end
 
-  -- each task's own cadence: the task-list rounds that poll DashScope's tasks together
-  -- (spec/dashscope_list_spec.lua) are off here
-  it("dashscope: no hints, a poll every interval; learned durations skip the early polls", function()
+  it("dashscope: no hints, a poll every interval until 16 tasks ended; then the learned schedule: fewer requests, noticed sooner", function()
     local durations = {}
     for i = 1, 20 do durations[i] = 60 + i end
-    run("dashscope", { jitter = 0, rate = 0, list = false }, durations)
+    local c = run("dashscope", { jitter = 0, rate = 0, list = false }, durations)
     local first = sbx.stats().dashscope.polls
     -- every 5 s: ceil(d / 5) polls per task
     local fixed = 0
     for _, d in ipairs(durations) do fixed = fixed + math.ceil(d / 5) end
     assert.equal(fixed, first)
-    -- a second batch on a client that saw the first end: polls before the 5th percentile of the
-    -- durations it learnt are skipped (it learns on its own tasks: same client, one run)
+    -- a second batch on the client that saw the first end (it learns on its own tasks): the
+    -- polls long before the durations it learnt are skipped, and they come close together where
+    -- tasks end (cadence_spec has the rule itself)
     sbx.reset()
     local list = {}
     for i = 1, 40 do list[i] = 60 + (i % 20) end
-    run("dashscope", { jitter = 0, rate = 0, list = false }, list)
-    local fixed2 = 0
-    for _, d in ipairs(list) do fixed2 = fixed2 + math.ceil(d / 5) end
-    assert.is_true(sbx.stats().dashscope.polls <= fixed2)
+    local _, tasks, _, seen_at = run("dashscope", nil, list, nil, nil, c)
+    local fixed2, fixed_delay, delay = 0, 0, 0
+    for i, d in ipairs(list) do
+      fixed2 = fixed2 + math.ceil(d / 5)
+      fixed_delay = fixed_delay + (math.ceil(d / 5) * 5 - d)
+      delay = delay + (seen_at[tasks[i]] - d)
+    end
+    local polls = sbx.stats().dashscope.polls
+    assert.is_true(polls < fixed2, ("%d polls, every 5 s %d"):format(polls, fixed2))
+    assert.is_true(delay < fixed_delay / 2, ("mean notice delay %.2f s, every 5 s %.2f s"):format(delay / #list, fixed_delay / #list))
+    c:close()
   end)
 
   it("poll.rate caps the client's status requests in every second", function()

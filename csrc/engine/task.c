@@ -236,17 +236,18 @@ static int download_opened(pf_client *c, pf_task *t, FILE *fp, long long resume_
 
 static double next_poll_delay(pf_client *c, pf_task *t) {
   return pf_poll_delay(&c->o, pf_client_now(c) - t->accepted_at, t->progress, t->eta, t->npolls,
-                       &t->overdue, c->durations.q05);
+                       &t->overdue, &c->durations);
 }
 
-/* t ended well: remember how long it ran at least (from acceptance to the last poll that still
- * saw it running). */
+/* t ended well: remember how long it ran (between the last poll that still saw it running, or
+ * its acceptance, and now). */
 static void record_duration(pf_client *c, pf_task *t) {
-  if (t->last_poll_at > t->accepted_at) pf_durations_add(&c->durations, t->last_poll_at - t->accepted_at);
+  double lo = t->last_poll_at > t->accepted_at ? t->last_poll_at - t->accepted_at : 0;
+  pf_durations_add(&c->durations, lo, pf_client_now(c) - t->accepted_at);
 }
 
 static double first_poll(pf_client *c) {
-  return pf_poll_first(&c->o, pf_client_rand(c));
+  return pf_poll_first(&c->o, &c->durations, pf_client_rand(c));
 }
 
 /* poll_rate: may a status request of t go now? If not, t's poll is moved to its slot (which it
@@ -640,6 +641,8 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
       }
     }
   } else if (pf_state_terminal(st->state)) {
+    if (before != st->state && (st->state == PF_ST_FAILED || st->state == PF_ST_MODERATED))
+      pf_durations_fail(&c->durations);
     pf_task_set_error(t, &st->err);
   } else {
     pf_err e;

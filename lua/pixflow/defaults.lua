@@ -130,9 +130,24 @@ function M.resolve(opts, preset, level, where)
     if not ok then options.fail("new", 1, level, "%s %s, got %s", from, why, shown(v)) end
     out[o.core] = v
   end
-  -- what follows from the others: the back-off cap is never below the interval, and a user who
-  -- polls every 0.1 s expects hinted polls no further apart than that
-  if out.poll_max < out.poll_interval then out.poll_max = out.poll_interval end
+  -- what follows from the others. poll.max bounds every wait between two polls: an interval
+  -- above it is the user's contradiction when the user gave both (raised), else the value the
+  -- user gave wins (a preset's or default interval comes down to the user's max; a preset's or
+  -- default max goes up to the user's interval, or to the preset's). The first poll waits no
+  -- longer than poll.max either, unless poll.initial is the user's own. A user who polls every
+  -- 0.1 s expects hinted polls no further apart than that (poll.min).
+  if out.poll_max < out.poll_interval then
+    local user_interval, user_max = at(opts, "poll.interval") ~= nil, at(opts, "poll.max") ~= nil
+    if user_interval and user_max then
+      options.fail("new", 1, level, "field 'poll.interval' (%s) must not exceed field 'poll.max' (%s): "
+        .. "poll.max bounds every wait between two polls", bound(out.poll_interval), bound(out.poll_max))
+    elseif user_max then
+      out.poll_interval = out.poll_max
+    else
+      out.poll_max = out.poll_interval
+    end
+  end
+  if out.poll_initial > out.poll_max and at(opts, "poll.initial") == nil then out.poll_initial = out.poll_max end
   if out.poll_min > out.poll_interval then out.poll_min = out.poll_interval end
   return out
 end
