@@ -108,6 +108,21 @@ for r = 1, runs("W2") and S.runs or 0 do
   end
   say("W2 run %d: %.0f B/task, quiet p99 %.1f us max %.1f us (%d), busy p99 %.1f us max %.1f us (%d)", r,
       res.bytes_per_task, res.quiet_p99 * 1e6, res.quiet_max * 1e6, res.quiet_n, res.busy_p99 * 1e6, res.busy_max * 1e6, res.busy_n)
+  -- the same with a journal (a fresh database in the run's directory): every id and end is
+  -- recorded by the engine's worker while the frame loop runs
+  sbx.reset()
+  local jdir = os.tmpname()
+  os.remove(jdir)
+  os.execute("mkdir -p " .. sh_quote(jdir))
+  res = run_json(("%slua5.4 bench/w2_pixflow.lua %s %d %d %s"):format(ENV, sh_quote(sbx.base("apimart")), S.w2, S.pumps,
+                                                                     sh_quote(jdir .. "/journal.db")))
+  os.execute("rm -rf " .. sh_quote(jdir))
+  if res.inflight ~= S.w2 then void.w2j = ("run %d: %d in flight of %d"):format(r, res.inflight, S.w2) end
+  for _, k in ipairs{ "quiet_p99", "quiet_max", "busy_p50", "busy_p99", "busy_max" } do
+    if res[k] >= 0 then add("w2j_" .. k, res[k]) end
+  end
+  say("W2 run %d, journal on: quiet p99 %.1f us max %.1f us (%d), busy p99 %.1f us max %.1f us (%d)", r,
+      res.quiet_p99 * 1e6, res.quiet_max * 1e6, res.quiet_n, res.busy_p99 * 1e6, res.busy_max * 1e6, res.busy_n)
 end
 
 -- ------------------------------------------------------------------ W3
@@ -222,6 +237,9 @@ abs_row("W2", "poll(0) max, no completion", "w2_quiet_max", 1e6, "us", 2e-3, "20
 row("W2", "poll(0) p50, with completions", fmt_mmm("w2_busy_p50", 1e6, "us", 1), "", nil, "(none)", nil)
 row("W2", "poll(0) p99, with completions", fmt_mmm("w2_busy_p99", 1e6, "us", 1), "", nil, "(none)", nil)
 abs_row("W2", "poll(0) max, with completions", "w2_busy_max", 1e6, "us", 2e-3, "2000 us", 1)
+row("W2", "journal on: poll(0) p99, with completions", fmt_mmm("w2j_busy_p99", 1e6, "us", 1), "", nil, "(none)", nil)
+abs_row("W2", "journal on: poll(0) max, with completions", "w2j_busy_max", 1e6, "us", 1e-3, "1000 us", 1)
+abs_row("W2", "journal on: poll(0) max, no completion", "w2j_quiet_max", 1e6, "us", 2e-3, "2000 us", 1)
 do
   local r = ratio_of("w3_tput_pixflow", "w3_tput_curl")
   row("W3", "download throughput vs curl -o", fmt_mmm("w3_tput_pixflow", 1e-6, "MB/s", 0), fmt_mmm("w3_tput_curl", 1e-6, "MB/s", 0),

@@ -1,16 +1,17 @@
 -- w2_pixflow.lua: benchmark W2: many tasks in flight. Memory per in-flight task, and how long
 -- client:poll(0) takes, in pumps where a transfer ended and in pumps where none did.
--- usage: lua5.4 bench/w2_pixflow.lua BASE_URL TASKS PUMPS
+-- usage: lua5.4 bench/w2_pixflow.lua BASE_URL TASKS PUMPS [JOURNAL]
+-- JOURNAL: a journal database path (the records are then written as the tasks change).
 -- Prints one JSON line (times in seconds, memory in bytes).
 local bench = require "bench.util"
 local pixflow = require "pixflow"
 local core = require "pixflow.core"
 
-local base, ntasks, npumps = arg[1], tonumber(arg[2]), tonumber(arg[3])
+local base, ntasks, npumps, jpath = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
 
 -- the first status read a second after acceptance, so that the pumps below see replies
 local client = assert(pixflow.new{ provider = "apimart", api_key = "bench-key", base_url = base,
-                                   poll = { initial = 1 } })
+                                   poll = { initial = 1 }, journal = jpath })
 collectgarbage("collect")
 local rss0 = bench.rss_kb()
 
