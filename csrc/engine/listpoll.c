@@ -46,7 +46,8 @@ struct pf_listpoll {
   size_t served, missed;     /* members it showed; waiting members it did not show */
   int misses;                /* rounds in a row that showed none that waited */
   double rest_until;         /* no rounds until then (the client's clock) */
-  /* what rounds cost: requests of the last whole round, of the last complete one of each kind */
+  /* what rounds cost: requests of the last whole round, of the last complete one of each kind
+   * (neither counts the first page of a whole list given up: a cost paid once, to learn) */
   int last, cost[2];
   unsigned rounds;
 };
@@ -135,7 +136,7 @@ static void keep_walking(pf_client *c, pf_listpoll *lp) {
 static void finish(pf_client *c, pf_listpoll *lp, int complete) {
   lp->running = 0;
   if (complete) {
-    lp->last = lp->requests;
+    lp->last = lp->requests - lp->probe;
     if (!lp->cut) lp->cost[lp->filtered] = lp->requests - lp->probe;
   }
   lp->whole = complete && !lp->cut && lp->filtered;
@@ -355,7 +356,11 @@ void pf_listpoll_on_done(pf_client *c) {
       return;
     }
   }
-  if (lp->requests >= lp->budget) {   /* no dearer than the polls it replaces */
+  /* no dearer than the polls it replaces; the first page of a whole list given up is what
+   * learning the list is dear cost, not what reading it does (cost[] leaves it out too): counted,
+   * it cut a round of two tasks after its first status word, and a task that had just moved on to
+   * the next word, not shown, polled by itself */
+  if (lp->requests - lp->probe >= lp->budget) {
     lp->cut = 1;
     finish(c, lp, 1);
     return;
