@@ -35,6 +35,35 @@ describe("the journal against an adversary", function()
   local sbx, dir
   sandbox.around({ task_seconds = 0.3, reset = true }, function(s, d) sbx, dir = s, d end)
 
+  -- issue 14: submit never waits on the journal. Another process holds the journal's write lock
+  -- (a sqlite3 command inside BEGIN IMMEDIATE until a flag file appears): submit returns a task
+  -- while the lock is held, nothing reaches the gateway until the intent is written, and then
+  -- the task goes out once. Ordering, not timing: the flag is made only after submit returned.
+  it("submit returns while another process holds the journal's lock; the submit leaves after its intent", function()
+    if not sh("command -v sqlite3") then pending("the sqlite3 command is not installed") return end
+    local path, locked, release = dir .. "/held.db", dir .. "/locked", dir .. "/release"
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local holder = ("env -u LD_PRELOAD sqlite3 %s 'BEGIN IMMEDIATE;' "
+      .. "\".shell touch %s; while [ ! -f %s ]; do sleep 0.02; done\" 'COMMIT;' >/dev/null 2>&1 &"):format(path, locked, release)
+    assert(os.execute(holder))
+    local deadline = os.time() + 10
+    while not util.exists(locked) and os.time() <= deadline do os.execute("sleep 0.02") end
+    assert.is_true(util.exists(locked), "the sqlite3 command did not take the lock")
+    local t = assert(c:submit({ prompt = "while locked" }, { output = dir .. "/held.mp4" }))
+    for _ = 1, 10 do c:poll(0.02) end
+    assert.equal("submitting", t.status)
+    assert.equal(0, sbx.stats().apimart.submits)   -- its intent is not written: nothing left
+    assert(io.open(release, "w")):close()
+    assert(t:wait{ timeout = 20 })
+    assert.equal(1, sbx.stats().apimart.submits)
+    c:close()
+    pixflow.flush()
+    local rows = assert(journal.read(path))
+    assert.equal(1, #rows)
+    assert.equal(t.id, rows[1].id)
+  end)
+
   it("a lookup never adopts a task another live process is still submitting", function()
     local path = dir .. "/rival.db"
     -- process B (another owner of the journal): its intent is written, its submit reached the

@@ -183,8 +183,7 @@ pf_task *pf_client_submit(pf_client *c, pf_request *rq, const pf_submit_opts *o,
   /* recorded before anything is sent (uploads included); refused if it cannot be */
   if (rc == 0) rc = pf_task_write_intent(c, t, jkey, o ? o->journal_intent : NULL, err);
   if (rc == 0) {
-    /* uploads first (the pump starts them), else the submit at once */
-    rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, err);
+    rc = pf_task_first_step(c, t, err);
     if (rc != 0 && err->kind == PF_EK_NONE) nomem(err);
   }
   if (rc != 0) {

@@ -289,6 +289,8 @@ struct pf_task {
   int jbusy;                 /* a job writing this task's records is on the worker ... */
   int jagain;                /* ... and more became owed meanwhile */
   int sending_job;           /* the "sending" record is being synced: the submit waits for it */
+  int intent_job;            /* the intent is being written and synced: nothing leaves before */
+  char *intent_out;          /* ... and the absolute output it claims (NULL: none) */
   int dl_finishing;          /* the download's file is being synced and renamed on the worker */
   int dl_opening;            /* the .part is being opened (and the path claimed) on the worker */
   int dl_removing;           /* given up: the worker removes the .part, then it reads failed */
@@ -305,7 +307,14 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
-       PF_JOB_REMOVE, PF_JOB_HASH };
+       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT };
+/* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
+ * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
+int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
+                        pf_err *e);
+/* What a new (or released) task does first once its intent is in the journal: its uploads (the
+ * pump starts them), else the submit. 0 while the intent is still being written. */
+int pf_task_first_step(pf_client *c, pf_task *t, pf_err *err);
 /* Hash t's local files (its upload sources still hashing) on the worker; the uploads wait for
  * them (next_upload). 0, or -1 (err) when a job cannot be posted. */
 int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err);

@@ -90,6 +90,11 @@ static int run_hash(pf_job *j, pf_wlocal *w) {
   return 0;
 }
 
+static int run_intent(pf_job *j, pf_wlocal *w) {
+  if (ensure_peer(w, &j->err) != 0) return -1;
+  return pf_journal_intent(w->peer, j->key, j->t, j->f[0], j->ev[0], &j->err);
+}
+
 static int run_release(pf_job *j, pf_wlocal *w) {
   if (ensure_peer(w, &j->err) != 0) return -1;
   return pf_journal_release_task(w->peer, j->key, &j->err);
@@ -258,6 +263,19 @@ int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err) {
     t->nhashing++;
     post(c, j);
   }
+  return 0;
+}
+
+int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
+                        pf_err *e) {
+  pf_job *j = pf_job_new(PF_JOB_INTENT, t, run_intent);
+  if (!j) return nomem(e);
+  snprintf(j->key, sizeof j->key, "%s", key);
+  j->t = pf_walltime();
+  j->f[0] = json_incref(fields);
+  j->ev[0] = stage;                         /* a static string */
+  t->intent_job = 1;
+  post(c, j);
   return 0;
 }
 

@@ -525,13 +525,9 @@ int pf_journal_release_task(pf_journal *j, const char *key, pf_err *err) {
  * task of the journal that is unfinished and can still be downloaded there: it has a gateway id
  * (pixflow resume would fetch it) or a live owner that is still submitting it. Fills err with
  * what holds it. Inside a write transaction. Returns 1 taken, 0 free, -1 error. */
-static int output_taken(pf_journal *j, const char *key, const char *path, pf_err *err) {
-  char *what = claim_name("output", path);
-  if (!what) return nomem(err);
-  long pid = 0;
-  int c = claim_tx(j, what, &pid, err);
-  free(what);
-  if (c < 0) return -1;
+/* Does another task of the journal still write path (one whose owner lives, or one that has a
+ * gateway id and no download yet)? 1 (err says which), 0, -1. */
+static int output_used(pf_journal *j, const char *key, const char *path, pf_err *err) {
   sqlite3_stmt *st = prep(j,
     "SELECT tasks.key, tasks.id, tasks.provider, tasks.t, claims.owner FROM tasks"
     " LEFT JOIN claims ON claims.what = 'task:' || tasks.key"
@@ -562,6 +558,18 @@ static int output_taken(pf_journal *j, const char *key, const char *path, pf_err
     pf_err_append(err, "; choose another output path");
   }
   sqlite3_finalize(st);
+  return taken;
+}
+
+static int output_taken(pf_journal *j, const char *key, const char *path, pf_err *err) {
+  char *what = claim_name("output", path);
+  if (!what) return nomem(err);
+  long pid = 0;
+  int c = claim_tx(j, what, &pid, err);
+  free(what);
+  if (c < 0) return -1;
+  int taken = output_used(j, key, path, err);
+  if (taken < 0) return -1;
   if (!taken && c == PF_CLAIM_HELD) {
     taken = 1;
     pf_err_set(err, PF_EK_INVALID, 0, "output_taken", "output %s is claimed by a running pixflow "
@@ -720,6 +728,32 @@ static int apply(pf_journal *j, const char *key, const char *ev, double t, json_
     return rc;
   }
   return 0;                          /* an event kept in the history only */
+}
+
+int pf_journal_output_check(pf_journal *j, const char *key, const char *output, pf_err *err) {
+  char *abs = pf_abspath(output, err);
+  if (!abs) return -1;
+  char *what = claim_name("output", abs);
+  if (!what) { free(abs); return nomem(err); }
+  sqlite3_busy_timeout(j->db, 0);           /* a read: WAL readers do not wait for the writer */
+  int taken = output_used(j, key, abs, err);   /* the tasks that write it say most */
+  sqlite3_stmt *st = taken == 0 ? prep(j, "SELECT owner FROM claims WHERE what=?1", err) : NULL;
+  if (st) {
+    bind_text(st, 1, what);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      const char *owner = (const char *)sqlite3_column_text(st, 0);
+      if (owner && strcmp(owner, j->token) != 0 && owner_alive(j, owner)) {
+        taken = 1;
+        pf_err_set(err, PF_EK_INVALID, 0, "output_taken", "output %s is claimed by a running "
+                   "pixflow process (pid %ld); choose another output path", abs, owner_pid(j, owner));
+      }
+    }
+  }
+  sqlite3_finalize(st);
+  sqlite3_busy_timeout(j->db, 10000);
+  free(what);
+  free(abs);
+  return taken;
 }
 
 int pf_journal_intent(pf_journal *j, const char *key, double t, json_t *fields, const char *stage,

@@ -50,7 +50,7 @@ int pf_task_pending(const pf_task *t) {
   /* a change the host has not read keeps the task pending too (pf_task_changed) */
   return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
                        t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing ||
-                       t->nhashing > 0);
+                       t->nhashing > 0 || t->intent_job);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -979,6 +979,31 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         t->dl_err = e;
       }
     }
+  } else if (j->kind == PF_JOB_INTENT) {
+    t->intent_job = 0;
+    free(t->intent_out);
+    t->intent_out = NULL;
+    if (j->rc == 0) {
+      t->jrec = PF_JR_INTENT | (t->nups > 0 ? 0 : PF_JR_SENDING);
+      if (!t->held && pf_task_first_step(c, t, &e) != 0) {
+        if (e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+        release_claims(c, t);
+        t->state = PF_ST_FAILED;
+        pf_request_free(&t->rq);
+        pf_task_set_error(t, &e);
+      }
+    } else {
+      /* refused (another live task's output, a claim of another process) or not written (a
+       * full disk): nothing was sent */
+      e = j->err;
+      pf_err_append(&e, "; nothing was sent, so nothing was charged");
+      e.not_charged = 1;
+      t->jkey[0] = '\0';
+      release_claims(c, t);
+      t->state = PF_ST_FAILED;
+      pf_request_free(&t->rq);
+      pf_task_set_error(t, &e);
+    }
   } else if (j->kind == PF_JOB_HASH) {
     pf_upsrc *u = j->gen < t->nups ? &t->ups[j->gen] : NULL;
     if (u && u->hashing && t->state == PF_ST_SUBMITTING) {
@@ -997,7 +1022,9 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         pf_task_set_error(t, &e);
       } else {
         pf_upload_key(c, t, 0, j->path2, u->key, sizeof u->key);
-        if (t->nhashing == 0 && !t->held && t->timer.idx == PF_NOT_QUEUED && !pf_xfer_busy(&t->x) &&
+        /* nothing leaves before the intent is in the journal: its job starts the uploads then */
+        if (t->nhashing == 0 && !t->held && !t->intent_job && t->timer.idx == PF_NOT_QUEUED &&
+            !pf_xfer_busy(&t->x) &&
             pf_task_schedule(c, t, 0, PF_AT_UPLOAD) != 0) {
           pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
           t->state = PF_ST_FAILED;
@@ -1194,6 +1221,17 @@ void pf_task_detach(pf_task *t) {
   if (!c) return;
   /* a task nobody follows any more gives its journal claims up, so that `pixflow resume` (or
    * another process) can take it; a finished one gave them up when it finished */
+  if (t->intent_job) {
+    /* closed before its intent was back: nothing was sent, and the journal is told so after the
+     * intent (so that resume never takes it for a submit that may have left) */
+    t->state = PF_ST_FAILED;
+    pf_err e;
+    pf_err_set(&e, PF_EK_CANCELED, 0, "closed", "the task was closed before it was sent; nothing "
+               "was charged");
+    e.not_charged = 1;
+    pf_task_set_error(t, &e);
+    t->jrec |= PF_JR_INTENT;
+  }
   pf_task_jobs_detach(c, t, t->jkey[0] && !(t->jrec & PF_JR_DOWNLOADED) &&
                       !(pf_state_terminal(t->state) && t->state != PF_ST_SUCCEEDED));
   release_claims(c, t);
@@ -1234,18 +1272,45 @@ int pf_task_write_intent(pf_client *c, pf_task *t, const char *key, const char *
     pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory (the journal intent)");
     return -1;
   }
+  /* an output another task still writes is refused now, before anything is queued: this
+   * client's intents still on the worker, then the journal (a read that never waits) */
+  const char *out = json_string_value(json_object_get(f, "output"));
+  if (out) {
+    char *abs = pf_abspath(out, e);
+    if (!abs) { json_decref(f); return -1; }
+    for (pf_task *o = c->tasks; o; o = o->next) {
+      if (o == t || !o->intent_job || !o->intent_out || strcmp(o->intent_out, abs) != 0) continue;
+      pf_err_set(e, PF_EK_INVALID, 0, "output_taken", "output %s is already the output of task %s "
+                 "(%s), which this client is still running; choose another output path", abs,
+                 o->jkey, c->provider);
+      free(abs);
+      json_decref(f);
+      return -1;
+    }
+    pf_err ce;
+    pf_err_clear(&ce);
+    if (pf_journal_output_check(c->journal, key, abs, &ce) == 1) {
+      *e = ce;
+      free(abs);
+      json_decref(f);
+      return -1;
+    }
+    t->intent_out = abs;
+  }
   snprintf(t->jkey, sizeof t->jkey, "%s", key);
   const char *stage = t->nups > 0 ? "uploading" : "sending";
-  int rc = pf_journal_intent(c->journal, key, pf_walltime(), f, stage, e);
+  int rc = pf_task_post_intent(c, t, key, f, stage, e);
   json_decref(f);
   if (rc != 0) {
     t->jkey[0] = '\0';
-    if (e->kind == PF_EK_IO)
-      pf_err_append(e, "; nothing was sent, so nothing was charged");
     return -1;
   }
-  t->jrec = PF_JR_INTENT | (t->nups > 0 ? 0 : PF_JR_SENDING);
   return 0;
+}
+
+int pf_task_first_step(pf_client *c, pf_task *t, pf_err *err) {
+  if (t->intent_job) return 0;              /* the intent's job starts it (pf_task_on_job) */
+  return t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, err);
 }
 
 /* Free everything t holds but the record itself (it is detached). */
@@ -1258,4 +1323,5 @@ void pf_task_free_parts(pf_task *t) {
   free_videos(t);
   free(t->dl_path); t->dl_path = NULL;
   free(t->dl_part); t->dl_part = NULL;
+  free(t->intent_out); t->intent_out = NULL;
 }

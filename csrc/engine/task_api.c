@@ -186,8 +186,7 @@ int pf_task_release(pf_task *t, const char *id, const char *jkey, const char *ji
   t->rq.extend_from = pf_strdup(id);
   pf_task_start_deadline(c, t);             /* a chained task's time starts when it is sent */
   int rc = !t->rq.extend_from ? -1 : pf_task_write_intent(c, t, jkey, jintent, err);
-  if (rc == 0)
-    rc = t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, err);
+  if (rc == 0) rc = pf_task_first_step(c, t, err);
   if (rc != 0) {
     if (err->kind == PF_EK_NONE) nomem(err);
     t->state = PF_ST_FAILED;
