@@ -31,7 +31,7 @@ describe("journal writes on a full or read-only disk", function()
     mnt = nil
   end)
 
-  it("an intent that cannot be written is an io error naming the path, and nothing is sent", function()
+  it("an intent that cannot be written fails the task with an io error naming the path, and nothing is sent", function()
     mnt = tmpfs(dir .. "/full", 256 * 1024)
     if not mnt then pending("cannot mount a tmpfs here (mount needs root)") return end
     local path = mnt .. "/journal.db"
@@ -39,8 +39,11 @@ describe("journal writes on a full or read-only disk", function()
                                   journal = path, poll = { initial = 0.05, interval = 0.1 } })
     finally(function() c:close() end)
     fill(mnt)
-    local t, err = c:submit({ prompt = "x" }, { output = dir .. "/x.mp4" })
-    assert.is_nil(t)
+    -- submit does not wait for the disk: the worker's intent fails, and the task with it
+    local t = assert(c:submit({ prompt = "x" }, { output = dir .. "/x.mp4" }))
+    local ok, err = t:wait{ timeout = 20 }
+    assert.is_nil(ok)
+    assert.equal("failed", t.status)
     assert.equal("io", err.kind)
     assert.matches(path, err.message, 1, true)
     assert.matches("disk is full", err.message, 1, true)
