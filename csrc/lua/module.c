@@ -1,5 +1,4 @@
 /* module.c: luaopen_pixflow_core: the module table, clocks, and the test-only adapter bindings. */
-#define _GNU_SOURCE                         /* dladdr, RTLD_NODELETE */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,17 +357,18 @@ static int sentinel_gc(lua_State *L) {
 /* The engine's worker threads outlive the clients that released them by a moment (and the
  * resolver threads libcurl leaves behind, by longer): when the Lua state closes, Lua unloads
  * this module (dlclose) after the finalisers, and a thread still returning through its code
- * would crash. So the module stays loaded for the life of the process. */
-static void pin_module(void) {
-  Dl_info info;
-  if (dladdr((void *)pin_module, &info) && info.dli_fname)
-    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);   /* one more reference, never dropped */
+ * would crash. So the module stays loaded for the life of the process: require gives the open
+ * function the file it was loaded from (Lua 5.4's second argument), which is opened once more
+ * with RTLD_NODELETE. (Linked in statically, or loaded another way, there is nothing to pin.) */
+static void pin_module(lua_State *L) {
+  const char *path = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  if (path) dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);   /* a reference never dropped */
 }
 
 PF_API int luaopen_pixflow_core(lua_State *L);
 PF_API int luaopen_pixflow_core(lua_State *L) {
   luaL_checkversion(L);
-  pin_module();
+  pin_module(L);
 #ifdef PF_TEST_FAILALLOC
   static int alloc_ready = 0;
   if (!alloc_ready) pf_test_alloc_init();   /* spec/support/failalloc.c: the test build only */
