@@ -144,5 +144,6 @@ int main(int argc, char **argv) {
   }
   pf_task_free(t);
   pf_client_free(c);
+  pf_drain(10);                       /* the worker finishes what the client left (journal, files) */
   return rc;
 }
