@@ -946,7 +946,9 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
   pf_err_clear(&e);
   if (j->kind == PF_JOB_SENDING) {
     t->sending_job = 0;
-    if (j->rc == 0) {
+    if (t->state != PF_ST_SUBMITTING) {
+      if (j->rc == 0) t->jrec |= PF_JR_SENDING;   /* it ended meanwhile: nothing is sent */
+    } else if (j->rc == 0) {
       t->jrec |= PF_JR_SENDING;
       if (pf_task_submit_start(c, t, &e) != 0) {
         t->state = PF_ST_FAILED;
@@ -985,7 +987,9 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
     t->intent_out = NULL;
     if (j->rc == 0) {
       t->jrec = PF_JR_INTENT | (t->nups > 0 ? 0 : PF_JR_SENDING);
-      if (!t->held && pf_task_first_step(c, t, &e) != 0) {
+      /* a task that failed meanwhile (a file that could not be hashed) has nothing to send:
+       * its request is gone (the allocation-failure sweep found the upload that read it) */
+      if (!t->held && t->state == PF_ST_SUBMITTING && pf_task_first_step(c, t, &e) != 0) {
         if (e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
         release_claims(c, t);
         t->state = PF_ST_FAILED;
