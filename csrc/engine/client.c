@@ -34,7 +34,6 @@ int pf_init(pf_err *err) {
 
 void pf_client_free(pf_client *c) {
   if (!c) return;
-  c->closed_journal = 1;
   /* what the tasks still owe the journal is posted to the worker, which writes it after the
    * client is gone (pf_worker_release returns at once; pf_worker_drain waits for it) */
   while (c->tasks) pf_task_detach(c->tasks);

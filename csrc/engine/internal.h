@@ -207,7 +207,6 @@ struct pf_client {
   double jretry_at;
   pf_err jerr;               /* the last journal failure not yet reported by poll */
   int jerr_new;
-  int closed_journal;        /* closing: owed records may wait for the journal's lock */
   struct pf_worker *worker;  /* the blocking work: journal commits, download syncs (jobs.c) */
   struct pf_job *jsync, *jsync_tail;   /* jobs run here because the worker could not take them */
   int left_work;             /* the last pump stopped at its budget with work left */

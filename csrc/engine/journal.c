@@ -1114,10 +1114,9 @@ static void free_journal(pf_journal *j) {
 }
 
 /* The connection's own settings, the same for a handle and its peers. */
-static int configure(pf_journal *j, pf_err *err) {
+static void configure(pf_journal *j) {
   sqlite3_extended_result_codes(j->db, 1);
   sqlite3_busy_timeout(j->db, 10000);
-  return 0;
 }
 
 int pf_journal_peer(pf_journal *parent, pf_journal **out, pf_err *err) {
@@ -1145,7 +1144,7 @@ int pf_journal_peer(pf_journal *parent, pf_journal **out, pf_err *err) {
     free_journal(j);
     return -1;
   }
-  configure(j, err);
+  configure(j);
   /* WAL is the database's own mode already; checkpoints as the handle's (see above) */
   if (exec(j, "PRAGMA wal_autocheckpoint=0", err, "cannot set checkpoints") != 0 ||
       exec(j, "PRAGMA synchronous=NORMAL", err, "cannot set the sync level") != 0) {
@@ -1224,7 +1223,7 @@ int pf_journal_open(const char *path, const char *legacy, pf_journal **out, char
     free_journal(j);
     return -1;
   }
-  configure(j, err);
+  configure(j);
   /* WAL: readers never wait for the writer, and a commit is one append. Two processes
    * opening a new database at once both read it (a shared lock) and both want to convert it:
    * SQLite answers one of them SQLITE_BUSY at once, without its busy handler (waiting could

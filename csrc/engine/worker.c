@@ -10,11 +10,9 @@
 struct pf_worker {
   pthread_mutex_t mu;
   pthread_cond_t wake;       /* the thread: a job was posted, or the worker was released */
-  pthread_cond_t idle;       /* pf_worker_wait: the queue ran empty */
   pf_job *todo, *todo_tail;
   pf_job *done, *done_tail;
   pf_job *running;
-  size_t pending;            /* posted, not yet taken back */
   int started;
   int released;
   pthread_t thread;
@@ -56,12 +54,6 @@ pf_worker *pf_worker_new(pf_journal *journal) {
     free(w);
     return NULL;
   }
-  if (pthread_cond_init(&w->idle, NULL) != 0) {
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->mu);
-    free(w);
-    return NULL;
-  }
   if (journal) pf_journal_retain(journal);
   w->local.journal = journal;
   return w;
@@ -72,7 +64,6 @@ static void destroy(pf_worker *w) {
   for (pf_job *j = w->done, *n; j; j = n) { n = j->next; pf_job_free(j); }
   if (w->local.peer) pf_journal_release(w->local.peer);
   if (w->local.journal) pf_journal_release(w->local.journal);
-  pthread_cond_destroy(&w->idle);
   pthread_cond_destroy(&w->wake);
   pthread_mutex_destroy(&w->mu);
   free(w);
@@ -101,7 +92,6 @@ static void *thread_main(void *arg) {
       w->done_tail = j;
       if (w->notify) w->notify(w->notify_ud);   /* under the lock: release cannot pass it */
     }
-    if (!w->todo) pthread_cond_broadcast(&w->idle);
   }
   pthread_mutex_unlock(&w->mu);
   destroy(w);
@@ -142,7 +132,6 @@ int pf_worker_post(pf_worker *w, pf_job *j, pf_err *err) {
   if (w->todo_tail) w->todo_tail->next = j;
   else w->todo = j;
   w->todo_tail = j;
-  w->pending++;
   pthread_cond_signal(&w->wake);
   pthread_mutex_unlock(&w->mu);
   return 0;
@@ -155,17 +144,9 @@ pf_job *pf_worker_take(pf_worker *w) {
     w->done = j->next;
     if (!w->done) w->done_tail = NULL;
     j->next = NULL;
-    w->pending--;
   }
   pthread_mutex_unlock(&w->mu);
   return j;
-}
-
-size_t pf_worker_pending(pf_worker *w) {
-  pthread_mutex_lock(&w->mu);
-  size_t n = w->pending;
-  pthread_mutex_unlock(&w->mu);
-  return n;
 }
 
 void pf_worker_forget(pf_worker *w, void *owner) {
@@ -187,17 +168,6 @@ static struct timespec deadline_after(double seconds) {
     ts.tv_nsec -= 1000000000L;
   }
   return ts;
-}
-
-int pf_worker_wait(pf_worker *w, double timeout) {
-  struct timespec until = deadline_after(timeout);
-  pthread_mutex_lock(&w->mu);
-  int rc = 0;
-  while ((w->todo || w->running) && rc == 0)
-    rc = pthread_cond_timedwait(&w->idle, &w->mu, &until);
-  int busy = w->todo || w->running;
-  pthread_mutex_unlock(&w->mu);
-  return busy ? -1 : 0;
 }
 
 void pf_worker_release(pf_worker *w) {

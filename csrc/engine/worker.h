@@ -69,13 +69,8 @@ int pf_worker_post(pf_worker *w, pf_job *j, pf_err *err);
 /* A finished job, oldest first, or NULL. Never waits for a job. The caller frees it
  * (pf_job_free). */
 pf_job *pf_worker_take(pf_worker *w);
-/* Jobs posted and not yet taken back. */
-size_t pf_worker_pending(pf_worker *w);
 /* The owner is going away: its jobs still run (a sync, a record), their results are dropped. */
 void pf_worker_forget(pf_worker *w, void *owner);
-/* Wait, at most timeout seconds, until every job posted so far has run (for calls that are
- * allowed to wait: closing a journal the user owns). 0 when they have, -1 on timeout. */
-int pf_worker_wait(pf_worker *w, double timeout);
 /* The client is done with w: returns at once; see above. */
 void pf_worker_release(pf_worker *w);
 /* Wait, at most timeout seconds, until every released worker of this process has finished its
