@@ -77,6 +77,9 @@ local socket = require "socket"
 local pixflow = require "pixflow"
 local core = require "pixflow.core"
 local now = core.now                   -- the engine's monotonic clock (CLOCK_MONOTONIC), in seconds
+-- this thread's CPU time, voluntary and involuntary context switches, minor and major faults
+local probe = require(helper("bench/w5_probe.c", "build/w5_probe.so",
+                             "-shared -fPIC $(pkg-config --cflags lua5.4) -std=c11") and "w5_probe")
 local FRAME = 1 / 60
 
 -- ------------------------------------------------------------------ the meter
@@ -104,10 +107,16 @@ meter.top, meter.most_changes, meter.done_max = {}, 0, 0
 local function poll(c)
   meter.changes = {}
   meter.pumps = meter.pumps + 1
+  local cpu0, vol0, inv0, min0, maj0 = probe()
   local t0 = now()
   c:poll(0)
   local dt = now() - t0
-  if dt > meter.poll.max then keep("poll", dt, meter.pumps, summary(meter.changes)) end
+  local cpu1, vol1, inv1, min1, maj1 = probe()
+  if dt > meter.poll.max then
+    -- where the longest pump's time went: work (CPU), waiting (voluntary switches), preemption
+    keep("poll", dt, meter.pumps, ("%s; CPU %.3f ms, %d waits, %d preemptions, %d+%d page faults"):format(
+      summary(meter.changes), (cpu1 - cpu0) * 1e3, vol1 - vol0, inv1 - inv0, min1 - min0, maj1 - maj0))
+  end
   if #meter.changes > meter.most_changes then meter.most_changes = #meter.changes end
   if dt > meter.done_max then
     -- the longest pump in which a task ended or a download was finished (phase "done")

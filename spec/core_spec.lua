@@ -365,6 +365,31 @@ describe("engine", function()
       os.execute("rm -rf " .. dir)
     end)
 
+    -- The bytes are written on the worker (a chunk at a time): a write that fails there ends the
+    -- download with the error, whether it is seen at the last chunk or in the middle.
+    for _, case in ipairs{ { "a one-chunk result", "" }, { "a 3 MiB result", " #size=3145728" } } do
+      it("a download onto a full disk (" .. case[1] .. ") fails with the write error and keeps nothing", function()
+        local dir = util.tmpdir()
+        local client = new_client()
+        local t = assert(client:submit{ prompt = "x" .. case[2] })
+        assert(t:wait{ timeout = 10 })
+        -- the .part is /dev/full: every write fails with ENOSPC, as on a full disk
+        assert(os.execute(("ln -s /dev/full %s/out.mp4.part"):format(dir)))
+        local path, err = t:download(dir .. "/out.mp4", { timeout = 10 })
+        assert.is_nil(path)
+        assert.equal("write", err.code, tostring(err))
+        assert.matches("No space left on device", err.message, 1, true)
+        assert.matches("out.mp4.part", err.message, 1, true)
+        assert.equal("failed", (t:download_state()))
+        assert.is_false(util.exists(dir .. "/out.mp4"))
+        assert.is_false(util.exists(dir .. "/out.mp4.part"))
+        local running, queued = client._core:_transfers()
+        assert.equal(0, running + queued)
+        client:close()
+        os.execute("rm -rf " .. dir)
+      end)
+    end
+
     it("task:close() during a download removes its .part", function()
       local dir = util.tmpdir()
       local client = new_client()

@@ -130,6 +130,9 @@ int pf_client_new(const pf_client_config *cfg, pf_client **out, pf_err *err) {
     return -1;
   }
   c->net.api_key = c->api_key;
+  c->net.sink_write = pf_client_sink_write;   /* downloads' bytes are written on the worker */
+  c->net.sink_close = pf_client_sink_close;
+  c->net.sink_ud = c;
   if (cfg->journal) {
     c->journal = cfg->journal;
     pf_journal_retain(c->journal);

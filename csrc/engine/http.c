@@ -9,21 +9,25 @@
 
 #include "internal.h"
 
-/* Has the pump's budget run out for x? Each transfer writes at least one chunk per pump (so none
- * starves); past the budget's end it is paused (libcurl keeps the chunk and gives it again when
- * the next pump continues it) and put on the transport's list of paused transfers. */
+/* Has the pump's budget run out for x? Past the budget's end a transfer is paused (libcurl keeps
+ * the chunk in hand and gives it again when it is continued) and queued, in order, on the
+ * transport's paused transfers; it stays paused, its socket unread, until its turn comes at the
+ * start of a later pump (pf_net_budget). The one whose turn it is (grant) may write one chunk
+ * even past the budget, so that every pump moves at least one and none starves. */
 static int out_of_budget(pf_xfer *x) {
   pf_net *n = x->net;
   if (!n || !(n->pump_end > 0)) return 0;
-  if (x->pseq != n->pump_seq) {
-    x->pseq = n->pump_seq;
+  if (pf_monotonic() < n->pump_end) return 0;
+  if (x->grant == n->pump_seq) {
+    x->grant = 0;
     return 0;
   }
-  if (pf_monotonic() < n->pump_end) return 0;
   if (!x->paused) {
     x->paused = 1;
-    x->pnext = n->paused;
-    n->paused = x;
+    x->pnext = NULL;
+    if (n->paused_tail) n->paused_tail->pnext = x;
+    else n->paused = x;
+    n->paused_tail = x;
   }
   return 1;
 }
@@ -38,10 +42,65 @@ static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* A download's bytes are gathered in chunks of this size, each written by the worker in one
+ * write; a transfer with PF_DL_INFLIGHT bytes handed over and not yet written pauses until the
+ * worker catches up (memory per download stays bounded when the disk is slower than the network). */
+#define PF_DL_CHUNK (128 * 1024)
+#define PF_DL_INFLIGHT (16 * PF_DL_CHUNK)
+
+/* A chunk buffer: one the worker gave back, else a new one. Reusing them keeps a pump from
+ * paying the page faults of fresh memory (200 downloads ending together faulted ~300 pages in
+ * one pump of W5's complete200 row). */
+static char *chunk_get(pf_net *n) {
+  if (n && n->nchunks > 0) return n->chunks[--n->nchunks];
+  return malloc(PF_DL_CHUNK);
+}
+
+void pf_net_chunk_put(pf_net *n, char *buf) {
+  if (!buf) return;
+  if (n->nchunks < PF_CHUNK_POOL) n->chunks[n->nchunks++] = buf;
+  else free(buf);
+}
+
+/* Hand x's gathered bytes to the worker (n->sink_write takes the chunk). 0, or -1 (no memory). */
+static int hand_chunk(pf_net *n, pf_xfer *x) {
+  if (!x->chunklen) return 0;
+  char *buf = x->chunk;
+  size_t len = x->chunklen;
+  x->chunk = NULL;
+  x->chunklen = 0;
+  if (!n->sink_write || n->sink_write(n->sink_ud, x, buf, len) != 0) return -1;
+  x->inflight += len;
+  return 0;
+}
+
+/* Gather len bytes of x's body (its head already checked): a full chunk goes to the worker. */
+static int gather(pf_xfer *x, const char *p, size_t len) {
+  while (len > 0) {
+    if (!x->chunk) {
+      x->chunk = chunk_get(x->net);
+      if (!x->chunk) return -1;
+    }
+    size_t room = PF_DL_CHUNK - x->chunklen, k = len < room ? len : room;
+    memcpy(x->chunk + x->chunklen, p, k);
+    x->chunklen += k;
+    x->written += (curl_off_t)k;
+    p += k;
+    len -= k;
+    if (x->chunklen == PF_DL_CHUNK && hand_chunk(x->net, x) != 0) return -1;
+  }
+  return 0;
+}
+
 static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
   pf_xfer *x = ud;
   size_t n = size * nmemb, i = 0;
+  if (x->write_failed) return 0;            /* the worker could not write: CURLE_WRITE_ERROR */
   if (out_of_budget(x)) return CURL_WRITEFUNC_PAUSE;
+  if (x->inflight >= PF_DL_INFLIGHT) {      /* the disk is behind: wait for the worker */
+    x->disk_paused = 1;
+    return CURL_WRITEFUNC_PAUSE;
+  }
   /* libcurl checks max_download_bytes only against a length announced in advance: a body
    * without one (or longer than it said) is counted here */
   if (x->max_bytes > 0 && x->written + (curl_off_t)n > x->max_bytes) {
@@ -54,16 +113,41 @@ static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
     x->not_mp4 = 1;
     return 0;
   }
-  if (x->headlen == sizeof x->head && i > 0) {
-    /* the head bytes were held back until verified: write them first */
-    if (fwrite(x->head, 1, sizeof x->head, x->fp) != sizeof x->head) return 0;
-    x->written += (curl_off_t)sizeof x->head;
-  }
+  /* the head bytes were held back until verified: they go first */
+  if (x->headlen == sizeof x->head && i > 0 && gather(x, (const char *)x->head, sizeof x->head) != 0)
+    return 0;
   if (x->headlen < sizeof x->head) return n;
-  size_t rest = n - i;
-  if (rest && fwrite(ptr + i, 1, rest, x->fp) != rest) return 0;
-  x->written += (curl_off_t)rest;
+  if (i < n && gather(x, ptr + i, n - i) != 0) return 0;
   return n;
+}
+
+struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok) {
+  *ok = 1;
+  struct pf_sink *s = x->sink;
+  if (!s) return NULL;
+  if (hand_chunk(n, x) != 0) *ok = 0;
+  pf_net_chunk_put(n, x->chunk);
+  x->chunk = NULL;
+  x->chunklen = 0;
+  x->sink = NULL;
+  return s;
+}
+
+void pf_xfer_chunk_done(pf_net *n, pf_xfer *x, const struct pf_sink *s, size_t len, int rc,
+                        int err_no) {
+  if (!s || x->sink != s) return;           /* an earlier attempt's file */
+  x->inflight = x->inflight > len ? x->inflight - len : 0;
+  if (rc != 0 && !x->write_failed) {
+    x->write_failed = 1;
+    x->werr = err_no;
+  }
+  /* a transfer paused for the disk goes on once half of what it handed over is written (or to
+   * end with the write error); libcurl may give it its next chunk inside curl_easy_pause */
+  if (x->disk_paused && x->active && x->easy && (x->write_failed || x->inflight <= PF_DL_INFLIGHT / 2)) {
+    x->disk_paused = 0;
+    curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  }
+  (void)n;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
@@ -191,6 +275,7 @@ void pf_net_free(pf_net *c) {
   c->hosts = NULL;
   c->nhosts = 0;
   while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
+  while (c->nchunks > 0) free(c->chunks[--c->nchunks]);
   for (size_t i = 0; i < c->nslabs; i++) pf_secret_unmap(c->slabs[i].mem, c->slabs[i].cap);
   free(c->slabs);
   c->slabs = NULL;
@@ -407,7 +492,6 @@ static int activate(pf_net *c, pf_xfer *x, pf_err *err) {
   c->fresh++;
   x->net = c;
   x->paused = 0;
-  x->pseq = c->pump_seq;
   c->hosts[x->host].active++;
   c->started++;
   return 0;
@@ -425,9 +509,12 @@ static int fresh_full(pf_net *c) {
 }
 
 static void unlink_paused(pf_net *c, pf_xfer *x) {
-  for (pf_xfer **p = &c->paused; *p; p = &(*p)->pnext) {
-    if (*p != x) continue;
-    *p = x->pnext;
+  pf_xfer *prev = NULL;
+  for (pf_xfer *q = c->paused; q; prev = q, q = q->pnext) {
+    if (q != x) continue;
+    if (prev) prev->pnext = q->pnext;
+    else c->paused = q->pnext;
+    if (c->paused_tail == x) c->paused_tail = prev;
     break;
   }
   x->pnext = NULL;
@@ -438,15 +525,20 @@ void pf_net_budget(pf_net *c, double end) {
   c->pump_end = end;
   c->pump_seq++;
   c->throttled = 0;
-  /* the transfers the last pump paused go on (libcurl may hand over the chunk it kept now) */
-  pf_xfer *list = c->paused;
-  c->paused = NULL;
-  while (list) {
-    pf_xfer *x = list;
-    list = x->pnext;
+  /* the paused transfers go on in the order they were paused, while the budget lasts (the first
+   * whatever it costs); the rest wait for the next pump with their sockets unread, so a pump
+   * never pays for every transfer's chunk (libcurl may hand over the chunk it kept right here) */
+  int first = 1;
+  while (c->paused && (first || pf_monotonic() < end)) {
+    pf_xfer *x = c->paused;
+    c->paused = x->pnext;
+    if (!c->paused) c->paused_tail = NULL;
     x->pnext = NULL;
     x->paused = 0;
-    if (x->active && x->easy) curl_easy_pause(x->easy, CURLPAUSE_CONT);
+    x->grant = first ? c->pump_seq : 0;
+    first = 0;
+    /* one paused for the disk waits for the worker (pf_xfer_chunk_done) */
+    if (x->active && x->easy && !x->disk_paused) curl_easy_pause(x->easy, CURLPAUSE_CONT);
   }
 }
 
@@ -463,7 +555,7 @@ int pf_xfer_busy(const pf_xfer *x) {
  * losing its easy handle and its host slot). A request is queued behind the host's waiting ones
  * even when a slot is free, so that queued requests are served first and cannot starve. */
 static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req *req,
-                      FILE *fp, curl_off_t resume_from, double deadline, pf_err *err) {
+                      struct pf_sink *sink, curl_off_t resume_from, double deadline, pf_err *err) {
   if (pf_xfer_busy(x)) {
     pf_err_set(err, PF_EK_INVALID, 0, "busy", "a request of this task is still in flight");
     pf_http_req_discard(req);
@@ -471,7 +563,7 @@ static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http
   }
   secure_headers(c, req);
   memset(x, 0, sizeof *x);
-  x->fp = fp;                   /* a download's file, opened by the caller */
+  x->sink = sink;               /* a download's file, opened on the worker */
   x->resume_from = resume_from;
   x->kind = kind;
   x->owner = owner;
@@ -500,7 +592,7 @@ static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http
   }
   return 0;
 fail:
-  x->fp = NULL;                 /* the caller still owns and closes the file */
+  x->sink = NULL;               /* the caller still owns and closes the file */
   pf_xfer_release(c, x);
   return -1;
 }
@@ -510,9 +602,9 @@ int pf_xfer_start(pf_net *n, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req
   return xfer_start(n, x, owner, kind, req, NULL, 0, deadline, err);
 }
 
-int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, FILE *fp,
+int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, struct pf_sink *s,
                            long long resume_from, double deadline, pf_err *err) {
-  return xfer_start(n, x, owner, PF_X_DOWNLOAD, req, fp, (curl_off_t)resume_from, deadline, err);
+  return xfer_start(n, x, owner, PF_X_DOWNLOAD, req, s, (curl_off_t)resume_from, deadline, err);
 }
 
 /* Run one request to its end, blocking, with the same limits as a task's (timeouts, TLS, size
@@ -574,8 +666,13 @@ void pf_xfer_release(pf_net *c, pf_xfer *x) {
   release_headers(c, &x->req);
   pf_http_req_free(&x->req);
   pf_buf_free(&x->resp);
-  if (x->fp) fclose(x->fp);
-  x->fp = NULL;
+  if (c) pf_net_chunk_put(c, x->chunk);
+  else free(x->chunk);
+  x->chunk = NULL;
+  x->chunklen = 0;
+  /* a download stopped before its owner took its file: closed on the worker, after its chunks */
+  if (x->sink && c && c->sink_close) c->sink_close(c->sink_ud, x->sink);
+  x->sink = NULL;
   x->kind = PF_X_NONE;
   x->active = x->waiting = x->failed = 0;
 }

@@ -30,12 +30,13 @@
 #include "engine.h"
 #include "error.h"
 #include "listpoll.h"
-#include "sched.h"
+#include "heap.h"  /* not "sched.h": <pthread.h> includes <sched.h>, and -Icsrc/engine would give it ours */
 #include "util.h"
 #include "worker.h"
 
 /* Easy handles kept for reuse: enough for the transfers of a few hosts at the default slots. */
 #define PF_EASY_POOL 32
+#define PF_CHUNK_POOL 16           /* download chunk buffers kept for reuse (2 MiB) */
 /* Header lines that carry the API key live in slots of this size (pf_header_add's line cap)
  * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
 #define PF_SECRET_SLOT 1024
@@ -119,7 +120,16 @@ typedef struct pf_xfer {
   pf_http_req req;           /* owns url, body, headers, parts for the transfer's lifetime */
   curl_mime *mime;           /* the multipart body built from req.parts */
   pf_buf resp;               /* API response body */
-  FILE *fp;                  /* download target (.part) */
+  /* a download's file (worker.h's pf_sink): its bytes are gathered here in chunks and written
+   * on the worker, never on the caller's thread (a write can wait on the disk: the kernel's
+   * dirty-page throttling held a pump 4 ms in W5's 400 MB row) */
+  struct pf_sink *sink;
+  char *chunk;               /* bytes not yet handed to the worker ... */
+  size_t chunklen;           /* ... how many */
+  size_t inflight;           /* bytes handed over and not yet written */
+  int disk_paused;           /* paused until the worker has written enough of them */
+  int write_failed;          /* the worker could not write a chunk: the transfer ends ... */
+  int werr;                  /* ... with this errno */
   unsigned char head[8];
   size_t headlen;
   int not_mp4, too_big;
@@ -135,10 +145,10 @@ typedef struct pf_xfer {
   long http;                 /* ... and the HTTP status (0: none) */
   char errbuf[CURL_ERROR_SIZE];
   /* the pump's budget reaches into libcurl: a write callback called once the pump's time is
-   * spent (after this transfer's first chunk of the pump) pauses the transfer, and the next pump
-   * continues it (pf_net_budget) */
+   * spent pauses the transfer and queues it, and a later pump continues it in its turn
+   * (pf_net_budget) */
   struct pf_net *net;        /* the transport it runs on (NULL: a blocking pf_http_perform) */
-  unsigned pseq;             /* the pump it last wrote in */
+  unsigned grant;            /* the pump in which it is its turn (one chunk past the budget) */
   int paused;
   struct pf_xfer *pnext;     /* in the transport's list of paused transfers */
 } pf_xfer;
@@ -155,18 +165,26 @@ typedef struct pf_net {
   CURLM *multi;
   double pump_end;           /* monotonic time the current pump's budget ends (0: no limit) */
   unsigned pump_seq;         /* bumped by every pump */
-  pf_xfer *paused;           /* transfers paused at a budget's end, to continue next pump */
+  pf_xfer *paused, *paused_tail;   /* transfers paused at a budget's end, in order, to go on */
   unsigned fresh;            /* transfers added since the last curl_multi_perform ... */
   int throttled;             /* ... and whether one waits for a later pump because of them */
   pf_host *hosts;
   size_t nhosts;
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers */
   size_t npool;
+  char *chunks[PF_CHUNK_POOL];   /* downloads' chunk buffers the worker gave back, for reuse */
+  size_t nchunks;
   pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
   size_t nslabs;
   pf_xfer *fhead, *ftail;    /* queued transfers that failed to start, to be reported */
   unsigned long started;     /* transfers handed to libcurl */
   const pf_opts *o;          /* the owner's limits (timeouts, sizes, slots, TLS) */
+  /* where downloads' bytes go (the client's worker, jobs.c): a full chunk (buf, len: taken, also
+   * on failure), 0 or -1 (no memory) ... */
+  int (*sink_write)(void *ud, pf_xfer *x, char *buf, size_t len);
+  /* ... and a download's file when its transfer is released without its owner taking it */
+  void (*sink_close)(void *ud, struct pf_sink *s);
+  void *sink_ud;
   const char *api_key;       /* the key to keep out of ordinary heap memory, or NULL */
   double (*now)(const void *ud);   /* the clock deadlines are read on ... */
   const void *now_ud;        /* ... and its argument */
@@ -306,7 +324,7 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
-       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT };
+       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -320,9 +338,17 @@ int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err);
 /* The "sending" record, synced, before t's submit may leave: 1 when it is written already, 0
  * when the worker is writing it (the submit starts when it is done), -1 (err) when it cannot be. */
 int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err);
-/* A whole download: fp synced and closed, part renamed to the task's path, the directory synced,
- * on the worker; the task hears of it in a later pump. 0, or -1 when it cannot be posted. */
-int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp);
+/* A whole download: its file (s) synced and closed after every chunk before it was written,
+ * the part renamed to the task's path, the directory synced, on the worker; the task hears of it
+ * in a later pump. 0 (s is the job's), or -1 when it cannot be posted (s is still the caller's). */
+int pf_task_finish_download(pf_client *c, pf_task *t, struct pf_sink *s);
+/* A download's file closed on the worker once every chunk before it is written (no sync: what
+ * a failed attempt keeps is synced when the download ends whole). Never fails: the job was made
+ * with the file. s is the job's from now on. */
+void pf_client_close_sink(pf_client *c, struct pf_sink *s);
+/* The transport's hooks (pf_net.sink_write, sink_close) for client c (ud). */
+int pf_client_sink_write(void *ud, pf_xfer *x, char *buf, size_t len);
+void pf_client_sink_close(void *ud, struct pf_sink *s);
 /* Open t's .part on the worker (continuing it when t->dl_resume), first recording where the file
  * goes when the journal does not know yet (which refuses another task's path); the download's
  * transfer starts when it is back. 0, or -1 when it cannot be posted. */
@@ -386,10 +412,20 @@ void pf_net_free(pf_net *n);
  * ("busy"). deadline: the owner's, on n's clock (0: none); it clips the request's timeout. */
 int pf_xfer_start(pf_net *n, pf_xfer *x, void *owner, pf_xkind kind, pf_http_req *req,
                   double deadline, pf_err *err);
-/* The same for a download into fp (the caller's, still the caller's on failure), continuing at
- * resume_from (0: from the start). */
-int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, FILE *fp,
+/* The same for a download into the file s (the transfer's from now on; still the caller's on
+ * failure), continuing at resume_from (0: from the start). Its bytes go to n->sink_write in
+ * chunks; the owner takes s back when the transfer ends (pf_xfer_take_sink). */
+int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req, struct pf_sink *s,
                            long long resume_from, double deadline, pf_err *err);
+/* A download's transfer is over: the chunk not yet handed over goes to the worker, and its file
+ * is the caller's. NULL when it has none. *ok is 0 when that last chunk could not be posted. */
+struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok);
+/* A chunk buffer the worker is done with, kept for the next chunks (freed past PF_CHUNK_POOL). */
+void pf_net_chunk_put(pf_net *n, char *buf);
+/* The worker wrote (rc 0) or could not write (rc -1, errno err_no) len bytes of sink s: when s is
+ * still x's, x may go on (a transfer paused for the disk continues), or ends with a write error. */
+void pf_xfer_chunk_done(pf_net *n, pf_xfer *x, const struct pf_sink *s, size_t len, int rc,
+                        int err_no);
 /* Does x hold a transfer (running, queued, or failed to start and not yet reported)? */
 int pf_xfer_busy(const pf_xfer *x);
 /* Move the transfers (curl_multi_perform); wait at most ms for one to need it. */

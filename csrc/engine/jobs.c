@@ -30,12 +30,19 @@ static int run_records(pf_job *j, pf_wlocal *w) {
   return 0;
 }
 
-/* A whole download: the .part (path) synced and closed, renamed to path2, its directory synced;
- * then its "downloaded" record when the job has one (a failure there is only owed: the task's
- * records are written again from the pump). */
+/* A whole download: once every chunk before it is written, the .part (path) synced and closed,
+ * renamed to path2, its directory synced; then its "downloaded" record when the job has one (a
+ * failure there is only owed: the task's records are written again from the pump). */
 static int run_finish(pf_job *j, pf_wlocal *w) {
-  FILE *fp = j->fp;
-  j->fp = NULL;
+  pf_sink *s = j->sink;
+  FILE *fp = s->fp;
+  s->fp = NULL;
+  if (s->err_no != 0) {                     /* a chunk could not be written */
+    fclose(fp);
+    j->err_no = s->err_no;
+    pf_err_set(&j->err, PF_EK_IO, 0, "write", "writing %s failed: %s", j->path, strerror(s->err_no));
+    return -1;
+  }
   if (pf_part_close(fp) != 0) {
     j->err_no = errno;
     pf_err_set(&j->err, PF_EK_IO, 0, "write", "writing %s failed: %s", j->path, strerror(errno));
@@ -66,8 +73,31 @@ static int run_open(pf_job *j, pf_wlocal *w) {
       j->rec_err = e;
     }
   }
-  j->fp = pf_part_open(j->path, j->resume, &j->off, &j->err);
-  return j->fp ? 0 : -1;
+  j->sink->fp = pf_part_open(j->path, j->resume, &j->off, &j->err);
+  return j->sink->fp ? 0 : -1;
+}
+
+/* A chunk of a download, in one write; none after one failed (the file keeps what came before
+ * it, in order, which a resumed attempt continues from). */
+static int run_write(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  pf_sink *s = j->sink;
+  if (s->err_no == 0 && fwrite(j->buf, 1, j->len, s->fp) != j->len) s->err_no = errno ? errno : EIO;
+  if (s->err_no != 0) {
+    j->err_no = s->err_no;
+    return -1;
+  }
+  s->bytes += (long long)j->len;
+  return 0;
+}
+
+/* A download attempt's file closed, not synced (what it keeps is checked when it resumes). */
+static int run_close(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  pf_sink *s = j->sink;
+  int rc = s->fp ? fclose(s->fp) : 0;
+  s->fp = NULL;
+  return rc;
 }
 
 static int run_remove(pf_job *j, pf_wlocal *w) {
@@ -231,7 +261,7 @@ int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp) {
+int pf_task_finish_download(pf_client *c, pf_task *t, pf_sink *s) {
   pf_job *j = task_job(t, PF_JOB_FINISH, run_finish);
   if (!j) return -1;
   j->path = pf_strdup(t->dl_part);
@@ -243,8 +273,36 @@ int pf_task_finish_download(pf_client *c, pf_task *t, FILE *fp) {
     return -1;
   }
   if (f) add_record(j, "downloaded", f, PF_JR_DOWNLOADED, 0);
-  j->fp = fp;
+  pf_job_free(s->close_job);                /* this job closes it */
+  s->close_job = NULL;
+  j->sink = s;
+  j->owns_sink = 1;
   t->dl_finishing = 1;
+  post(c, j);
+  return 0;
+}
+
+void pf_client_close_sink(pf_client *c, pf_sink *s) {
+  pf_job *j = s->close_job;
+  s->close_job = NULL;
+  j->owns_sink = 1;
+  post(c, j);
+}
+
+void pf_client_sink_close(void *ud, pf_sink *s) {
+  pf_client_close_sink(ud, s);
+}
+
+int pf_client_sink_write(void *ud, pf_xfer *x, char *buf, size_t len) {
+  pf_client *c = ud;
+  pf_job *j = pf_job_new(PF_JOB_WRITE, x->owner, run_write);
+  if (!j) {
+    free(buf);
+    return -1;
+  }
+  j->sink = x->sink;
+  j->buf = buf;
+  j->len = len;
   post(c, j);
   return 0;
 }
@@ -282,6 +340,17 @@ int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *field
 int pf_task_open_part(pf_client *c, pf_task *t) {
   pf_job *j = task_job(t, PF_JOB_OPEN, run_open);
   if (!j) return -1;
+  /* the file, with the job that will close it whatever happens */
+  j->sink = calloc(1, sizeof *j->sink);
+  if (j->sink) {
+    j->owns_sink = 1;
+    j->sink->close_job = pf_job_new(PF_JOB_CLOSE, NULL, run_close);
+    if (j->sink->close_job) j->sink->close_job->sink = j->sink;
+  }
+  if (!j->sink || !j->sink->close_job) {
+    pf_job_free(j);
+    return -1;
+  }
   j->path = pf_strdup(t->dl_part);
   j->resume = t->dl_resume;
   j->gen = t->dl_gen;

@@ -212,21 +212,21 @@ int pf_task_start_download(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
-/* The .part is open (fp, continuing from resume_from): the transfer starts. */
-static int download_opened(pf_client *c, pf_task *t, FILE *fp, long long resume_from, pf_err *err) {
+/* The .part is open (s, continuing from resume_from): the transfer starts. */
+static int download_opened(pf_client *c, pf_task *t, pf_sink *s, long long resume_from, pf_err *err) {
   pf_http_req req;
   memset(&req, 0, sizeof req);
   req.method = "GET";
   /* the API key is never sent to the result host: signed URLs carry their own authority */
   req.url = pf_strdup(t->videos[0].url);
   if (!req.url) {
-    fclose(fp);
+    pf_client_close_sink(c, s);
     pf_client_remove_later(c, t->dl_part);
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "out of memory");
     return -1;
   }
-  if (pf_xfer_start_download(&c->net, &t->x, t, &req, fp, resume_from, t->deadline, err) != 0) {
-    fclose(fp);
+  if (pf_xfer_start_download(&c->net, &t->x, t, &req, s, resume_from, t->deadline, err) != 0) {
+    pf_client_close_sink(c, s);
     pf_client_remove_later(c, t->dl_part);
     return -1;
   }
@@ -838,18 +838,26 @@ static void on_download_done(pf_client *c, pf_task *t, long http) {
   pf_xfer *x = &t->x;
   pf_err e;
   pf_err_clear(&e);
-  int io_ok = 1;
-  int whole = x->end == PF_XE_OK && !x->not_mp4 && x->headlen >= sizeof x->head && !x->too_big;
-  if (x->fp && whole && pf_task_finish_download(c, t, x->fp) == 0) {
-    x->fp = NULL;                           /* synced, closed, renamed on the worker */
-    return;
+  int whole = x->end == PF_XE_OK && !x->not_mp4 && x->headlen >= sizeof x->head && !x->too_big &&
+              !x->write_failed;
+  /* the last chunk goes to the worker; the file is synced and renamed there after every chunk
+   * is written (or closed, for an attempt that did not end whole) */
+  int handed = 1;
+  pf_sink *s = pf_xfer_take_sink(&c->net, x, &handed);
+  if (!handed) {
+    whole = 0;
+    if (!x->write_failed) {
+      x->write_failed = 1;
+      x->werr = ENOMEM;
+    }
   }
-  if (x->fp) {
-    /* what is kept of a failed attempt is synced when the download ends whole; only a power
-     * cut in between (not a killed process) could cost its bytes, and the resume checks them.
-     * A whole one whose job could not be posted (no memory) is synced here. */
-    io_ok = (whole ? pf_part_close(x->fp) : fclose(x->fp)) == 0;
-    x->fp = NULL;
+  if (s && whole && pf_task_finish_download(c, t, s) == 0) return;
+  if (s) pf_client_close_sink(c, s);
+  if (s && whole) {
+    /* no memory for the finish job: the bytes are kept, and the next attempt continues them */
+    pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    download_failed(c, t, &e, 1);
+    return;
   }
   if (x->not_mp4 || (t->x.end == PF_XE_OK && x->headlen < sizeof x->head)) {
     pf_err_set(&e, PF_EK_PROTOCOL, http, "not_mp4",
@@ -875,8 +883,9 @@ static void on_download_done(pf_client *c, pf_task *t, long http) {
                (http == 403 || http == 410) ? " (signed result URLs expire, often after 24 h)" : "");
     e.retryable = pf_http_retryable(http);
     pf_retry_after_set(&c->o, &e, x->retry_after, NULL, 0);
-  } else if (x->end == PF_XE_WRITE || !io_ok) {
-    pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part, strerror(errno));
+  } else if (x->end == PF_XE_WRITE || x->write_failed) {
+    pf_err_set(&e, PF_EK_IO, 0, "write", "writing %s failed: %s", t->dl_part,
+               strerror(x->werr ? x->werr : EIO));
   } else if (x->end == PF_XE_RANGE) {
     /* the server would not continue from an offset: start again from byte 0, at once */
     pf_err_set(&e, PF_EK_TRANSPORT, http, "RANGE_ERROR",
@@ -891,13 +900,8 @@ static void on_download_done(pf_client *c, pf_task *t, long http) {
     download_failed(c, t, &e, x->written > x->resume_from || x->resume_from > 0);
     return;
   } else {
-    /* no memory to post the job: done here */
-    int ok = io_ok && pf_part_commit(t->dl_part, t->dl_path, &e) == 0;
-    if (ok) {
-      t->dl = PF_DL_DONE;
-      t->dl_resume = 0;
-      return;
-    }
+    pf_err_set(&e, PF_EK_IO, 0, "write", "the download into %s ended without its file",
+               t->dl_part);
   }
   download_failed(c, t, &e, 0);
 }
@@ -968,14 +972,18 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       t->dl_rec_owed = 1;                   /* the download goes ahead; the record is owed */
       pf_task_journal_owed(c, t, &j->rec_err, "the download path");
     }
+    pf_sink *s = j->sink;
     if (j->gen != t->dl_gen || !t->dl_opening || t->dl != PF_DL_RUNNING) {
       /* stopped while it opened: the file goes (after this open, on the worker) */
-      if (j->fp) pf_client_remove_later(c, j->path);
+      if (j->rc == 0) {
+        j->sink = NULL;
+        pf_client_close_sink(c, s);
+        pf_client_remove_later(c, j->path);
+      }
     } else {
       t->dl_opening = 0;
-      FILE *fp = j->fp;
-      j->fp = NULL;
-      if (j->rc != 0 || download_opened(c, t, fp, j->off, &e) != 0) {
+      if (j->rc == 0) j->sink = NULL;       /* the transfer's now, or closed on the worker */
+      if (j->rc != 0 || download_opened(c, t, s, j->off, &e) != 0) {
         if (j->rc != 0) e = j->err;
         t->dl = PF_DL_FAILED;
         t->dl_err = e;
@@ -1036,6 +1044,11 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         }
       }
     }
+  } else if (j->kind == PF_JOB_WRITE) {
+    pf_xfer_chunk_done(&c->net, &t->x, j->sink, j->len, j->rc, j->err_no);
+    pf_net_chunk_put(&c->net, j->buf);      /* for the next chunks */
+    j->buf = NULL;
+    return;                                 /* no change the host can see yet */
   } else if (j->kind == PF_JOB_REMOVE) {
     if (j->gen == t->dl_gen && t->dl_removing) {
       t->dl_removing = 0;

@@ -27,8 +27,20 @@ typedef struct pf_wlocal {
   pf_journal *peer;          /* the worker's own connection to it, or NULL until needed */
 } pf_wlocal;
 
-/* One job. The poster fills kind, owner, run and the inputs; run fills rc, err and the outputs. */
 typedef struct pf_job pf_job;
+
+/* A download attempt's file. Its fields are the worker's (the open, each chunk's write, the
+ * close run there, in the order posted), except close_job, the caller's: the job that closes
+ * it, made with it so that a file can always be closed, even out of memory. The job that owns
+ * it (owns_sink: the open until its result is taken, then the close or the finish) frees it. */
+typedef struct pf_sink {
+  FILE *fp;                  /* the .part, unbuffered: each chunk is one write */
+  int err_no;                /* the first write that failed (later chunks are not written) */
+  long long bytes;           /* bytes written */
+  pf_job *close_job;         /* the caller's, until it is posted */
+} pf_sink;
+
+/* One job. The poster fills kind, owner, run and the inputs; run fills rc, err and the outputs. */
 struct pf_job {
   pf_job *next;
   int kind;                  /* what the pump does with the result (task.c's PF_JOB_*) */
@@ -38,7 +50,10 @@ struct pf_job {
   int err_no;                /* errno of a failed system call */
   pf_err err;
   /* inputs and outputs (each kind uses some) */
-  FILE *fp;                  /* a .part to sync and close */
+  pf_sink *sink;             /* a download's file ... */
+  int owns_sink;             /* ... which this job frees (else it only writes to it) */
+  char *buf;                 /* a chunk to write (owned by the job) ... */
+  size_t len;                /* ... its length */
   char *path, *path2;        /* owned by the job */
   char key[64];              /* a journal key */
   double t;                  /* a journal record's wall time */

@@ -1,6 +1,6 @@
-/* sched.h: a binary min-heap of due times, so a pump only looks at what is due. */
-#ifndef PF_SCHED_H
-#define PF_SCHED_H
+/* heap.h: a binary min-heap of due times, so a pump only looks at what is due. */
+#ifndef PF_HEAP_H
+#define PF_HEAP_H
 
 #include <stddef.h>
 

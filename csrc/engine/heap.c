@@ -1,7 +1,7 @@
-/* sched.c: binary min-heap of pf_timer, O(log n) insert, move and remove. */
+/* heap.c: binary min-heap of pf_timer, O(log n) insert, move and remove. */
 #include <stdlib.h>
 
-#include "sched.h"
+#include "heap.h"
 
 void pf_heap_init(pf_heap *h) {
   h->items = NULL;
