@@ -345,8 +345,12 @@ size_t pf_client_pump(pf_client *c, double timeout, pf_err *journal_err) {
     pf_xfer_pump_queues(&c->net);
     hand_over(c, end, pf_xfer_take_failed);
     /* what the finished transfers started (the next poll, a download, a queued request) is sent
-     * now, in the pump that caused it, not a frame later */
-    if (c->net.started != started) pf_net_perform(&c->net);
+     * now, in the pump that caused it, not a frame later, unless the budget is spent: then the
+     * next pump sends it (a second curl_multi_perform cost up to 0.6 ms with 200 in flight) */
+    if (c->net.started != started) {
+      if (pf_monotonic() < end) pf_net_perform(&c->net);
+      else c->left_work = 1;
+    }
     /* work left at the budget is not waited on: the caller's next pump does it */
     /* a transfer paused at the budget's end goes on in the next pump: no waiting */
     if (pf_net_paused(&c->net)) c->left_work = 1;

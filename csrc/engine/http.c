@@ -525,11 +525,12 @@ void pf_net_budget(pf_net *c, double end) {
   c->pump_end = end;
   c->pump_seq++;
   c->throttled = 0;
-  /* the paused transfers go on in the order they were paused, while the budget lasts (the first
-   * whatever it costs); the rest wait for the next pump with their sockets unread, so a pump
+  /* the paused transfers go on in the order they were paused, while half the budget lasts (the
+   * first whatever it costs); the rest wait for the next pump with their sockets unread, so a pump
    * never pays for every transfer's chunk (libcurl may hand over the chunk it kept right here) */
   int first = 1;
-  while (c->paused && (first || pf_monotonic() < end)) {
+  double now = pf_monotonic(), stop = now + (end - now) / 2;   /* half: the rest is the pump's */
+  while (c->paused && (first || pf_monotonic() < stop)) {
     pf_xfer *x = c->paused;
     c->paused = x->pnext;
     if (!c->paused) c->paused_tail = NULL;
