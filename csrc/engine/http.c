@@ -268,6 +268,32 @@ int pf_net_init(pf_net *n, const pf_opts *o, double (*now)(const void *), const 
   return 0;
 }
 
+/* A transport's connections, detached for another thread to close (pf_net_close_detached). */
+struct pf_net_conns {
+  CURLM *multi;
+  size_t n;
+  CURL *easy[PF_EASY_POOL];
+};
+
+void *pf_net_detach_conns(pf_net *c) {
+  struct pf_net_conns *d = malloc(sizeof *d);
+  if (!d) return NULL;
+  d->multi = c->multi;
+  c->multi = NULL;
+  d->n = c->npool;
+  memcpy(d->easy, c->pool, c->npool * sizeof c->pool[0]);
+  c->npool = 0;
+  return d;
+}
+
+void pf_net_close_detached(void *conns) {
+  struct pf_net_conns *d = conns;
+  if (!d) return;
+  if (d->multi) curl_multi_cleanup(d->multi);
+  while (d->n > 0) curl_easy_cleanup(d->easy[--d->n]);
+  free(d);
+}
+
 void pf_net_free(pf_net *c) {
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;

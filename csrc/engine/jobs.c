@@ -91,6 +91,13 @@ static int run_write(pf_job *j, pf_wlocal *w) {
   return 0;
 }
 
+static int run_close_conns(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  pf_net_close_detached(j->ctx);
+  j->ctx = NULL;
+  return 0;
+}
+
 /* A download attempt's file closed, not synced (what it keeps is checked when it resumes). */
 static int run_close(pf_job *j, pf_wlocal *w) {
   (void)w;
@@ -286,6 +293,16 @@ void pf_client_close_sink(pf_client *c, pf_sink *s) {
   pf_job *j = s->close_job;
   s->close_job = NULL;
   j->owns_sink = 1;
+  post(c, j);
+}
+
+void pf_client_close_conns_later(pf_client *c, void *conns) {
+  pf_job *j = pf_job_new(PF_JOB_CLOSE, NULL, run_close_conns);
+  if (!j) {
+    pf_net_close_detached(conns);
+    return;
+  }
+  j->ctx = conns;
   post(c, j);
 }
 

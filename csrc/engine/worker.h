@@ -52,6 +52,7 @@ struct pf_job {
   /* inputs and outputs (each kind uses some) */
   pf_sink *sink;             /* a download's file ... */
   int owns_sink;             /* ... which this job frees (else it only writes to it) */
+  void *ctx;                 /* what a kind of its own needs (its run consumes it) */
   char *buf;                 /* a chunk to write (owned by the job) ... */
   size_t len;                /* ... its length */
   char *path, *path2;        /* owned by the job */
