@@ -20,6 +20,8 @@ const char *pf_file_kind(mode_t mode);
 int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err);
 /* Hex SHA-256 of a buffer. -1 on failure (out of memory in OpenSSL). */
 int pf_sha256_hex(const void *data, size_t len, char hex[65]);
+/* Make OpenSSL's random generator ready (the worker does, when it starts). */
+void pf_crypto_warm(void);
 /* A random (version 4) UUID in its 36-character text form. */
 void pf_uuid4(char out[37]);
 

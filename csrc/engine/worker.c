@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "hash.h"
 #include "worker.h"
 
 struct pf_worker {
@@ -90,6 +91,7 @@ static void *thread_main(void *arg) {
   errno = 0;
   int nice_now = getpriority(PRIO_PROCESS, (id_t)tid);
   if (errno == 0 && nice_now < 10) setpriority(PRIO_PROCESS, (id_t)tid, nice_now + 10 > 19 ? 19 : nice_now + 10);
+  pf_crypto_warm();                         /* once, here rather than in a pump */
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->todo && !w->released) pthread_cond_wait(&w->wake, &w->mu);
