@@ -33,8 +33,8 @@ local function request(method, url, body)
 end
 M.request = request
 
---- Start a sandbox. opts.task_seconds (default 0.4), opts.seed, opts.nice (run it that many
--- steps nicer: a benchmark's stand-in for a remote server). Returns an object with
+--- Start a sandbox. opts.task_seconds (default 0.4), opts.seed, opts.idle (run it under SCHED_IDLE,
+-- chrt --idle: a benchmark's stand-in for a server elsewhere). Returns an object with
 -- url, port, base(gateway), stats(), reset(), stop().
 function M.start(opts)
   opts = opts or {}
@@ -43,7 +43,7 @@ function M.start(opts)
   local log = os.tmpname()
   local tls = opts.tls_cert and (" --tls-cert %s --tls-key %s"):format(opts.tls_cert, opts.tls_key) or ""
   local cmd = ("exec %s%s --port 0 --exit-with-parent --task-seconds %s%s%s 2>%s"):format(
-    opts.nice and ("nice -n %d "):format(opts.nice) or "", M.BINARY, tostring(opts.task_seconds or 0.4), opts.seed and (" --seed " .. opts.seed) or "", tls, log)
+    opts.idle and "chrt --idle 0 " or "", M.BINARY, tostring(opts.task_seconds or 0.4), opts.seed and (" --seed " .. opts.seed) or "", tls, log)
   local proc = assert(io.popen(cmd, "r"))
   local line = proc:read("l")
   local url = line and line:match("listening on (https?://127%.0%.0%.1:%d+)")
