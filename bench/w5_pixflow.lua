@@ -133,9 +133,15 @@ local function poll(c)
 end
 local function submit(c, req, opts)
   meter.submits = meter.submits + 1
+  local cpu0, vol0, inv0, min0, maj0 = probe()
   local t0 = now()
   local task, err = c:submit(req, opts)
-  keep("submit", now() - t0, meter.submits)
+  local dt = now() - t0
+  local cpu1, vol1, inv1, min1, maj1 = probe()
+  if dt > meter.submit.max then
+    keep("submit", dt, meter.submits, ("CPU %.3f ms, %d waits, %d preemptions, %d+%d page faults"):format(
+      (cpu1 - cpu0) * 1e3, vol1 - vol0, inv1 - inv0, min1 - min0, maj1 - maj0))
+  end
   return assert(task, err and tostring(err))
 end
 local function start_download(task, path)
@@ -426,15 +432,15 @@ local out = {
   row = row.name, situation = situation or suite.situation(row, S), pace = args.pace, ran = good and 1 or 0,
   outcome = what, pumps = meter.pumps, submits = meter.submits, seconds = now() - t_start,
   poll_max = meter.poll.max, poll_at = meter.poll.at or 0, poll_note = meter.poll.note or "",
-  submit_max = meter.submit.max, submit_at = meter.submit.at or 0,
+  submit_max = meter.submit.max, submit_at = meter.submit.at or 0, submit_note = meter.submit.note or "",
   close_max = meter.close.max, start_download_max = meter.start_download.max,
 }
 local top = {}
 for i, p in ipairs(meter.top) do top[i] = ("%.3f ms (pump %d)"):format(p[1] * 1e3, p[2]) end
 out.poll_top = table.concat(top, ", ")
 say("%s", what)
-say("longest poll(0) %.3f ms (pump %d of %d: %s), submit %.3f ms (%d of %d), close %.3f ms, start_download %.3f ms",
-  out.poll_max * 1e3, out.poll_at, out.pumps, out.poll_note, out.submit_max * 1e3, out.submit_at, out.submits,
+say("longest poll(0) %.3f ms (pump %d of %d: %s), submit %.3f ms (%d of %d: %s), close %.3f ms, start_download %.3f ms",
+  out.poll_max * 1e3, out.poll_at, out.pumps, out.poll_note, out.submit_max * 1e3, out.submit_at, out.submits, out.submit_note,
   out.close_max * 1e3, out.start_download_max * 1e3)
 say("the three longest pumps: %s", out.poll_top)
 if not good then say("the situation was NOT re-created: its figures mean nothing") end
