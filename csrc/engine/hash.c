@@ -1,5 +1,6 @@
 /* hash.c: SHA-256 (OpenSSL EVP) of buffers and of regular files opened without blocking; UUIDs. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -141,9 +142,15 @@ void pf_uuid4(char out[37]) {
   out[o] = '\0';
 }
 
+static void crypto_warm_once(void) {
+  (void)RAND_status();
+}
+
 void pf_crypto_warm(void) {
   /* instantiates OpenSSL's primary random generator (its providers, its cipher): 0.7 ms the
    * first time, which libcurl's first multipart body (curl_mime_init makes a random boundary)
-   * otherwise paid inside a pump */
-  (void)RAND_status();
+   * otherwise paid inside a pump. Once per process: two workers starting together raced on
+   * OpenSSL's unlocked method pointer (helgrind) */
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, crypto_warm_once);
 }
