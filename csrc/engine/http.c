@@ -133,8 +133,7 @@ struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok) {
   return s;
 }
 
-void pf_xfer_chunk_done(pf_net *n, pf_xfer *x, const struct pf_sink *s, size_t len, int rc,
-                        int err_no) {
+void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc, int err_no) {
   if (!s || x->sink != s) return;           /* an earlier attempt's file */
   x->inflight = x->inflight > len ? x->inflight - len : 0;
   if (rc != 0 && !x->write_failed) {
@@ -147,7 +146,6 @@ void pf_xfer_chunk_done(pf_net *n, pf_xfer *x, const struct pf_sink *s, size_t l
     x->disk_paused = 0;
     curl_easy_pause(x->easy, CURLPAUSE_CONT);
   }
-  (void)n;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {

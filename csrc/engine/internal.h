@@ -432,8 +432,7 @@ struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok);
 void pf_net_chunk_put(pf_net *n, char *buf);
 /* The worker wrote (rc 0) or could not write (rc -1, errno err_no) len bytes of sink s: when s is
  * still x's, x may go on (a transfer paused for the disk continues), or ends with a write error. */
-void pf_xfer_chunk_done(pf_net *n, pf_xfer *x, const struct pf_sink *s, size_t len, int rc,
-                        int err_no);
+void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc, int err_no);
 /* Does x hold a transfer (running, queued, or failed to start and not yet reported)? */
 int pf_xfer_busy(const pf_xfer *x);
 /* Move the transfers (curl_multi_perform); wait at most ms for one to need it. */

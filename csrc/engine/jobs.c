@@ -83,12 +83,8 @@ static int run_write(pf_job *j, pf_wlocal *w) {
   (void)w;
   pf_sink *s = j->sink;
   if (s->err_no == 0 && fwrite(j->buf, 1, j->len, s->fp) != j->len) s->err_no = errno ? errno : EIO;
-  if (s->err_no != 0) {
-    j->err_no = s->err_no;
-    return -1;
-  }
-  s->bytes += (long long)j->len;
-  return 0;
+  j->err_no = s->err_no;
+  return s->err_no != 0 ? -1 : 0;
 }
 
 static int run_close_conns(pf_job *j, pf_wlocal *w) {

@@ -1045,7 +1045,7 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       }
     }
   } else if (j->kind == PF_JOB_WRITE) {
-    pf_xfer_chunk_done(&c->net, &t->x, j->sink, j->len, j->rc, j->err_no);
+    pf_xfer_chunk_done(&t->x, j->sink, j->len, j->rc, j->err_no);
     pf_net_chunk_put(&c->net, j->buf);      /* for the next chunks */
     j->buf = NULL;
     return;                                 /* no change the host can see yet */

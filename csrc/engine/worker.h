@@ -36,7 +36,6 @@ typedef struct pf_job pf_job;
 typedef struct pf_sink {
   FILE *fp;                  /* the .part, unbuffered: each chunk is one write */
   int err_no;                /* the first write that failed (later chunks are not written) */
-  long long bytes;           /* bytes written */
   pf_job *close_job;         /* the caller's, until it is posted */
 } pf_sink;
 
