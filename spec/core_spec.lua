@@ -78,7 +78,7 @@ describe("engine", function()
     -- one slot: the second submit waits for the first's reply. The pump that reads that reply
     -- must also send the second, not leave it to the next frame's pump, while its budget lasts.
     -- The budget here is generous: under AddressSanitizer on a slow machine reading the reply
-    -- alone outlasts the default 0.5 ms, and then the next spec's rule applies.
+    -- alone outlasts the default 0.3 ms, and then the next spec's rule applies.
     local client = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
                                        max_per_host = 1, poll = { initial = 30 }, budget = 1 })
     assert(client:submit{ prompt = "first" })

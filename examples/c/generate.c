@@ -51,7 +51,7 @@ static pf_opts options(void) {
   o.task_timeout = 1800;
   o.lookup_delay = 2;
   o.lookup_attempts = 3;
-  o.budget = 0.0005;                                   /* at most 0.5 ms of work per pump */
+  o.budget = 0.0003;                                   /* at most 0.3 ms of work per pump */
   o.user_agent = "pixflow-generate/" PF_VERSION;
   return o;
 }
