@@ -258,7 +258,7 @@ static enum MHD_Result upload(const sbx_req *r) {
   if (!f || !f->is_file) return err400(r, "multipart field 'file' is required");
   if (f->size > 20u * 1024 * 1024) return err400(r, "file too large: %zu bytes, at most 20 MB", f->size);
   if (!sbx_is_image(f)) return err400(r, "unsupported image type: jpeg, png, webp and gif are accepted");
-  SBX_COUNT(GW, uploads);
+  sbx_upload_seen(GW, f);
   char id[64], url[256];
   sbx_id64(id, sizeof id);
   snprintf(url, sizeof url, "%s://127.0.0.1:%u/apimart/uploads/%s", sbx_scheme(), g_sbx.port, id);

@@ -147,7 +147,7 @@ static enum MHD_Result upload(const sbx_req *r) {
   const sbx_field *f = sbx_form(r, "file");
   if (!f || !f->is_file) return reply(r, 400, 400, "multipart field 'file' is required", NULL);
   if (!sbx_is_image(f)) return reply(r, 400, 400, "only images can be uploaded", NULL);
-  SBX_COUNT(GW, uploads);
+  sbx_upload_seen(GW, f);
   char id[32], path[256];
   sbx_id64(id, sizeof id);
   snprintf(path, sizeof path, "users/sandbox/%s.png", id);

@@ -213,7 +213,7 @@ enum MHD_Result sbx_dashscope_oss(const sbx_req *r) {
   if (!slash || !sbx_object_get(GW, dir, model, sizeof model) || &r->fields[r->nfields - 1] != f ||
       !sbx_is_image(f))
     return sbx_reply(r->conn, GW, 403, "application/xml", denied, sizeof denied - 1, NULL);
-  SBX_COUNT(GW, uploads);
+  sbx_upload_seen(GW, f);
   sbx_object_put(GW, k->value, model);
   /* x-oss-content-type sets the object's type; without it the object store keeps
    * application/octet-stream [INFERENCE] */

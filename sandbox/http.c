@@ -41,6 +41,7 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
     f = &st->fields[st->nfields++];
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "%s", key);
+    f->sum = 14695981039346656037UL;         /* FNV-1a 64's offset basis */
     if (filename) {
       f->is_file = 1;
       snprintf(f->filename, sizeof f->filename, "%s", filename);
@@ -55,6 +56,8 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
     memcpy(f->value + have, data, n);
     f->value[have + n] = '\0';
   }
+  if (f->is_file)
+    for (size_t i = 0; i < size; i++) f->sum = (f->sum ^ (unsigned char)data[i]) * 1099511628211UL;
   f->size += size;
   return MHD_YES;
 }

@@ -286,7 +286,8 @@ static enum MHD_Result upload(const sbx_req *r) {
   } else if (!iu || !sbx_is_http_url(iu->value)) {
     return envelope(r, 200, 400011, NULL, "empty parameter: image or image_url");
   }
-  SBX_COUNT(r->gw, uploads);
+  if (img && img->is_file) sbx_upload_seen(r->gw, img);
+  else SBX_COUNT(r->gw, uploads);
   char id[32], k[64], url[256];
   sbx_id64(id, sizeof id);
   snprintf(k, sizeof k, "img:%s", id);

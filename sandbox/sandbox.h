@@ -26,6 +26,7 @@ typedef struct sbx_stats {
   unsigned long lists;       /* task-list pages served (DashScope) */
   unsigned long list_rejected;  /* task-list queries refused (a window over 24 hours) */
   unsigned long list_status; /* of the pages served, those of one status (status=) */
+  unsigned long upload_sum;  /* the last accepted upload's bytes, FNV-1a 64 (specs compare it) */
 } sbx_stats;
 
 /* How a task ends; chosen from magic words in the prompt (docs/sandbox.md). */
@@ -198,9 +199,13 @@ typedef struct sbx_field {
   size_t size;
   unsigned char head[12];
   int is_file;
+  unsigned long sum;         /* a file's bytes, FNV-1a 64 */
 } sbx_field;
 
 #define SBX_MAX_FIELDS 16
+
+/* An upload accepted: counted, and its bytes' sum kept (stats upload_sum). */
+void sbx_upload_seen(int gw, const sbx_field *f);
 
 /* One request to a gateway, after its prefix was stripped. */
 typedef struct sbx_req {

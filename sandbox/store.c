@@ -270,6 +270,13 @@ int sbx_task_poll(int gw, const char *id, sbx_task *out) {
   return t != NULL;
 }
 
+void sbx_upload_seen(int gw, const sbx_field *f) {
+  pthread_mutex_lock(&g_sbx.lock);
+  g_sbx.stats[gw].uploads++;
+  g_sbx.stats[gw].upload_sum = f->sum;
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
 void sbx_count(int gw, size_t offset) {
   pthread_mutex_lock(&g_sbx.lock);
   (*(unsigned long *)(void *)((char *)&g_sbx.stats[gw] + offset))++;
@@ -281,8 +288,10 @@ json_t *sbx_stats_json(void) {
   pthread_mutex_lock(&g_sbx.lock);
   for (int i = 0; o && i < SBX_GW__COUNT; i++) {
     const sbx_stats *s = &g_sbx.stats[i];
+    char sum[17];
+    snprintf(sum, sizeof sum, "%016lx", s->upload_sum);
     json_object_set_new(o, sbx_gw_names[i],
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "submits", (json_int_t)s->submits,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "submits", (json_int_t)s->submits,
                                   "tasks", (json_int_t)s->tasks, "polls", (json_int_t)s->polls,
                                   "downloads", (json_int_t)s->downloads,
                                   "uploads", (json_int_t)s->uploads,
@@ -291,7 +300,8 @@ json_t *sbx_stats_json(void) {
                                   "resumed", (json_int_t)s->resumed,
                                   "lists", (json_int_t)s->lists,
                                   "list_rejected", (json_int_t)s->list_rejected,
-                                  "list_status", (json_int_t)s->list_status));
+                                  "list_status", (json_int_t)s->list_status,
+                                  "upload_sum", sum));
   }
   pthread_mutex_unlock(&g_sbx.lock);
   return o;

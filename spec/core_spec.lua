@@ -290,6 +290,90 @@ describe("engine", function()
     end)
   end)
 
+  describe("uploads", function()
+    -- FNV-1a 64 of s, as the sandbox's stats give it (upload_sum)
+    local function fnv1a(s)
+      local h = -3750763034362895579          -- 14695981039346656037 as a signed 64-bit integer
+      for i = 1, #s do h = (h ~ s:byte(i)) * 1099511628211 end
+      return ("%016x"):format(h)
+    end
+    local function image(dir, name, bytes)
+      local path = dir .. "/" .. name
+      local f = assert(io.open(path, "wb"))
+      math.randomseed(bytes)
+      local t = {}
+      for i = 1, bytes // 8 do t[i] = string.pack("<i8", math.random(math.mininteger, math.maxinteger)) end
+      local data = "\137PNG\r\n\26\n" .. ("\0"):rep(24) .. table.concat(t)
+      f:write(data)
+      f:close()
+      return path, data
+    end
+
+    it("a file of many chunks is read on the worker and arrives whole, byte for byte", function()
+      -- 3 MiB: 24 chunks of 128 KiB, six times what is read ahead, so the transfer waits for
+      -- the worker again and again (the read callback pauses it) and goes on each time
+      local dir = util.tmpdir()
+      local path, data = image(dir, "big.png", 3 * 1024 * 1024)
+      local client = new_client()
+      local t = assert(client:submit{ prompt = "@hero runs", references = { { name = "hero", image = path } } })
+      assert(t:wait{ timeout = 20 })
+      local st = sbx.stats().apimart
+      assert.equal(1, st.uploads)
+      assert.equal(fnv1a(data), st.upload_sum)
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    it("an upload libcurl sends again (its connection died under it) is read again from the start", function()
+      -- the second upload goes out on the first one's connection, which the sandbox then closes
+      -- without a reply: libcurl rewinds the body (seek_part) and sends it whole on a new one,
+      -- with no retry of pixflow's own
+      sbx.faults{ { gateway = "apimart", route = "upload", action = "reset", skip = 1, times = 1 } }
+      local dir = util.tmpdir()
+      local hero = image(dir, "hero.png", 4096)
+      local city, data = image(dir, "city.png", 200 * 1024)
+      local client = new_client()
+      local t = assert(client:submit{ prompt = "@hero runs through @city",
+                                      references = { { name = "hero", image = hero },
+                                                     { name = "city", image = city, type = "background" } } })
+      assert(t:wait{ timeout = 20 })
+      local st = sbx.stats().apimart
+      assert.equal(1, st.faults)
+      assert.equal(2, st.uploads)
+      assert.equal(fnv1a(data), st.upload_sum)
+      assert.is_nil(t.last_retry, "pixflow retried: " .. tostring(t.last_retry and t.last_retry.message))
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    it("a file that changes after its submit read it fails its task, naming it, and nothing is charged", function()
+      -- the content key (the upload cache's) was made from the bytes the submit's hash read: a
+      -- file that grew since would upload other bytes than the ones the key stands for
+      local dir = util.tmpdir()
+      local path = image(dir, "hero.png", 4096)
+      local client = new_client()
+      local t = assert(client:submit{ prompt = "@hero runs", references = { { name = "hero", image = path } } })
+      socket.sleep(0.5)                             -- hashed on the worker meanwhile
+      local f = assert(io.open(path, "ab"))
+      f:write("more")
+      f:close()
+      local ok, err = t:wait{ timeout = 10 }
+      assert.is_nil(ok)
+      assert.equal("failed", t.status)
+      assert.equal("io", err.kind)
+      assert.equal("changed", err.code)
+      assert.matches("hero%.png changed while it was being uploaded %(4128 bytes when it was read "
+                     .. "for its content key, 4132 now%)", err.message)
+      assert.matches("nothing was charged", err.message)
+      assert.matches("submit again once the file is completely written", tostring(err))
+      local st = sbx.stats().apimart
+      assert.equal(0, st.uploads)
+      assert.equal(0, st.submits)
+      client:close()
+      os.execute("rm -rf " .. dir)
+    end)
+  end)
+
   describe("memory", function()
     local function rss()
       local f = assert(io.open("/proc/self/statm"))

@@ -81,6 +81,8 @@ typedef struct pf_part {
   char *file;               /* local path */
   char *filename;           /* as sent; NULL: the file's base name */
   char *type;               /* MIME type, or NULL */
+  long long size;           /* file: its size in bytes when the engine knows it (it hashed the
+                               file), and the bytes are then read on its worker; -1: unknown */
 } pf_part;
 
 /* An HTTP request built by an adapter; the transport takes ownership of every field. */

@@ -67,6 +67,7 @@ int pf_http_add_part(pf_http_req *r, const char *name, const char *value, const 
   r->parts = np;
   pf_part *p = &np[r->nparts];
   memset(p, 0, sizeof *p);
+  p->size = -1;
   r->nparts++;                               /* counted now, so free() releases what was made */
   p->name = pf_strdup(name);
   if (value) p->value = pf_strdup(value);

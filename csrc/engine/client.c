@@ -135,6 +135,9 @@ int pf_client_new(const pf_client_config *cfg, pf_client **out, pf_err *err) {
   c->net.api_key = c->api_key;
   c->net.sink_write = pf_client_sink_write;   /* downloads' bytes are written on the worker */
   c->net.sink_close = pf_client_sink_close;
+  c->net.src_open = pf_client_src_open;       /* and uploads' bytes read there */
+  c->net.src_read = pf_client_src_read;
+  c->net.src_close = pf_client_src_close;
   c->net.sink_ud = c;
   if (cfg->journal) {
     c->journal = cfg->journal;

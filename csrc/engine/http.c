@@ -121,6 +121,137 @@ static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* ---------------------------------------------------------------- uploads' bytes, from the worker */
+
+/* Ask the worker for u's next chunks, up to PF_READ_AHEAD in flight or in hand. A chunk that
+ * cannot be asked for (no memory) ends the transfer with that error. */
+static void ask_reads(pf_upread *u) {
+  pf_xfer *x = u->x;
+  pf_net *n = x->net;
+  while (!x->read_failed && u->asked + (int)u->n < PF_READ_AHEAD && u->next < u->size) {
+    long long left = u->size - u->next;
+    size_t len = left < PF_DL_CHUNK ? (size_t)left : PF_DL_CHUNK;
+    char *buf = chunk_get(n);
+    if (!buf || n->src_read(n->sink_ud, x->owner, u->src, u->id, buf, len, u->next) != 0) {
+      x->read_failed = 1;
+      pf_err_set(&x->read_err, PF_EK_NOMEM, 0, "nomem", "out of memory reading %s for its upload",
+                 u->path);
+      return;
+    }
+    u->next += (long long)len;
+    u->asked++;
+  }
+}
+
+/* libcurl's read callback for a file part: what the worker has read, in order; a pause when it
+ * has not read the next chunk yet. */
+static size_t read_part(char *dst, size_t size, size_t nitems, void *arg) {
+  pf_upread *u = arg;
+  pf_xfer *x = u->x;
+  size_t want = size * nitems, got = 0;
+  if (x->read_failed) return CURL_READFUNC_ABORT;
+  while (got < want && u->n > 0) {
+    size_t k = u->len[u->head] - u->pos;
+    if (k > want - got) k = want - got;
+    memcpy(dst + got, u->buf[u->head] + u->pos, k);
+    got += k;
+    u->pos += k;
+    if (u->pos == u->len[u->head]) {
+      pf_net_chunk_put(x->net, u->buf[u->head]);
+      u->buf[u->head] = NULL;
+      u->head = (u->head + 1) % PF_READ_AHEAD;
+      u->n--;
+      u->pos = 0;
+    }
+  }
+  u->given += (long long)got;
+  ask_reads(u);
+  if (got > 0 || u->given >= u->size) return got;    /* 0 at the end: the part is whole */
+  if (x->read_failed) return CURL_READFUNC_ABORT;
+  u->paused = 1;
+  return CURL_READFUNC_PAUSE;
+}
+
+/* Drop what u holds of its pass, for a new one. */
+static void drop_reads(pf_upread *u, pf_net *n) {
+  for (; u->n > 0; u->n--) {
+    if (n) pf_net_chunk_put(n, u->buf[u->head]);
+    else free(u->buf[u->head]);
+    u->buf[u->head] = NULL;
+    u->head = (u->head + 1) % PF_READ_AHEAD;
+  }
+  u->head = u->pos = 0;
+}
+
+/* libcurl rewinds a body it must send again (a connection that died under a reused request, a
+ * redirect that keeps the method): a new pass from the start; the old one's reads are dropped. */
+static int seek_part(void *arg, curl_off_t offset, int origin) {
+  pf_upread *u = arg;
+  if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+  if (u->given == 0 && u->pos == 0) return CURL_SEEKFUNC_OK;   /* nothing taken yet */
+  drop_reads(u, u->x->net);
+  u->id = ++u->x->net->read_ids;
+  u->asked = 0;
+  u->next = u->given = 0;
+  ask_reads(u);
+  return CURL_SEEKFUNC_OK;
+}
+
+/* File part p of x's body, its bytes from the worker. */
+static CURLcode part_from_worker(pf_net *n, pf_xfer *x, curl_mimepart *mp, const pf_part *p) {
+  if (!x->up) {
+    x->up = calloc(x->req.nparts, sizeof *x->up);
+    if (!x->up) return CURLE_OUT_OF_MEMORY;
+  }
+  pf_upread *u = &x->up[x->nup];
+  x->net = n;                               /* the read callback's way to the worker */
+  u->x = x;
+  u->path = p->file;
+  u->size = p->size;
+  u->src = n->src_open(n->sink_ud, p->file, p->size);
+  if (!u->src) return CURLE_OUT_OF_MEMORY;
+  x->nup++;                                 /* counted now: pf_xfer_release closes it */
+  u->id = ++n->read_ids;
+  CURLcode rc = curl_mime_data_cb(mp, (curl_off_t)p->size, read_part, seek_part, NULL, u);
+  if (rc == CURLE_OK) ask_reads(u);
+  return rc;
+}
+
+void pf_xfer_read_done(pf_net *n, pf_xfer *x, const struct pf_source *s, unsigned id, char *buf,
+                       size_t len, int rc, const pf_err *e) {
+  pf_upread *u = NULL;
+  for (size_t i = 0; i < x->nup && !u; i++)
+    if (x->up[i].src == s && x->up[i].id == id) u = &x->up[i];
+  if (!u || u->asked == 0) {                /* an earlier pass's, or an earlier transfer's */
+    pf_net_chunk_put(n, buf);
+    return;
+  }
+  u->asked--;
+  if (rc != 0) {
+    pf_net_chunk_put(n, buf);
+    if (!x->read_failed) {
+      x->read_failed = 1;
+      x->read_err = *e;
+    }
+  } else {
+    size_t at = (u->head + u->n) % PF_READ_AHEAD;
+    u->buf[at] = buf;
+    u->len[at] = len;
+    u->n++;
+  }
+  if (u->paused && x->active && x->easy) {
+    /* paused first, then continued: libcurl's mime reader keeps a pause it has not passed on
+     * yet (it returned the part's header bytes with it), and a continue that finds the transfer
+     * not paused does nothing, leaving that pause for ever (the upload hung at its first
+     * read); pausing first makes the continue take effect. libcurl may call read_part inside. */
+    u->paused = 0;
+    curl_easy_pause(x->easy, CURLPAUSE_SEND);
+    curl_easy_pause(x->easy, CURLPAUSE_CONT);
+  }
+}
+
+/* ---------------------------------------------------------------- downloads' bytes, to the worker */
+
 struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok) {
   *ok = 1;
   struct pf_sink *s = x->sink;
@@ -439,7 +570,9 @@ static CURLcode configure(pf_net *c, pf_xfer *x, CURL *e, pf_err *err) {
       curl_mimepart *mp = curl_mime_addpart(x->mime);
       if (!mp) { rc = CURLE_OUT_OF_MEMORY; break; }
       rc = curl_mime_name(mp, p->name);
-      if (rc == CURLE_OK && p->file) {
+      if (rc == CURLE_OK && p->file && p->size >= 0 && c->src_open) {
+        rc = part_from_worker(c, x, mp, p);
+      } else if (rc == CURLE_OK && p->file) {
         rc = curl_mime_filedata(mp, p->file);
         if (rc == CURLE_READ_ERROR) {
           pf_err_set(err, PF_EK_IO, 0, "read", "cannot read %s: %s", p->file, strerror(errno));
@@ -687,6 +820,14 @@ void pf_xfer_release(pf_net *c, pf_xfer *x) {
   x->easy = NULL;
   curl_mime_free(x->mime);
   x->mime = NULL;
+  /* an upload's files: closed on the worker after their reads */
+  for (size_t i = 0; i < x->nup; i++) {
+    drop_reads(&x->up[i], c);
+    if (c && c->src_close) c->src_close(c->sink_ud, x->up[i].src);
+  }
+  free(x->up);
+  x->up = NULL;
+  x->nup = 0;
   /* the transfer is over: its key-bearing header lines are wiped and gone now */
   release_headers(c, &x->req);
   pf_http_req_free(&x->req);
@@ -886,6 +1027,7 @@ void pf_xfer_curl_error(const pf_xfer *x, pf_err *e) {
 
 void pf_xfer_error(const pf_net *n, const pf_xfer *x, pf_err *e) {
   if (x->failed && x->start_err.kind != PF_EK_NONE) *e = x->start_err;   /* never started */
+  else if (x->read_failed && x->rc == CURLE_ABORTED_BY_CALLBACK) *e = x->read_err;   /* a file */
   else if (x->rc == CURLE_OPERATION_TIMEDOUT) pf_xfer_timeout_error(n, x, e);
   else if (x->rc == CURLE_ABORTED_BY_CALLBACK && x->kind == PF_X_SUBMIT && x->sends > 1)
     pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "

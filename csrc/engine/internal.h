@@ -36,7 +36,8 @@
 
 /* Easy handles kept for reuse: enough for the transfers of a few hosts at the default slots. */
 #define PF_EASY_POOL 32
-#define PF_CHUNK_POOL 16           /* download chunk buffers kept for reuse (2 MiB) */
+#define PF_CHUNK_POOL 16           /* download and upload chunk buffers kept for reuse (2 MiB) */
+#define PF_READ_AHEAD 4            /* an upload's chunks asked of the worker ahead of libcurl */
 /* Header lines that carry the API key live in slots of this size (pf_header_add's line cap)
  * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
 #define PF_SECRET_SLOT 1024
@@ -86,6 +87,7 @@ typedef struct pf_upsrc {
   const char *mime;
   int claimed;               /* this task holds the cache claim for key */
   int hashing;               /* a local file whose content key the worker is computing */
+  long long size;            /* a local file's size when it was hashed (-1: not yet) */
   pf_upload up;
 } pf_upsrc;
 
@@ -93,6 +95,25 @@ typedef struct pf_slot {
   char **field;              /* an image field of the task's request */
   size_t src;                /* index into the task's upload sources */
 } pf_slot;
+
+/* A file part of an upload, its bytes read on the worker (never on the caller's thread: a read
+ * can wait on the disk) a chunk at a time, PF_READ_AHEAD chunks ahead of libcurl, which pauses
+ * the transfer when it has sent all that came back and continues when the next chunk does. */
+typedef struct pf_upread {
+  struct pf_xfer *x;
+  struct pf_source *src;     /* the file on the worker (worker.h) */
+  const char *path;          /* the part's file name (x->req's), for errors */
+  long long size;            /* the bytes sent (the Content-Length counts them) */
+  long long next;            /* the next offset to ask the worker for */
+  long long given;           /* bytes handed to libcurl */
+  unsigned id;               /* this pass over the file; a rewind starts another, and what the
+                                worker returns for an earlier one is dropped */
+  int asked;                 /* reads of this pass posted and not back */
+  char *buf[PF_READ_AHEAD];  /* chunks back from the worker, in order, as a ring ... */
+  size_t len[PF_READ_AHEAD];
+  size_t head, n, pos;       /* ... its first, how many, and how far into the first */
+  int paused;                /* libcurl waits for the next chunk */
+} pf_upread;
 
 /* One HTTP exchange. Only the callbacks in http.c and the functions there write it. */
 /* How a transfer ended, as the state machine needs to know it (the transport reads libcurl). */
@@ -128,6 +149,10 @@ typedef struct pf_xfer {
   size_t chunklen;           /* ... how many */
   size_t inflight;           /* bytes handed over and not yet written */
   int disk_paused;           /* paused until the worker has written enough of them */
+  pf_upread *up;             /* an upload's file parts read on the worker (nup of them) ... */
+  size_t nup;
+  int read_failed;           /* ... one could not be read: the transfer ends with read_err */
+  pf_err read_err;
   int write_failed;          /* the worker could not write a chunk: the transfer ends ... */
   int werr;                  /* ... with this errno */
   unsigned char head[8];
@@ -185,6 +210,14 @@ typedef struct pf_net {
   /* ... and a download's file when its transfer is released without its owner taking it */
   void (*sink_close)(void *ud, struct pf_sink *s);
   void *sink_ud;
+  /* where uploads' bytes come from (the client's worker, jobs.c; with sink_ud): an upload's file
+   * (NULL: no memory), a read of len bytes at off into buf (taken, also on failure; 0 or -1),
+   * and the file closed after its reads. Unset: libcurl reads the file itself. */
+  struct pf_source *(*src_open)(void *ud, const char *path, long long size);
+  int (*src_read)(void *ud, void *owner, struct pf_source *s, unsigned id, char *buf, size_t len,
+                  long long off);
+  void (*src_close)(void *ud, struct pf_source *s);
+  unsigned read_ids;         /* the last pf_upread.id given */
   const char *api_key;       /* the key to keep out of ordinary heap memory, or NULL */
   double (*now)(const void *ud);   /* the clock deadlines are read on ... */
   const void *now_ud;        /* ... and its argument */
@@ -324,7 +357,7 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
-       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE };
+       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -352,6 +385,10 @@ void pf_client_close_conns_later(pf_client *c, void *conns);
 /* The transport's hooks (pf_net.sink_write, sink_close) for client c (ud). */
 int pf_client_sink_write(void *ud, pf_xfer *x, char *buf, size_t len);
 void pf_client_sink_close(void *ud, struct pf_sink *s);
+struct pf_source *pf_client_src_open(void *ud, const char *path, long long size);
+int pf_client_src_read(void *ud, void *owner, struct pf_source *s, unsigned id, char *buf, size_t len,
+                       long long off);
+void pf_client_src_close(void *ud, struct pf_source *s);
 /* Open t's .part on the worker (continuing it when t->dl_resume), first recording where the file
  * goes when the journal does not know yet (which refuses another task's path); the download's
  * transfer starts when it is back. 0, or -1 when it cannot be posted. */
@@ -433,6 +470,11 @@ void pf_net_chunk_put(pf_net *n, char *buf);
 /* The worker wrote (rc 0) or could not write (rc -1, errno err_no) len bytes of sink s: when s is
  * still x's, x may go on (a transfer paused for the disk continues), or ends with a write error. */
 void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc, int err_no);
+/* The worker read (rc 0: len bytes into buf, taken) or could not read (rc -1, e says why) the
+ * chunk asked for pass id of source s: when that pass is still one of x's, libcurl gets the
+ * bytes (a transfer waiting for them continues) or the transfer ends with the read error. */
+void pf_xfer_read_done(pf_net *n, pf_xfer *x, const struct pf_source *s, unsigned id, char *buf,
+                       size_t len, int rc, const pf_err *e);
 /* Does x hold a transfer (running, queued, or failed to start and not yet reported)? */
 int pf_xfer_busy(const pf_xfer *x);
 /* Move the transfers (curl_multi_perform); wait at most ms for one to need it. */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hash.h"
 #include "internal.h"
@@ -103,18 +104,69 @@ static int run_close(pf_job *j, pf_wlocal *w) {
   return rc;
 }
 
+/* A chunk of an upload's file: len bytes at off into buf (j->len says how many came). The first
+ * read opens the file, without blocking on a FIFO (pf_open_regular), and checks that it still
+ * has the size it was hashed with: the Content-Length was made from it, and a file that grew or
+ * shrank since would send other bytes than the ones its content key stands for. */
+static int run_read(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  pf_source *s = j->src;
+  if (s->failed) {
+    pf_err_set(&j->err, PF_EK_IO, 0, "read", "cannot read %s for its upload", s->path);
+    return -1;
+  }
+  if (s->fd < 0) {
+    long long size = 0;
+    s->fd = pf_open_regular(s->path, &size, &j->err);
+    if (s->fd < 0) goto failed;
+    if (size != s->size) {
+      pf_err_set(&j->err, PF_EK_IO, 0, "changed", "%s changed while it was being uploaded (%lld "
+                 "bytes when it was read for its content key, %lld now)", s->path, s->size, size);
+      goto failed;
+    }
+  }
+  size_t got = 0;
+  while (got < j->len) {
+    ssize_t r = pread(s->fd, j->buf + got, j->len - got, (off_t)(j->off + (long long)got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      pf_err_set(&j->err, PF_EK_IO, 0, "read", "cannot read %s for its upload: %s", s->path,
+                 strerror(errno));
+      goto failed;
+    }
+    if (r == 0) {
+      pf_err_set(&j->err, PF_EK_IO, 0, "changed", "%s changed while it was being uploaded (it "
+                 "ends at byte %lld, not %lld)", s->path, j->off + (long long)got, s->size);
+      goto failed;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+failed:
+  s->failed = 1;
+  return -1;
+}
+
+/* An upload's file closed and freed, after every read posted before this. */
+static int run_src_close(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  (void)j;                                  /* pf_job_free (owns_src) closes and frees it */
+  return 0;
+}
+
 static int run_remove(pf_job *j, pf_wlocal *w) {
   (void)w;
   return remove(j->path);
 }
 
-/* The content key of a local file: its SHA-256 (reading it also brings it into the page cache,
- * so the upload that follows reads memory). The hex goes to path2. */
+/* The content key of a local file: its SHA-256; the hex goes to path2, the size it had to off
+ * (the upload sends that many bytes, read on the worker too: run_read). */
 static int run_hash(pf_job *j, pf_wlocal *w) {
   (void)w;
   char hex[65];
   long long size = 0;
   if (pf_sha256_file(j->path, hex, &size, &j->err) != 0) return -1;
+  j->off = size;
   j->path2 = pf_strdup(hex);
   if (!j->path2) {
     pf_err_set(&j->err, PF_EK_NOMEM, 0, "nomem", "out of memory");
@@ -304,6 +356,47 @@ void pf_client_close_conns_later(pf_client *c, void *conns) {
 
 void pf_client_sink_close(void *ud, pf_sink *s) {
   pf_client_close_sink(ud, s);
+}
+
+pf_source *pf_client_src_open(void *ud, const char *path, long long size) {
+  (void)ud;
+  pf_source *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->fd = -1;
+  s->size = size;
+  s->path = pf_strdup(path);
+  s->close_job = pf_job_new(PF_JOB_CLOSE, NULL, run_src_close);
+  if (!s->path || !s->close_job) {
+    pf_job_free(s->close_job);
+    free(s->path);
+    free(s);
+    return NULL;
+  }
+  s->close_job->src = s;
+  return s;
+}
+
+int pf_client_src_read(void *ud, void *owner, pf_source *s, unsigned id, char *buf, size_t len,
+                       long long off) {
+  pf_job *j = pf_job_new(PF_JOB_READ, owner, run_read);
+  if (!j) {
+    free(buf);
+    return -1;
+  }
+  j->src = s;
+  j->gen = id;
+  j->buf = buf;
+  j->len = len;
+  j->off = off;
+  post(ud, j);
+  return 0;
+}
+
+void pf_client_src_close(void *ud, pf_source *s) {
+  pf_job *j = s->close_job;
+  s->close_job = NULL;
+  j->owns_src = 1;
+  post(ud, j);
 }
 
 int pf_client_sink_write(void *ud, pf_xfer *x, char *buf, size_t len) {

@@ -191,10 +191,15 @@ static int start_upload(pf_client *c, pf_task *t, pf_err *err) {
   pf_ctx ctx = pf_client_ctx(c, trace);
   pf_http_req req;
   memset(&req, 0, sizeof req);
-  if (c->adapter->build_upload(&ctx, &t->ups[t->upi].up, &req, err) != 0) {
+  pf_upsrc *u = &t->ups[t->upi];
+  if (c->adapter->build_upload(&ctx, &u->up, &req, err) != 0) {
     pf_http_req_discard(&req);
     return -1;
   }
+  /* the file was hashed: its size is known, and the worker reads its bytes (http.c) */
+  for (size_t i = 0; i < req.nparts; i++)
+    if (req.parts[i].file && u->path && u->size >= 0 && strcmp(req.parts[i].file, u->path) == 0)
+      req.parts[i].size = u->size;
   return xfer_start(c, t, PF_X_UPLOAD, &req, err);
 }
 
@@ -1033,6 +1038,7 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         pf_request_free(&t->rq);
         pf_task_set_error(t, &e);
       } else {
+        u->size = j->off;                     /* what the upload sends */
         pf_upload_key(c, t, 0, j->path2, u->key, sizeof u->key);
         /* nothing leaves before the intent is in the journal: its job starts the uploads then */
         if (t->nhashing == 0 && !t->held && !t->intent_job && t->timer.idx == PF_NOT_QUEUED &&
@@ -1044,6 +1050,10 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         }
       }
     }
+  } else if (j->kind == PF_JOB_READ) {
+    pf_xfer_read_done(&c->net, &t->x, j->src, j->gen, j->buf, j->len, j->rc, &j->err);
+    j->buf = NULL;                          /* the transfer's, or back in the pool */
+    return;                                 /* no change the host can see */
   } else if (j->kind == PF_JOB_WRITE) {
     pf_xfer_chunk_done(&t->x, j->sink, j->len, j->rc, j->err_no);
     pf_net_chunk_put(&c->net, j->buf);      /* for the next chunks */

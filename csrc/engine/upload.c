@@ -119,6 +119,7 @@ static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
     t->nups++;
     memcpy(u->key, key, sizeof key);
     u->hashing = !url;
+    u->size = -1;
     const char *base = strrchr(v, '/');
     u->filename = pf_strdup(url ? "image" : (base ? base + 1 : v));
     if (url) u->url = pf_strdup(v);

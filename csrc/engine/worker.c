@@ -50,6 +50,13 @@ void pf_job_free(pf_job *j) {
     if (s->fp) fclose(s->fp);               /* a job that never ran: nothing is written to it */
     free(s);
   }
+  if (j->owns_src && j->src) {
+    pf_source *s = j->src;
+    if (s->close_job && s->close_job != j) pf_job_free(s->close_job);   /* never posted */
+    if (s->fd >= 0) close(s->fd);
+    free(s->path);
+    free(s);
+  }
   free(j->buf);
   free(j->path);
   free(j->path2);

@@ -39,6 +39,19 @@ typedef struct pf_sink {
   pf_job *close_job;         /* the caller's, until it is posted */
 } pf_sink;
 
+/* An upload's local file, read on the worker a chunk at a time (PF_JOB_READ) while libcurl sends
+ * what came back. fd and err are the worker's (the first read opens the file); path and size are
+ * set when it is made and never change. close_job is the caller's, made with it so that a file
+ * can always be closed, even out of memory: it closes the file and frees it all, after every
+ * read posted before it. */
+typedef struct pf_source {
+  int fd;                    /* -1 until the first read opens it */
+  int failed;                /* a read failed: the later ones fail too, without reading */
+  char *path;
+  long long size;            /* what the file had when it was hashed: what is sent */
+  pf_job *close_job;
+} pf_source;
+
 /* One job. The poster fills kind, owner, run and the inputs; run fills rc, err and the outputs. */
 struct pf_job {
   pf_job *next;
@@ -51,6 +64,8 @@ struct pf_job {
   /* inputs and outputs (each kind uses some) */
   pf_sink *sink;             /* a download's file ... */
   int owns_sink;             /* ... which this job frees (else it only writes to it) */
+  pf_source *src;            /* an upload's file ... */
+  int owns_src;              /* ... which this job closes and frees (else it only reads it) */
   void *ctx;                 /* what a kind of its own needs (its run consumes it) */
   char *buf;                 /* a chunk to write (owned by the job) ... */
   size_t len;                /* ... its length */

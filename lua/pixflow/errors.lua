@@ -16,6 +16,8 @@ local CODE_HINTS = {
   journal = "check the journal's path, that its directory exists and is writable, and the free disk space",
   -- a wait that gave up (pixflow's own message says the task goes on and may be billed)
   wait_timeout = "wait again, or re-attach later with client:task(id)",
+  -- a reference image written to while its upload read it (its content key no longer holds)
+  changed = "submit again once the file is completely written",
 }
 
 -- Errors whose message already says what to do (the core writes the advice into it): nothing is
