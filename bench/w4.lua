@@ -84,8 +84,8 @@ local function pump()
   local _, _, before = client._core:_transfers()
   repeat
     client:poll(0.001)   -- returns early only on a change: a short cap keeps each step short
-    local running, queued = client._core:_transfers()
-  until running == 0 and queued == 0
+    local running, queued, _, jobs, left = client._core:_transfers()
+  until running == 0 and queued == 0 and jobs == 0 and not left
   local _, _, after = client._core:_transfers()
   local s = math.floor(now)
   per_second[s] = (per_second[s] or 0) + (after - before) - submits_now

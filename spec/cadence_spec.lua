@@ -250,7 +250,7 @@ describe("poll policy (client)", function()
                                duration = 5 })
     c:on_change(function(task) seen[#seen + 1] = { at = now, status = task.status, progress = task.progress } end)
     for _ = 1, 10000 do
-      repeat c:poll(0.001) local r, q = c._core:_transfers() until r == 0 and q == 0
+      repeat c:poll(0.001) local r, q, _, j, left = c._core:_transfers() until r == 0 and q == 0 and j == 0 and not left
       if t.done then break end
       local dt = assert(c._core:_next_due(), "nothing due while the task runs")
       c._core:_advance_clock(math.max(dt, 0))

@@ -34,7 +34,7 @@ local function run(provider, poll, durations, estimates, skew, client)
   local pumps = {}
   for _ = 1, 100000 do
     local _, _, before = c._core:_transfers()
-    repeat c:poll(0.001) local r, q = c._core:_transfers() until r == 0 and q == 0
+    repeat c:poll(0.001) local r, q, _, j, left = c._core:_transfers() until r == 0 and q == 0 and j == 0 and not left
     local _, _, after = c._core:_transfers()
     pumps[#pumps + 1] = { at = now, n = after - before }
     local all = true

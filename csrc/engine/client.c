@@ -548,4 +548,6 @@ void pf_client_stats_get(const pf_client *c, pf_client_stats *s) {
   s->finished = c->finished;
   s->uploads = c->uploads;
   s->cached = c->ncache;
+  s->jobs = c->jobs_out;
+  s->left = c->left_work;
 }

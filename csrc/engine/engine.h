@@ -183,6 +183,8 @@ typedef struct pf_client_stats {
   unsigned long finished;   /* transfers ended since the client was made */
   unsigned long uploads;    /* uploads performed */
   size_t cached;            /* upload results kept */
+  size_t jobs;              /* worker jobs (file, hash, journal) whose results are not applied */
+  int left;                 /* the last pump left work at its budget for the next one */
 } pf_client_stats;
 void pf_client_stats_get(const pf_client *c, pf_client_stats *s);
 

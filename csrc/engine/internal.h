@@ -260,6 +260,7 @@ struct pf_client {
   int jerr_new;
   struct pf_worker *worker;  /* the blocking work: journal commits, download syncs (jobs.c) */
   struct pf_job *jsync, *jsync_tail;   /* jobs run here because the worker could not take them */
+  size_t jobs_out;           /* jobs posted whose results the pump has not taken back */
   int left_work;             /* the last pump stopped at its budget with work left */
   pf_listpoll *lp;           /* the list poller (listpoll.c), made when first needed, or NULL */
 };

@@ -206,6 +206,7 @@ static pf_job *task_job(pf_task *t, int kind, int (*run)(pf_job *, pf_wlocal *))
 static void post(pf_client *c, pf_job *j) {
   pf_err e;
   pf_err_clear(&e);
+  c->jobs_out++;
   if (c->worker && pf_worker_post(c->worker, j, &e) == 0) return;
   pf_wlocal local = { c->journal, c->journal };
   j->rc = j->run(j, &local);
@@ -527,7 +528,9 @@ pf_job *pf_client_take_job(pf_client *c) {
     c->jsync = j->next;
     if (!c->jsync) c->jsync_tail = NULL;
     j->next = NULL;
-    return j;
+  } else {
+    j = c->worker ? pf_worker_take(c->worker) : NULL;
   }
-  return c->worker ? pf_worker_take(c->worker) : NULL;
+  if (j && c->jobs_out > 0) c->jobs_out--;
+  return j;
 }

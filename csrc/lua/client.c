@@ -306,15 +306,19 @@ static int client_inflight(lua_State *L) {
   return 1;
 }
 
-/* client:_transfers() -> running, queued, finished: requests on the wire, waiting for a host
- * slot, and ended since the client was made. */
+/* client:_transfers() -> running, queued, finished, jobs, left: requests on the wire, waiting
+ * for a host slot, ended since the client was made, worker jobs whose results are not applied,
+ * and whether the last pump left work at its budget (a harness on the manual clock moves it only
+ * once these say the engine is idle). */
 static int client_transfers(lua_State *L) {
   pf_client_stats s;
   pf_client_stats_get(check_open(L, 1), &s);
   lua_pushinteger(L, (lua_Integer)s.running);
   lua_pushinteger(L, (lua_Integer)s.queued);
   lua_pushinteger(L, (lua_Integer)s.finished);
-  return 3;
+  lua_pushinteger(L, (lua_Integer)s.jobs);
+  lua_pushboolean(L, s.left);
+  return 5;
 }
 
 /* client:_advance_clock(seconds): move the virtual clock (tests drive back-off with it). */
