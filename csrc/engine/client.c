@@ -279,6 +279,7 @@ static size_t take_jobs(pf_client *c, double end) {
   size_t handled = 0;
   pf_job *j;
   while (!spent(c, handled, end) && (j = pf_client_take_job(c))) {
+    if (j->kind == PF_JOB_WRITE) pf_net_chunk_written(&c->net, j->len);   /* whoever's it was */
     pf_task_on_job(c, j);
     pf_job_free(j);
     handled++;

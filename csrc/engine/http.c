@@ -47,6 +47,7 @@ static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
  * worker catches up (memory per download stays bounded when the disk is slower than the network). */
 #define PF_DL_CHUNK (128 * 1024)
 #define PF_DL_INFLIGHT (16 * PF_DL_CHUNK)
+#define PF_DISK_CAP (64 * PF_DL_CHUNK)     /* 8 MiB handed to the worker, all downloads together */
 
 /* A chunk buffer: one the worker gave back, else a new one. Reusing them keeps a pump from
  * paying the page faults of fresh memory (200 downloads ending together faulted ~300 pages in
@@ -71,6 +72,7 @@ static int hand_chunk(pf_net *n, pf_xfer *x) {
   x->chunklen = 0;
   if (!n->sink_write || n->sink_write(n->sink_ud, x, buf, len) != 0) return -1;
   x->inflight += len;
+  n->disk_bytes += len;
   return 0;
 }
 
@@ -97,8 +99,13 @@ static size_t write_file(char *ptr, size_t size, size_t nmemb, void *ud) {
   size_t n = size * nmemb, i = 0;
   if (x->write_failed) return 0;            /* the worker could not write: CURLE_WRITE_ERROR */
   if (out_of_budget(x)) return CURL_WRITEFUNC_PAUSE;
-  if (x->inflight >= PF_DL_INFLIGHT) {      /* the disk is behind: wait for the worker */
-    x->disk_paused = 1;
+  if (x->inflight >= PF_DL_INFLIGHT || x->net->disk_bytes >= PF_DISK_CAP) {
+    x->disk_paused = 1;                     /* the disk is behind: wait for the worker */
+    if (!x->disk_listed) {
+      x->disk_listed = 1;
+      x->dnext = x->net->dwait;
+      x->net->dwait = x;
+    }
     return CURL_WRITEFUNC_PAUSE;
   }
   /* libcurl checks max_download_bytes only against a length announced in advance: a body
@@ -264,6 +271,40 @@ struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok) {
   return s;
 }
 
+static void unlist_disk(pf_net *n, pf_xfer *x) {
+  if (!x->disk_listed) return;
+  for (pf_xfer **p = &n->dwait; *p; p = &(*p)->dnext)
+    if (*p == x) {
+      *p = x->dnext;
+      break;
+    }
+  x->disk_listed = 0;
+  x->dnext = NULL;
+}
+
+void pf_net_chunk_written(pf_net *n, size_t len) {
+  n->disk_bytes = n->disk_bytes > len ? n->disk_bytes - len : 0;
+  if (n->disk_bytes > PF_DISK_CAP / 2) return;
+  /* caught up: the transfers paused for it go on (a transfer whose own chunks are still
+   * behind waits for them: pf_xfer_chunk_done) */
+  pf_xfer *x = n->dwait;
+  n->dwait = NULL;
+  while (x) {
+    pf_xfer *next = x->dnext;
+    x->disk_listed = 0;
+    x->dnext = NULL;
+    if (x->disk_paused && x->active && x->easy && x->inflight <= PF_DL_INFLIGHT / 2) {
+      x->disk_paused = 0;
+      curl_easy_pause(x->easy, CURLPAUSE_CONT);   /* may pause it again, and list it */
+    } else if (x->disk_paused && !x->disk_listed) {
+      x->disk_listed = 1;
+      x->dnext = n->dwait;
+      n->dwait = x;
+    }
+    x = next;
+  }
+}
+
 void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc, int err_no) {
   if (!s || x->sink != s) return;           /* an earlier attempt's file */
   x->inflight = x->inflight > len ? x->inflight - len : 0;
@@ -273,7 +314,9 @@ void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc,
   }
   /* a transfer paused for the disk goes on once half of what it handed over is written (or to
    * end with the write error); libcurl may give it its next chunk inside curl_easy_pause */
-  if (x->disk_paused && x->active && x->easy && (x->write_failed || x->inflight <= PF_DL_INFLIGHT / 2)) {
+  if (x->disk_paused && x->active && x->easy && (x->write_failed || x->inflight <= PF_DL_INFLIGHT / 2) &&
+      (x->write_failed || x->net->disk_bytes <= PF_DISK_CAP / 2)) {
+    unlist_disk(x->net, x);
     x->disk_paused = 0;
     curl_easy_pause(x->easy, CURLPAUSE_CONT);
   }
@@ -816,6 +859,7 @@ int pf_http_perform(pf_net *c, pf_http_req *req, long *http, pf_buf *resp, doubl
 }
 
 void pf_xfer_release(pf_net *c, pf_xfer *x) {
+  if (c) unlist_disk(c, x);
   if (x->easy) easy_put(c, x->easy);
   x->easy = NULL;
   curl_mime_free(x->mime);
@@ -845,6 +889,7 @@ void pf_xfer_release(pf_net *c, pf_xfer *x) {
 
 static void xfer_finish(pf_net *c, pf_xfer *x) {
   if (x->paused) unlink_paused(c, x);
+  unlist_disk(c, x);
   if (x->active) {
     curl_multi_remove_handle(c->multi, x->easy);
     c->hosts[x->host].active--;

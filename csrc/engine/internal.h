@@ -148,7 +148,9 @@ typedef struct pf_xfer {
   char *chunk;               /* bytes not yet handed to the worker ... */
   size_t chunklen;           /* ... how many */
   size_t inflight;           /* bytes handed over and not yet written */
-  int disk_paused;           /* paused until the worker has written enough of them */
+  int disk_paused;           /* paused until the worker has written enough of them ... */
+  int disk_listed;           /* ... and on the transport's list of such transfers (dnext) */
+  struct pf_xfer *dnext;
   pf_upread *up;             /* an upload's file parts read on the worker (nup of them) ... */
   size_t nup;
   int read_failed;           /* ... one could not be read: the transfer ends with read_err */
@@ -197,6 +199,11 @@ typedef struct pf_net {
   size_t nhosts;
   CURL *pool[PF_EASY_POOL];  /* reset easy handles for the next transfers */
   size_t npool;
+  size_t disk_bytes;         /* downloads' bytes handed to the worker and not yet written, of
+                                every transfer (ended ones' last chunks too): past PF_DISK_CAP
+                                the downloads pause, so a network faster than the disk (2000
+                                small downloads, each synced) cannot fill the memory */
+  pf_xfer *dwait;            /* the transfers paused for the disk */
   char *chunks[PF_CHUNK_POOL];   /* downloads' chunk buffers the worker gave back, for reuse */
   size_t nchunks;
   pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
@@ -468,6 +475,9 @@ int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req,
 struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok);
 /* A chunk buffer the worker is done with, kept for the next chunks (freed past PF_CHUNK_POOL). */
 void pf_net_chunk_put(pf_net *n, char *buf);
+/* The worker is done with a chunk of len bytes (written or not), whoever's it was: downloads
+ * paused while the worker was behind go on once it has caught up. */
+void pf_net_chunk_written(pf_net *n, size_t len);
 /* The worker wrote (rc 0) or could not write (rc -1, errno err_no) len bytes of sink s: when s is
  * still x's, x may go on (a transfer paused for the disk continues), or ends with a write error. */
 void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc, int err_no);

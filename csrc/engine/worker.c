@@ -122,10 +122,14 @@ static void *thread_main(void *arg) {
     if (w->released) {
       pf_job_free(j);                       /* nobody takes it back */
     } else {
+      /* the pump is woken for the first result only: it takes every one there is (or, its
+       * budget spent, leaves the rest for the next pump, which does not wait), so a wake-up
+       * for each would only cost system calls and pumps */
+      int first = w->done == NULL;
       if (w->done_tail) w->done_tail->next = j;
       else w->done = j;
       w->done_tail = j;
-      if (w->notify) w->notify(w->notify_ud);   /* under the lock: release cannot pass it */
+      if (first && w->notify) w->notify(w->notify_ud);   /* under the lock: release cannot pass it */
     }
   }
   pthread_mutex_unlock(&w->mu);

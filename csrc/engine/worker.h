@@ -90,8 +90,10 @@ typedef struct pf_worker pf_worker;
 /* A worker for one client; its thread starts with the first job. journal (may be NULL) is
  * retained for the jobs that write it. NULL when out of memory. */
 pf_worker *pf_worker_new(pf_journal *journal);
-/* fn(ud) is called (on the worker thread, quickly: it must not block or call back) each time a
- * job has finished, until w is released: the client wakes its pump with it. */
+/* fn(ud) is called (on the worker thread, quickly: it must not block or call back) when a job
+ * has finished and no earlier one waits to be taken, until w is released: the client wakes its
+ * pump with it (the pump takes every finished job, or leaves the rest to a pump that does not
+ * wait). */
 void pf_worker_set_notify(pf_worker *w, void (*fn)(void *), void *ud);
 /* Queue j (malloc'd, owned by the worker from now on). -1 (err filled) when the thread cannot be
  * started: j is then not queued and still the caller's. */

@@ -249,6 +249,16 @@ local function make_dirs(dir)
   return true
 end
 
+-- Directories a file could be created in lately (monotonic seconds until the answer is asked
+-- again): the probe creates an unnamed file, an inode allocation, which on a directory where
+-- thousands of files were just made and deleted cost ext4 milliseconds, once per download (W1:
+-- 2000 downloads to one directory). Only a download of a finished task uses it: a directory
+-- that stops taking files within the interval fails that download, on the worker, with the
+-- reason, and the video stays to be fetched again; a submit's output is always asked afresh,
+-- so that it is refused before anything is paid.
+local PROBE_TTL = 5
+local probed = {}
+
 --- Check, before a submit, that the MP4 can be written at path: its directory is made when
 -- missing; a directory (or a device) at path, a directory no file can be created in (read-only,
 -- no permission), a file name longer than the file system takes (with ".part", the download's
@@ -305,7 +315,12 @@ function M.check_output(path, before_submit)
   end
   local ok, why = make_dirs(dir)
   if not ok then return refuse("a path whose directory exists or can be made", "cannot be written: %s", why) end
-  local wok, werr, code = fs.probe_dir(dir)
+  local fresh = probed[dir]
+  local wok, werr, code = true, nil, nil
+  if before_submit or not (fresh and core.now() < fresh) then
+    wok, werr, code = fs.probe_dir(dir)
+    probed[dir] = wok and core.now() + PROBE_TTL or nil
+  end
   if not wok then
     if code == "rofs" then
       return refuse("a writable directory", "is in %s, which is on a read-only file system", dir)
