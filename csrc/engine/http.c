@@ -141,7 +141,7 @@ static void ask_reads(pf_upread *u) {
     char *buf = chunk_get(n);
     if (!buf || n->src_read(n->sink_ud, x->owner, u->src, u->id, buf, len, u->next) != 0) {
       x->read_failed = 1;
-      pf_err_set(&x->read_err, PF_EK_NOMEM, 0, "nomem", "out of memory reading %s for its upload",
+      pf_err_set(&u->err, PF_EK_NOMEM, 0, "nomem", "out of memory reading %s for its upload",
                  u->path);
       return;
     }
@@ -238,7 +238,7 @@ void pf_xfer_read_done(pf_net *n, pf_xfer *x, const struct pf_source *s, unsigne
     pf_net_chunk_put(n, buf);
     if (!x->read_failed) {
       x->read_failed = 1;
-      x->read_err = *e;
+      u->err = *e;
     }
   } else {
     size_t at = (u->head + u->n) % PF_READ_AHEAD;
@@ -1070,9 +1070,19 @@ void pf_xfer_curl_error(const pf_xfer *x, pf_err *e) {
   pf_err_from_curl(e, x->rc, x->errbuf);
 }
 
+/* The error of the file part of x that could not be read, into e; 0 when none has one. */
+static int read_error(const pf_xfer *x, pf_err *e) {
+  for (size_t i = 0; i < x->nup; i++)
+    if (x->up[i].err.kind != PF_EK_NONE) {
+      *e = x->up[i].err;
+      return 1;
+    }
+  return 0;
+}
+
 void pf_xfer_error(const pf_net *n, const pf_xfer *x, pf_err *e) {
   if (x->failed && x->start_err.kind != PF_EK_NONE) *e = x->start_err;   /* never started */
-  else if (x->read_failed && x->rc == CURLE_ABORTED_BY_CALLBACK) *e = x->read_err;   /* a file */
+  else if (x->read_failed && x->rc == CURLE_ABORTED_BY_CALLBACK && read_error(x, e)) return;
   else if (x->rc == CURLE_OPERATION_TIMEDOUT) pf_xfer_timeout_error(n, x, e);
   else if (x->rc == CURLE_ABORTED_BY_CALLBACK && x->kind == PF_X_SUBMIT && x->sends > 1)
     pf_err_set(e, PF_EK_TRANSPORT, 0, "GOT_NOTHING", "the connection closed after the request "

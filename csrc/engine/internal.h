@@ -113,6 +113,7 @@ typedef struct pf_upread {
   size_t len[PF_READ_AHEAD];
   size_t head, n, pos;       /* ... its first, how many, and how far into the first */
   int paused;                /* libcurl waits for the next chunk */
+  pf_err err;                /* why it could not be read (kind NONE: it could) */
 } pf_upread;
 
 /* One HTTP exchange. Only the callbacks in http.c and the functions there write it. */
@@ -153,8 +154,8 @@ typedef struct pf_xfer {
   struct pf_xfer *dnext;
   pf_upread *up;             /* an upload's file parts read on the worker (nup of them) ... */
   size_t nup;
-  int read_failed;           /* ... one could not be read: the transfer ends with read_err */
-  pf_err read_err;
+  int read_failed;           /* ... one could not be read: the transfer ends with its err (kept
+                                there, not here: every task has a pf_xfer, few upload) */
   int write_failed;          /* the worker could not write a chunk: the transfer ends ... */
   int werr;                  /* ... with this errno */
   unsigned char head[8];
