@@ -132,7 +132,10 @@ describe("claims across processes", function()
     assert.equal("invalid", err.kind)
     assert.equal("output_taken", err.code)
     assert.matches("already the output of task", err.message, 1, true)
-    -- another process, the same output: refused too (exit 2), and nothing reaches the gateway
+    -- another process, the same output: refused too (exit 2), and nothing reaches the gateway.
+    -- a's claim is its intent, which the worker writes before a is sent: once a has an id it is
+    -- in the journal (under helgrind the other process could otherwise look before it is)
+    while not a.id do c:poll(0.05) end
     local env = ("APIMART_API_KEY=k XDG_STATE_HOME=%s/state3"):format(dir)
     local status, text = util.run(("%s bin/pixflow generate --journal %s --sandbox %s --prompt third -o %s/same.mp4")
       :format(env, path, sbx.url, dir))
