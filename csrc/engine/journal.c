@@ -97,8 +97,12 @@ static int io_error(pf_journal *j, pf_err *err, const char *what) {
     }
     default: break;
   }
+  /* the extended code tells one I/O failure from another (SQLITE_IOERR_FSTAT is 1802, for
+   * example): it is what a bug report needs and what the message alone does not say */
+  char code[40] = "";
+  if (rc != (rc & 0xff)) snprintf(code, sizeof code, " (SQLite code %d)", rc);
   pf_err_set(err, PF_EK_IO, 0, (rc & 0xff) == SQLITE_BUSY ? "busy" : "journal",
-             "the journal %s: %s: %s%s", j->path, what, why, hint);
+             "the journal %s: %s: %s%s%s", j->path, what, why, code, hint);
   return -1;
 }
 
