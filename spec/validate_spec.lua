@@ -102,9 +102,6 @@ describe("validation", function()
       { "an unknown mode", { prompt = "x", mode = "remix" }, "mode", '"remix" is not a mode' },
       { "aspect ratio in image mode", { prompt = "x", image = "https://e.com/a.png",
         aspect_ratio = "16:9" }, "aspect_ratio", "applies aspect_ratio only in text, fusion modes" },
-      { "a local file that does not exist", { prompt = "@a x",
-        references = { { name = "a", image = "no-such-hero.png" } } }, "references[1].image",
-        '"no-such-hero.png" cannot be read (no-such-hero.png: No such file or directory)' },
       { "a local file that is not an image", { prompt = "@a x",
         references = { { name = "a", image = "Makefile" } } }, "references[1].image",
         "is not a PNG, JPEG, WebP or GIF file" },
@@ -150,6 +147,36 @@ describe("validation", function()
         assert.equal(0, client:inflight())
       end)
     end
+
+    -- a stat or an open can wait on the disk: submit never looks at a file the gateway uploads;
+    -- the engine's worker does, and the task fails at the next pump, in the validation's words
+    it("a local image that is missing, empty, a directory or too large fails its task, nothing sent", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir .. "/frames.png && : > " .. dir .. "/empty.png && truncate -s 21M "
+                        .. dir .. "/big.png"))
+      finally(function() os.execute("rm -rf " .. dir) end)
+      local cases = {
+        { "no-such-hero.png", "invalid",
+          '"no-such-hero.png" cannot be read (no-such-hero.png: No such file or directory)' },
+        { dir .. "/empty.png", "invalid", "empty.png\" is empty" },
+        { dir .. "/frames.png", "invalid", "frames.png\" is a directory, not a regular file: give an image file" },
+        { dir .. "/big.png", "invalid", "big.png\" is 22020096 bytes; gateways take images up to 20 MB" },
+      }
+      for _, c in ipairs(cases) do
+        local t = assert(client:submit{ prompt = "@a x", references = { { name = "a", image = c[1] } } })
+        local ok, err = t:wait{ timeout = 5 }
+        assert.is_nil(ok)
+        assert.equal("failed", t.status)
+        assert.equal(c[2], err.kind)
+        assert.equal("bad_image", err.code)
+        assert.matches("references[1].image: ", err.message, 1, true)
+        assert.matches(c[3], err.message, 1, true)
+        assert.matches("nothing was sent, so nothing was charged", err.message, 1, true)
+        assert.is_false(err.charged)
+        assert.equal(0, client:inflight())
+      end
+    end)
 
     it("extending a task that has no id yet holds the new task (a chain), sending nothing", function()
       local src = assert(client:submit{ prompt = "x" })

@@ -74,6 +74,48 @@ int pf_open_regular(const char *path, long long *size, pf_err *err) {
   return fd;
 }
 
+/* A path the user can fix (it names no readable file) rather than a failing disk. */
+static int path_problem(int e) {
+  return e == ENOENT || e == ENOTDIR || e == EACCES || e == EPERM || e == ELOOP ||
+         e == ENAMETOOLONG || e == EISDIR || e == ENXIO;
+}
+
+static int cannot_read(const char *path, int e, pf_err *err) {
+  pf_err_set(err, path_problem(e) ? PF_EK_INVALID : PF_EK_IO, 0, "bad_image",
+             "\"%s\" cannot be read (%s: %s)", path, path, strerror(e));
+  return -1;
+}
+
+int pf_check_image(const char *path, pf_err *err) {
+  struct stat st;
+  if (stat(path, &st) != 0) return cannot_read(path, errno, err);
+  if (S_ISREG(st.st_mode)) {                /* never a device or a FIFO: those are not opened */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return cannot_read(path, errno, err);
+    if (fstat(fd, &st) != 0) {
+      int e = errno;
+      close(fd);
+      return cannot_read(path, e, err);
+    }
+    close(fd);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is %s, not a regular file: give an "
+               "image file", path, pf_file_kind(st.st_mode));
+    return -1;
+  }
+  if (st.st_size == 0) {
+    pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is empty", path);
+    return -1;
+  }
+  if ((long long)st.st_size > PF_MAX_IMAGE_BYTES) {
+    pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is %lld bytes; gateways take images up "
+               "to %lld MB", path, (long long)st.st_size, PF_MAX_IMAGE_BYTES / 1048576);
+    return -1;
+  }
+  return 0;
+}
+
 int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err) {
   long long expect;
   int fd = pf_open_regular(path, &expect, err);

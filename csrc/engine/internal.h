@@ -84,6 +84,7 @@ typedef struct pf_upsrc {
   char key[160];             /* cache key */
   char *path, *url;          /* source: a local file, or a URL to import */
   char *filename;
+  char *label;               /* the request's field that named it first ("references[1].image") */
   const char *mime;
   int claimed;               /* this task holds the cache claim for key */
   int hashing;               /* a local file whose content key the worker is computing */

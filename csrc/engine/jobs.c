@@ -159,12 +159,15 @@ static int run_remove(pf_job *j, pf_wlocal *w) {
   return remove(j->path);
 }
 
-/* The content key of a local file: its SHA-256; the hex goes to path2, the size it had to off
- * (the upload sends that many bytes, read on the worker too: run_read). */
+/* A local image of a submit: checked (a regular file that can be read, not empty, not too
+ * large: the checks the validation makes of a file it looks at), then its content key, its
+ * SHA-256; the hex goes to path2, the size it had to off (the upload sends that many bytes, read
+ * on the worker too: run_read). Here, not in submit: a stat or an open can wait on the disk. */
 static int run_hash(pf_job *j, pf_wlocal *w) {
   (void)w;
   char hex[65];
   long long size = 0;
+  if (pf_check_image(j->path, &j->err) != 0) return -1;
   if (pf_sha256_file(j->path, hex, &size, &j->err) != 0) return -1;
   j->off = size;
   j->path2 = pf_strdup(hex);

@@ -19,7 +19,7 @@ static int xfer_start(pf_client *c, pf_task *t, pf_xkind kind, pf_http_req *req,
 static void free_uploads(pf_task *t) {
   for (size_t i = 0; i < t->nups; i++) {
     pf_upsrc *u = &t->ups[i];
-    free(u->path); free(u->url); free(u->filename);
+    free(u->path); free(u->url); free(u->filename); free(u->label);
     free(u->up.result);
     json_decref(u->up.state);
   }
@@ -1027,12 +1027,11 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       u->hashing = 0;
       t->nhashing--;
       if (j->rc != 0) {
-        /* the file went, or cannot be read, since the submit checked it: nothing was sent */
-        e = j->err;
+        /* the file is missing, not an image file, or cannot be read: nothing was sent */
         release_claims(c, t);
         pf_heap_remove(&c->heap, &t->timer);
-        pf_err_append(&e, " (reading %s for its upload; nothing was submitted, so nothing was "
-                      "charged)", u->path);
+        pf_err_set(&e, j->err.kind, 0, j->err.code, "%s: %s; nothing was sent, so nothing was "
+                   "charged", u->label ? u->label : "image", j->err.message);
         e.not_charged = 1;
         t->state = PF_ST_FAILED;
         pf_request_free(&t->rq);

@@ -75,10 +75,11 @@ static int is_http_url(const char *s) {
 }
 
 /* Decide what one image field of t's request needs: nothing (a URL the gateway takes), a
- * cached upload result, or an upload before the submit. A local file is checked now (a missing
- * one, or one that is not a regular file, fails before anything is sent) without reading it: its
- * content key is computed on the worker (pf_task_post_hashes), and the cache is asked then. */
-static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
+ * cached upload result, or an upload before the submit. A local file is not looked at here (a
+ * stat can wait on the disk): the worker checks it and computes its content key
+ * (pf_task_post_hashes), the cache is asked then, and a file that is missing or is no image
+ * file fails the task there, before anything is sent. label: the field's name, for that error. */
+static int plan_image(pf_client *c, pf_task *t, char **field, const char *label, pf_err *err) {
   const char *v = *field;
   if (!v || strncmp(v, "oss://", 6) == 0) return 0;
   int url = is_http_url(v);
@@ -100,11 +101,6 @@ static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
       *field = nv;
       return 0;
     }
-  } else {
-    long long size;
-    int fd = pf_open_regular(v, &size, err);   /* never blocks: stat, O_NONBLOCK, fstat */
-    if (fd < 0) return -1;
-    close(fd);
   }
   size_t src;
   for (src = 0; src < t->nups; src++)
@@ -124,7 +120,8 @@ static int plan_image(pf_client *c, pf_task *t, char **field, pf_err *err) {
     u->filename = pf_strdup(url ? "image" : (base ? base + 1 : v));
     if (url) u->url = pf_strdup(v);
     else u->path = pf_strdup(v);
-    if (!u->filename || (!u->url && !u->path)) goto nomem;
+    u->label = pf_strdup(label);
+    if (!u->filename || (!u->url && !u->path) || !u->label) goto nomem;
     u->mime = mime_for(v);
     u->up.path = u->path;
     u->up.url = u->url;
@@ -153,11 +150,17 @@ void pf_upload_key(const pf_client *c, const pf_task *t, int url, const char *he
 
 int pf_plan_uploads(pf_client *c, pf_task *t, pf_err *err) {
   pf_request *rq = &t->rq;
+  char label[64];
   for (size_t i = 0; i < rq->nrefs; i++)
-    for (size_t j = 0; j < rq->refs[i].nimages; j++)
-      if (plan_image(c, t, &rq->refs[i].images[j], err)) return -1;
-  if (plan_image(c, t, &rq->image, err) || plan_image(c, t, &rq->first_frame, err) ||
-      plan_image(c, t, &rq->last_frame, err))
+    for (size_t j = 0; j < rq->refs[i].nimages; j++) {
+      /* the names the validation gives (references[1].image, or .images[2] of several) */
+      if (rq->refs[i].nimages == 1) snprintf(label, sizeof label, "references[%zu].image", i + 1);
+      else snprintf(label, sizeof label, "references[%zu].images[%zu]", i + 1, j + 1);
+      if (plan_image(c, t, &rq->refs[i].images[j], label, err)) return -1;
+    }
+  if (plan_image(c, t, &rq->image, "image", err) ||
+      plan_image(c, t, &rq->first_frame, "first_frame", err) ||
+      plan_image(c, t, &rq->last_frame, "last_frame", err))
     return -1;
   return pf_task_post_hashes(c, t, err);
 }

@@ -85,15 +85,20 @@ end
 
 local is_url = guard.is_url
 
--- A local image: it must be a regular file (never a FIFO, a device or a directory, which the C
--- core would block on or read without end), be readable, be an image by its name, and not be
--- too large. It is checked without opening anything that could block (csrc/hash.c,
--- pf_open_regular). Returns nil when fine, else the problem's text.
-local function local_image_problem(path)
+-- A local image: an image by its name and, when the file itself is looked at here, a regular
+-- file (never a FIFO, a device or a directory, which would block or read without end) that can
+-- be read and is not too large (opened without blocking: csrc/engine/hash.c, pf_open_regular).
+-- on_disk: look at the file now. A file the gateway uploads is not: a look can wait on the disk
+-- (a cold inode, a network file system), so the engine's worker checks it, with these same
+-- words, before anything is sent (csrc/engine/jobs.c, run_hash). A file the client's uploader
+-- takes is, since the uploader (the user's code) reads it right away on this thread anyway.
+-- Returns nil when fine, else the problem's text.
+local function local_image_problem(path, on_disk)
   local ext = path:match("%.([%w]+)$")
   if not ext or not IMAGE_EXT[ext:lower()] then
     return "is not a PNG, JPEG, WebP or GIF file (by its name)"
   end
+  if not on_disk then return nil end
   local size, err, code = fs.open_check(path)
   if not size then
     if code == "not_a_file" then
@@ -270,7 +275,7 @@ function M.request(fname, req, provider, caps_for, default_model, level, opts)
               "%s is not a public http(s) URL, and %s has no upload call for local files "
               .. "(give a URL, or set the client's uploader)", quote(v), provider)
     else
-      local why = local_image_problem(v)
+      local why = local_image_problem(v, not caps.uploads)
       if why then problem(field, v, nil, "%s %s", quote(v), why) end
     end
   end
