@@ -421,6 +421,17 @@ function ROWS.image20()
 end
 
 -- ------------------------------------------------------------------ run it
+-- CPU time the hypervisor gave to other guests while this VM's vCPUs wanted it (steal, in
+-- /proc/stat's USER_HZ ticks, every CPU together; 0 on bare metal): a vCPU taken away for a few
+-- milliseconds stretches whatever call was running, and the figure says when that happened
+local function steal_ticks()
+  local f = io.open("/proc/stat")
+  local line = f and f:read("l")
+  if f then f:close() end
+  local v = line and select(8, line:match("^cpu%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)%s+(%d+)"))
+  return tonumber(v) or 0
+end
+local steal0 = steal_ticks()
 local t_start = now()
 local ok, good, what, situation = xpcall(ROWS[row.name], debug.traceback)
 for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
@@ -434,6 +445,7 @@ local out = {
   poll_max = meter.poll.max, poll_at = meter.poll.at or 0, poll_note = meter.poll.note or "",
   submit_max = meter.submit.max, submit_at = meter.submit.at or 0, submit_note = meter.submit.note or "",
   close_max = meter.close.max, start_download_max = meter.start_download.max,
+  steal_ms = (steal_ticks() - steal0) * 10,
 }
 local top = {}
 for i, p in ipairs(meter.top) do top[i] = ("%.3f ms (pump %d)"):format(p[1] * 1e3, p[2]) end

@@ -144,8 +144,8 @@ function M.longest_lines(res)
       local r = w.run
       local where = w.kind == "poll" and (" (pump %d of %d, %s)"):format(r.poll_at, r.pumps, r.poll_note)
                  or w.kind == "submit" and (" (submit %d of %d)"):format(r.submit_at, r.submits) or ""
-      out[#out + 1] = ("W5 %s: longest %s %s%s; %s"):format(row.name, w.kind == "poll" and "poll(0)" or w.kind,
-        ms(w.top), where, r.outcome)
+      out[#out + 1] = ("W5 %s: longest %s %s%s; %s; steal %d ms in that run"):format(row.name,
+        w.kind == "poll" and "poll(0)" or w.kind, ms(w.top), where, r.outcome, r.steal_ms or 0)
     end
   end
   return out
