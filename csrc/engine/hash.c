@@ -48,27 +48,33 @@ static int not_regular(const char *path, mode_t mode, pf_err *err) {
   return -1;
 }
 
+/* Open path for reading if it is a regular file (see pf_open_regular): the descriptor, or -1
+ * with *e the errno of the call that failed, or -2 when it is no regular file (*st says what). */
+static int open_checked(const char *path, struct stat *st, int *e) {
+  if (stat(path, st) != 0) { *e = errno; return -1; }
+  if (!S_ISREG(st->st_mode)) return -2;     /* never a device or a FIFO: those are not opened */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) { *e = errno; return -1; }
+  if (fstat(fd, st) != 0) {
+    *e = errno;
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode)) {              /* replaced between the stat and the open */
+    close(fd);
+    return -2;
+  }
+  return fd;
+}
+
 int pf_open_regular(const char *path, long long *size, pf_err *err) {
   struct stat st;
-  if (stat(path, &st) != 0) {
-    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(errno));
-    return -1;
-  }
-  if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode, err);
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  int e = 0;
+  int fd = open_checked(path, &st, &e);
+  if (fd == -2) return not_regular(path, st.st_mode, err);
   if (fd < 0) {
-    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(errno));
+    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(e));
     return -1;
-  }
-  if (fstat(fd, &st) != 0) {
-    int saved = errno;
-    close(fd);
-    pf_err_set(err, PF_EK_IO, 0, "open", "cannot read %s: %s", path, strerror(saved));
-    return -1;
-  }
-  if (!S_ISREG(st.st_mode)) {               /* replaced between the stat and the open */
-    close(fd);
-    return not_regular(path, st.st_mode, err);
   }
   *size = (long long)st.st_size;
   return fd;
@@ -80,46 +86,31 @@ static int path_problem(int e) {
          e == ENAMETOOLONG || e == EISDIR || e == ENXIO;
 }
 
-static int cannot_read(const char *path, int e, pf_err *err) {
-  pf_err_set(err, path_problem(e) ? PF_EK_INVALID : PF_EK_IO, 0, "bad_image",
-             "\"%s\" cannot be read (%s: %s)", path, path, strerror(e));
-  return -1;
-}
-
-int pf_check_image(const char *path, pf_err *err) {
+int pf_open_image(const char *path, pf_err *err) {
   struct stat st;
-  if (stat(path, &st) != 0) return cannot_read(path, errno, err);
-  if (S_ISREG(st.st_mode)) {                /* never a device or a FIFO: those are not opened */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return cannot_read(path, errno, err);
-    if (fstat(fd, &st) != 0) {
-      int e = errno;
-      close(fd);
-      return cannot_read(path, e, err);
-    }
-    close(fd);
+  int e = 0;
+  int fd = open_checked(path, &st, &e);
+  if (fd == -1) {
+    pf_err_set(err, path_problem(e) ? PF_EK_INVALID : PF_EK_IO, 0, "bad_image",
+               "\"%s\" cannot be read (%s: %s)", path, path, strerror(e));
+    return -1;
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (fd == -2) {
     pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is %s, not a regular file: give an "
                "image file", path, pf_file_kind(st.st_mode));
     return -1;
   }
-  if (st.st_size == 0) {
-    pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is empty", path);
+  if (st.st_size == 0 || (long long)st.st_size > PF_MAX_IMAGE_BYTES) {
+    close(fd);
+    if (st.st_size == 0) pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is empty", path);
+    else pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is %lld bytes; gateways take "
+                    "images up to %lld MB", path, (long long)st.st_size, PF_MAX_IMAGE_BYTES / 1048576);
     return -1;
   }
-  if ((long long)st.st_size > PF_MAX_IMAGE_BYTES) {
-    pf_err_set(err, PF_EK_INVALID, 0, "bad_image", "\"%s\" is %lld bytes; gateways take images up "
-               "to %lld MB", path, (long long)st.st_size, PF_MAX_IMAGE_BYTES / 1048576);
-    return -1;
-  }
-  return 0;
+  return fd;
 }
 
-int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err) {
-  long long expect;
-  int fd = pf_open_regular(path, &expect, err);
-  if (fd < 0) return -1;
+int pf_sha256_fd(int fd, const char *path, char hex[65], long long *size, pf_err *err) {
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
     EVP_MD_CTX_free(md);

@@ -18,14 +18,14 @@ const char *pf_file_kind(mode_t mode);
 /* The largest local image pixflow uploads: every gateway's documented cap is 20 MB or more
  * (validate.lua says the same to a file the client's uploader takes). */
 #define PF_MAX_IMAGE_BYTES (20LL * 1024 * 1024)
-/* A local image file, checked as the validation would: a regular file (opened as
- * pf_open_regular does), readable, not empty, at most PF_MAX_IMAGE_BYTES. 0 when fine; else -1,
- * err's message "\"path\" <what is wrong>" (code "bad_image", kind invalid; io for a failure
- * of the disk rather than of the path). */
-int pf_check_image(const char *path, pf_err *err);
-/* Hex SHA-256 of a regular file's bytes (opened by pf_open_regular); *size gets its length.
- * -1 with an invalid or io error on failure. */
-int pf_sha256_file(const char *path, char hex[65], long long *size, pf_err *err);
+/* Open a local image file for reading, checked as the validation would: a regular file
+ * (opened as pf_open_regular does), readable, not empty, at most PF_MAX_IMAGE_BYTES. The
+ * descriptor; else -1, err's message "\"path\" <what is wrong>" (code "bad_image", kind invalid;
+ * io for a failure of the disk rather than of the path). */
+int pf_open_image(const char *path, pf_err *err);
+/* Hex SHA-256 of the bytes of fd (path names it in errors), which it closes; *size gets their
+ * length. -1 with an io error on failure. */
+int pf_sha256_fd(int fd, const char *path, char hex[65], long long *size, pf_err *err);
 /* Hex SHA-256 of a buffer. -1 on failure (out of memory in OpenSSL). */
 int pf_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Make OpenSSL's random generator ready (the worker does, when it starts). */

@@ -167,8 +167,8 @@ static int run_hash(pf_job *j, pf_wlocal *w) {
   (void)w;
   char hex[65];
   long long size = 0;
-  if (pf_check_image(j->path, &j->err) != 0) return -1;
-  if (pf_sha256_file(j->path, hex, &size, &j->err) != 0) return -1;
+  int fd = pf_open_image(j->path, &j->err);
+  if (fd < 0 || pf_sha256_fd(fd, j->path, hex, &size, &j->err) != 0) return -1;
   j->off = size;
   j->path2 = pf_strdup(hex);
   if (!j->path2) {
