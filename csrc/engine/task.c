@@ -627,11 +627,17 @@ static void apply_status(pf_client *c, pf_task *t, pf_status *st) {
     /* the status read for a fresh result URL says the task has not succeeded (any more): the
      * download ends now, saying so, rather than waiting with it for the task's deadline */
     t->dl_after_poll = 0;
-    t->dl = PF_DL_FAILED;
     pf_err_set(&t->dl_err, PF_EK_PROVIDER, 0, "result_unavailable",
                "the result URL had expired, and the status read for a fresh one says the task is "
                "%s at %s, not succeeded; nothing was saved. Download again once it has succeeded",
                pf_state_name(st->state), c->provider);
+    /* the expired attempt's .part is removed on the worker (pf_client_remove_later): the
+     * download reads failed only after that, as every given-up download does, so that "failed"
+     * never shows while the .part is still there (CI saw it once) */
+    if (!t->dl_part || pf_task_remove_part(c, t) != 0) {
+      if (t->dl_part) remove(t->dl_part);   /* no memory for the job: here */
+      t->dl = PF_DL_FAILED;
+    }
   }
   if (st->state == PF_ST_SUCCEEDED) {
     if (before != PF_ST_SUCCEEDED) record_duration(c, t);
