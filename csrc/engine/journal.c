@@ -513,6 +513,22 @@ int pf_journal_claim(pf_journal *j, const char *what, long *holder_pid, pf_err *
   return rc;
 }
 
+int pf_journal_claim_all(pf_journal *j, const char *const *whats, size_t n, int *rcs, long *pids,
+                         pf_err *err) {
+  if (begin(j, 0, PF_J_WAIT, err) != 0) return -1;
+  int taken = 0;
+  for (size_t i = 0; i < n; i++) {
+    pids[i] = 0;
+    rcs[i] = claim_tx(j, whats[i], &pids[i], err);   /* held or mine: nothing written */
+    if (rcs[i] < 0) { rollback(j); return -1; }
+    if (rcs[i] == PF_CLAIM_TAKEN) taken = 1;
+  }
+  if (!taken) { rollback(j); return 0; }
+  if (commit(j, err) != 0) return -1;
+  maybe_checkpoint(j);
+  return 0;
+}
+
 int pf_journal_unclaim(pf_journal *j, const char *what, pf_err *err) {
   if (begin(j, 0, PF_J_WAIT, err) != 0) return -1;
   if (unclaim_tx(j, what, err) != 0) { rollback(j); return -1; }

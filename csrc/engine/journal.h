@@ -82,6 +82,11 @@ int pf_journal_record(pf_journal *j, const char *key, const char *ev, double t, 
 /* Claim or release one resource ('task:<key>', 'output:<absolute path>'). On PF_CLAIM_HELD,
  * *holder_pid is the holder's process id. Returns a pf_claim, or -1 with err. */
 int pf_journal_claim(pf_journal *j, const char *what, long *holder_pid, pf_err *err);
+/* Claim n things in one transaction: rcs[i] gets what pf_journal_claim would return for
+ * whats[i], pids[i] the holder's pid when held. Two processes claiming the same list at once never
+ * split it: the first to commit has all that was free. 0, or -1 with nothing claimed. */
+int pf_journal_claim_all(pf_journal *j, const char *const *whats, size_t n, int *rcs, long *pids,
+                         pf_err *err);
 int pf_journal_unclaim(pf_journal *j, const char *what, pf_err *err);
 /* Give up this handle's claims of one task (its 'task:' claim and its output's): it is closed,
  * or finished. Does not wait for another process's lock. */

@@ -158,6 +158,38 @@ static int journal_claim(lua_State *L) {
   return 1;
 }
 
+/* journal:claim_all({what, ...}) -> { {how, pid}, ... } | nil, err: one transaction for the lot */
+static int journal_claim_all(lua_State *L) {
+  pf_journal *j = check_open(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = (size_t)lua_rawlen(L, 2);
+  const char **whats = lua_newuserdata(L, (n ? n : 1) * sizeof *whats);   /* freed by the GC */
+  int *rcs = lua_newuserdata(L, (n ? n : 1) * sizeof *rcs);
+  long *pids = lua_newuserdata(L, (n ? n : 1) * sizeof *pids);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "claim_all: item %d is not a string", (int)i + 1);
+    whats[i] = lua_tostring(L, -1);         /* kept alive by the table at 2 */
+    lua_pop(L, 1);
+  }
+  pf_err e;
+  pf_err_clear(&e);
+  if (pf_journal_claim_all(j, whats, n, rcs, pids, &e) != 0) return push_fail(L, &e);
+  static const char *const names[] = { "taken", "mine", "held" };
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, names[rcs[i]]);
+    lua_rawseti(L, -2, 1);
+    if (rcs[i] == PF_CLAIM_HELD) {
+      lua_pushinteger(L, pids[i]);
+      lua_rawseti(L, -2, 2);
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 static int journal_unclaim(lua_State *L) {
   pf_journal *j = check_open(L, 1);
   pf_err e;
@@ -340,6 +372,7 @@ static int core_match(lua_State *L) {
 void pf_journal_open_lua(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "intent", journal_intent }, { "record", journal_record }, { "claim", journal_claim },
+    { "claim_all", journal_claim_all },
     { "unclaim", journal_unclaim }, { "tasks", journal_tasks }, { "events", journal_events },
     { "path", journal_path }, { "close", journal_close }, { NULL, NULL },
   };

@@ -206,12 +206,16 @@ function M.run(items, opts)
     if own_journal then j:close() end
   end
   -- this run's items: claimed before anything is decided, so that two runs never both submit one
+  -- (in one transaction: two runs of one manifest at once never split it, so that the first
+  -- runs every item and the second leaves every item to it)
   local held = {}
   if j then
-    for _, item in ipairs(items) do
-      local how, pid = j:claim("output:" .. item.output)
-      if not how then finish() return nil, pid end
-      if how == "held" then held[item.output] = pid end
+    local names = {}
+    for i, item in ipairs(items) do names[i] = "output:" .. item.output end
+    local got, cerr = j:claim_all(names)
+    if not got then finish() return nil, cerr end
+    for i, item in ipairs(items) do
+      if got[i][1] == "held" then held[item.output] = got[i][2] end
     end
   end
   -- what the journal already knows, by output file

@@ -86,6 +86,12 @@ function Journal:claim(what)
   return self._h:claim(what)
 end
 
+--- Claim every name of a list in one transaction: { {how, pid}, ... } in the list's order, or
+-- nil, err with nothing claimed. Two runs claiming one list at once never split it.
+function Journal:claim_all(list)
+  return self._h:claim_all(list)
+end
+
 function Journal:unclaim(what)
   return self._h:unclaim(what)
 end
