@@ -191,8 +191,9 @@ describe("advice", function()
     assert.equal("task_timeout", err.code)
     once(tostring(err))
     -- the output another task of the journal may still write
-    local t2, terr = c:submit({ prompt = "p" }, { output = dir .. "/n.mp4" })
-    assert.is_nil(t2)
+    local t2 = assert(c:submit({ prompt = "p" }, { output = dir .. "/n.mp4" }))
+    local ok2, terr = t2:wait{ timeout = 10 }
+    assert.is_nil(ok2)
     assert.equal("output_taken", terr.code)
     once(tostring(terr))
     c:close()

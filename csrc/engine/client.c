@@ -183,7 +183,10 @@ pf_task *pf_client_submit(pf_client *c, pf_request *rq, const pf_submit_opts *o,
   if (!hold) pf_task_start_deadline(c, t);
   t->mode = t->rq.mode;
   t->model = pf_strdup(t->rq.model ? t->rq.model : "");
-  int rc = !t->model ? nomem(err) : pf_plan_uploads(c, t, err);
+  /* the output's check goes first: the worker answers it before the hashes and the intent */
+  int rc = !t->model ? nomem(err) : 0;
+  if (rc == 0 && o && o->output) rc = pf_task_post_output(c, t, o->output, err);
+  if (rc == 0) rc = pf_plan_uploads(c, t, err);
   if (rc == 0 && hold) {
     t->held = 1;                            /* kept by the host's chain that will release it */
     return t;

@@ -138,11 +138,15 @@ typedef struct pf_submit_opts {
   double task_timeout;      /* < 0: the client's */
   const char *journal_key;  /* record the task in the client's journal under this key ... */
   const char *journal_intent;  /* ... with these fields (a JSON object), before it is sent */
+  const char *output;       /* where the video will be written: checked on the worker before
+                             * anything is sent (NULL: not said) */
 } pf_submit_opts;
 
-/* Submit rq (taken: *rq is zeroed, the task frees it). Never blocks on the network: uploads and
- * the submit go out in the next pumps. A local image is hashed now, so a missing one fails
- * here. NULL with err filled when it cannot be sent (nothing was: err says so). */
+/* Submit rq (taken: *rq is zeroed, the task frees it). Never blocks, on the network or a disk:
+ * the output's check, the local images' hashes and the journal's intent run on the worker, and
+ * the uploads and the submit go out in the pumps after them. A problem found there (an output
+ * that cannot be written, a missing image, an output another task writes) fails the task before
+ * anything is sent (error.not_charged). NULL with err filled when it cannot even be queued. */
 pf_task *pf_client_submit(pf_client *c, pf_request *rq, const pf_submit_opts *o, pf_err *err);
 /* Follow a task the gateway already accepted (id), e.g. from a journal: it is polled at once.
  * With a journal key, the task is claimed in the journal first: a task another live process

@@ -350,7 +350,7 @@ struct pf_task {
   int jagain;                /* ... and more became owed meanwhile */
   int sending_job;           /* the "sending" record is being synced: the submit waits for it */
   int intent_job;            /* the intent is being written and synced: nothing leaves before */
-  char *intent_out;          /* ... and the absolute output it claims (NULL: none) */
+  int output_job;            /* the output path is being checked (pf_output_check): nor before */
   int dl_finishing;          /* the download's file is being synced and renamed on the worker */
   int dl_opening;            /* the .part is being opened (and the path claimed) on the worker */
   int dl_removing;           /* given up: the worker removes the .part, then it reads failed */
@@ -367,7 +367,8 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
-       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ };
+       PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ,
+       PF_JOB_OUTPUT };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -378,6 +379,15 @@ int pf_task_first_step(pf_client *c, pf_task *t, pf_err *err);
 /* Hash t's local files (its upload sources still hashing) on the worker; the uploads wait for
  * them (next_upload). 0, or -1 (err) when a job cannot be posted. */
 int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err);
+/* Check on the worker that the video can be written at output (a submit's: the directory made,
+ * a file created there once; posted before any other job of t, so that it is back first). */
+int pf_task_post_output(pf_client *c, pf_task *t, const char *output, pf_err *err);
+/* outpath.c: whether a file can be written at path (absolute or relative to the working
+ * directory): the file system's name and path limits (with ".part"), not a directory or a
+ * device, its directory made when missing and, with probe, a file created there (and gone).
+ * 0 with *abs (malloc'd, pf_abspath's form), or -1 with err (kind invalid, code bad_output,
+ * a message that begins "output: PATH"; nomem; io when the working directory is gone). */
+int pf_output_check(const char *path, int probe, char **abs, pf_err *err);
 /* The "sending" record, synced, before t's submit may leave: 1 when it is written already, 0
  * when the worker is writing it (the submit starts when it is done), -1 (err) when it cannot be. */
 int pf_task_sending_durable(pf_client *c, pf_task *t, pf_err *err);

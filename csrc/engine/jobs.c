@@ -61,6 +61,18 @@ static int run_finish(pf_job *j, pf_wlocal *w) {
  * opened; a journal that cannot be written (a full disk) must not cost the video, so the
  * download goes ahead with the record owed (rec_err). Then the .part is opened. */
 static int run_open(pf_job *j, pf_wlocal *w) {
+  /* the place first (its directory made, a directory or a device there refused): the .part's
+   * own opening then says whether a file can be created there */
+  char *abs = NULL;
+  if (pf_output_check(j->path2, 0, &abs, &j->err) != 0) {
+    char msg[sizeof j->err.message];
+    snprintf(msg, sizeof msg, "%s", j->err.message);
+    pf_err_set(&j->err, j->err.kind, 0, j->err.code, "cannot save the video: %s; the video is "
+               "not lost: download it again to a path that can be written (pixflow download ID "
+               "-o PATH, or task:download(path))", msg);
+    return -1;
+  }
+  free(abs);
   if (j->nrec > 0) {
     pf_err e;
     pf_err_clear(&e);
@@ -176,6 +188,11 @@ static int run_hash(pf_job *j, pf_wlocal *w) {
     return -1;
   }
   return 0;
+}
+
+static int run_output(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  return pf_output_check(j->path, 1, &j->path2, &j->err);
 }
 
 static int run_intent(pf_job *j, pf_wlocal *w) {
@@ -434,6 +451,18 @@ int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err) {
   return 0;
 }
 
+int pf_task_post_output(pf_client *c, pf_task *t, const char *output, pf_err *err) {
+  pf_job *j = pf_job_new(PF_JOB_OUTPUT, t, run_output);
+  if (j) j->path = pf_strdup(output);
+  if (!j || !j->path) {
+    pf_job_free(j);
+    return nomem(err);
+  }
+  t->output_job = 1;
+  post(c, j);
+  return 0;
+}
+
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
                         pf_err *e) {
   pf_job *j = pf_job_new(PF_JOB_INTENT, t, run_intent);
@@ -462,11 +491,12 @@ int pf_task_open_part(pf_client *c, pf_task *t) {
     return -1;
   }
   j->path = pf_strdup(t->dl_part);
+  j->path2 = pf_strdup(t->dl_path);
   j->resume = t->dl_resume;
   j->gen = t->dl_gen;
   int record = c->journal && t->jkey[0] && !(t->jrec & PF_JR_DOWNLOAD);
   json_t *f = record ? json_pack("{s:s}", "path", t->dl_path) : NULL;
-  if (!j->path || (record && !f)) {
+  if (!j->path || !j->path2 || (record && !f)) {
     json_decref(f);
     pf_job_free(j);
     return -1;

@@ -750,32 +750,6 @@ static int apply(pf_journal *j, const char *key, const char *ev, double t, json_
   return 0;                          /* an event kept in the history only */
 }
 
-int pf_journal_output_check(pf_journal *j, const char *key, const char *output, pf_err *err) {
-  char *abs = pf_abspath(output, err);
-  if (!abs) return -1;
-  char *what = claim_name("output", abs);
-  if (!what) { free(abs); return nomem(err); }
-  sqlite3_busy_timeout(j->db, 0);           /* a read: WAL readers do not wait for the writer */
-  int taken = output_used(j, key, abs, err);   /* the tasks that write it say most */
-  sqlite3_stmt *st = taken == 0 ? prep(j, "SELECT owner FROM claims WHERE what=?1", err) : NULL;
-  if (st) {
-    bind_text(st, 1, what);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      const char *owner = (const char *)sqlite3_column_text(st, 0);
-      if (owner && strcmp(owner, j->token) != 0 && owner_alive(j, owner)) {
-        taken = 1;
-        pf_err_set(err, PF_EK_INVALID, 0, "output_taken", "output %s is claimed by a running "
-                   "pixflow process (pid %ld); choose another output path", abs, owner_pid(j, owner));
-      }
-    }
-  }
-  sqlite3_finalize(st);
-  sqlite3_busy_timeout(j->db, 10000);
-  free(what);
-  free(abs);
-  return taken;
-}
-
 int pf_journal_intent(pf_journal *j, const char *key, double t, json_t *fields, const char *stage,
                       pf_err *err) {
   json_t *f = json_deep_copy(fields);

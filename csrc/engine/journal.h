@@ -66,12 +66,6 @@ int pf_journal_peer(pf_journal *j, pf_journal **out, pf_err *err);
 int pf_journal_intent(pf_journal *j, const char *key, double t, json_t *fields, const char *stage,
                       pf_err *err);
 
-/* Would an intent with this output be refused (another live task's output, a claim of another
- * live process)? A read that never waits for another process's lock, for submit to refuse at
- * once what the worker's pf_journal_intent would refuse. 1 (err says why), 0 free, -1 cannot
- * tell (err: the intent decides then). */
-int pf_journal_output_check(pf_journal *j, const char *key, const char *output, pf_err *err);
-
 /* One record of an existing task: ev is sending, accepted {id}, status {status, error},
  * download {path} (claims the output, refusing one that another task may still write),
  * downloaded {path}, forgotten. sync: fsync before returning. wait: PF_J_WAIT or

@@ -50,7 +50,7 @@ int pf_task_pending(const pf_task *t) {
   /* a change the host has not read keeps the task pending too (pf_task_changed) */
   return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
                        t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing ||
-                       t->nhashing > 0 || t->intent_job);
+                       t->nhashing > 0 || t->intent_job || t->output_job);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -1002,8 +1002,6 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
     }
   } else if (j->kind == PF_JOB_INTENT) {
     t->intent_job = 0;
-    free(t->intent_out);
-    t->intent_out = NULL;
     if (j->rc == 0) {
       t->jrec = PF_JR_INTENT | (t->nups > 0 ? 0 : PF_JR_SENDING);
       /* a task that failed meanwhile (a file that could not be hashed) has nothing to send:
@@ -1022,6 +1020,27 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       pf_err_append(&e, "; nothing was sent, so nothing was charged");
       e.not_charged = 1;
       t->jkey[0] = '\0';
+      release_claims(c, t);
+      t->state = PF_ST_FAILED;
+      pf_request_free(&t->rq);
+      pf_task_set_error(t, &e);
+    }
+  } else if (j->kind == PF_JOB_OUTPUT) {
+    t->output_job = 0;
+    if (t->state != PF_ST_SUBMITTING) {
+      /* it ended meanwhile (closed, a deadline): nothing to start */
+    } else if (j->rc != 0) {
+      /* the video could not be written where it was asked to go: nothing was sent */
+      e = j->err;
+      pf_err_append(&e, "; nothing was sent, so nothing was charged");
+      e.not_charged = 1;
+      release_claims(c, t);
+      pf_heap_remove(&c->heap, &t->timer);
+      t->state = PF_ST_FAILED;
+      pf_request_free(&t->rq);
+      pf_task_set_error(t, &e);
+    } else if (!t->held && !t->intent_job && pf_task_first_step(c, t, &e) != 0) {
+      if (e.kind == PF_EK_NONE) pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
       release_claims(c, t);
       t->state = PF_ST_FAILED;
       pf_request_free(&t->rq);
@@ -1046,7 +1065,8 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
         u->size = j->off;                     /* what the upload sends */
         pf_upload_key(c, t, 0, j->path2, u->key, sizeof u->key);
         /* nothing leaves before the intent is in the journal: its job starts the uploads then */
-        if (t->nhashing == 0 && !t->held && !t->intent_job && t->timer.idx == PF_NOT_QUEUED &&
+        if (t->nhashing == 0 && !t->held && !t->intent_job && !t->output_job &&
+            t->timer.idx == PF_NOT_QUEUED &&
             !pf_xfer_busy(&t->x) &&
             pf_task_schedule(c, t, 0, PF_AT_UPLOAD) != 0) {
           pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
@@ -1253,16 +1273,17 @@ void pf_task_detach(pf_task *t) {
   if (!c) return;
   /* a task nobody follows any more gives its journal claims up, so that `pixflow resume` (or
    * another process) can take it; a finished one gave them up when it finished */
-  if (t->intent_job) {
-    /* closed before its intent was back: nothing was sent, and the journal is told so after the
-     * intent (so that resume never takes it for a submit that may have left) */
+  if (t->intent_job || (t->output_job && t->state == PF_ST_SUBMITTING)) {
+    /* closed before its intent (or its output's check) was back: nothing was sent, and the
+     * journal is told so after the intent (so that resume never takes it for a submit that may
+     * have left) */
     t->state = PF_ST_FAILED;
     pf_err e;
     pf_err_set(&e, PF_EK_CANCELED, 0, "closed", "the task was closed before it was sent; nothing "
                "was charged");
     e.not_charged = 1;
     pf_task_set_error(t, &e);
-    t->jrec |= PF_JR_INTENT;
+    if (t->intent_job) t->jrec |= PF_JR_INTENT;
   }
   pf_task_jobs_detach(c, t, t->jkey[0] && !(t->jrec & PF_JR_DOWNLOADED) &&
                       !(pf_state_terminal(t->state) && t->state != PF_ST_SUCCEEDED));
@@ -1304,31 +1325,9 @@ int pf_task_write_intent(pf_client *c, pf_task *t, const char *key, const char *
     pf_err_set(e, PF_EK_NOMEM, 0, "nomem", "out of memory (the journal intent)");
     return -1;
   }
-  /* an output another task still writes is refused now, before anything is queued: this
-   * client's intents still on the worker, then the journal (a read that never waits) */
-  const char *out = json_string_value(json_object_get(f, "output"));
-  if (out) {
-    char *abs = pf_abspath(out, e);
-    if (!abs) { json_decref(f); return -1; }
-    for (pf_task *o = c->tasks; o; o = o->next) {
-      if (o == t || !o->intent_job || !o->intent_out || strcmp(o->intent_out, abs) != 0) continue;
-      pf_err_set(e, PF_EK_INVALID, 0, "output_taken", "output %s is already the output of task %s "
-                 "(%s), which this client is still running; choose another output path", abs,
-                 o->jkey, c->provider);
-      free(abs);
-      json_decref(f);
-      return -1;
-    }
-    pf_err ce;
-    pf_err_clear(&ce);
-    if (pf_journal_output_check(c->journal, key, abs, &ce) == 1) {
-      *e = ce;
-      free(abs);
-      json_decref(f);
-      return -1;
-    }
-    t->intent_out = abs;
-  }
+  /* an output another task may still write (of this client, of another in this process or of
+   * another process) is refused by the intent's own transaction, on the worker: the client's
+   * intents are written there one after another, so each sees the ones before it */
   snprintf(t->jkey, sizeof t->jkey, "%s", key);
   const char *stage = t->nups > 0 ? "uploading" : "sending";
   int rc = pf_task_post_intent(c, t, key, f, stage, e);
@@ -1341,7 +1340,8 @@ int pf_task_write_intent(pf_client *c, pf_task *t, const char *key, const char *
 }
 
 int pf_task_first_step(pf_client *c, pf_task *t, pf_err *err) {
-  if (t->intent_job) return 0;              /* the intent's job starts it (pf_task_on_job) */
+  /* the intent's job, or the output's check, starts it (pf_task_on_job) */
+  if (t->intent_job || t->output_job) return 0;
   return t->nups > 0 ? pf_task_schedule(c, t, 0, PF_AT_UPLOAD) : pf_task_submit_start(c, t, err);
 }
 
@@ -1355,5 +1355,4 @@ void pf_task_free_parts(pf_task *t) {
   free_videos(t);
   free(t->dl_path); t->dl_path = NULL;
   free(t->dl_part); t->dl_part = NULL;
-  free(t->intent_out); t->intent_out = NULL;
 }

@@ -141,10 +141,10 @@ static int client_tostring(lua_State *L) {
 /* ---------------------------------------------------------------- submit, attach */
 
 
-/* client:submit(request, owner [, hold [, task_timeout [, journal]]]) -> task | nil, err.
- * Never blocks: the request is queued and the pump sends it; with hold, it waits for
- * task:_release(extend_from_id). The request's strings are copied, so later changes to it do
- * not count. */
+/* client:submit(request, owner [, hold [, task_timeout [, journal [, output]]]]) -> task | nil,
+ * err. Never blocks: the request is queued and the pump sends it; with hold, it waits for
+ * task:_release(extend_from_id). output (a path) is checked on the worker first. The request's
+ * strings are copied, so later changes to it do not count. */
 static int client_submit(lua_State *L) {
   pf_client *c = check_open(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -154,8 +154,9 @@ static int client_submit(lua_State *L) {
   /* everything that can raise comes before the engine makes the task */
   o.task_timeout = luaL_optnumber(L, 5, pf_client_options(c)->task_timeout);
   luaL_argcheck(L, o.task_timeout >= 0, 5, "task_timeout must be >= 0");
-  lua_settop(L, 6);
+  lua_settop(L, 7);
   pf_lua_journal_args(L, 6, &o.journal_key, &o.journal_intent);
+  o.output = luaL_optstring(L, 7, NULL);
   pf_task **slot = pf_task_push_new(L, 1, 3);
   int tidx = lua_gettop(L);
   /* a protected reader turns any error while copying (bad fields, memory) into a Lua error

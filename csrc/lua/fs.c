@@ -1,5 +1,5 @@
-/* fs.c: core._fs, the file-system checks guard.lua and validate.lua make before anything is sent. */
-#define _GNU_SOURCE                   /* O_TMPFILE */
+/* fs.c: core._fs, the few file-system calls the Lua layer makes itself (validate.lua, guard.lua). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -85,27 +85,6 @@ static int fs_open_check(lua_State *L) {
   return 1;
 }
 
-/* _fs.probe_dir(dir) -> true | nil, message, code: can a file be created in dir? Asked the honest
- * way: an unnamed O_TMPFILE file is created there and closed, so nothing is ever left behind.
- * Where the file system has no O_TMPFILE, faccessat(W_OK, AT_EACCESS) answers (it sees a
- * read-only mount, even for root). */
-static int fs_probe_dir(lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
-#ifdef O_TMPFILE
-  int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    close(fd);
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  int e = errno;
-  if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) return push_errno(L, e);
-#endif
-  if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) return push_errno(L, errno);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* _fs.realpath(path) -> the canonical absolute path (symbolic links resolved) | nil, message, code */
 static int fs_realpath(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -125,28 +104,10 @@ static int fs_cwd(lua_State *L) {
   return 1;
 }
 
-/* _fs.mkdir(path) -> true | nil, message, code (mode 0777 less the umask, like mkdir(1)) */
-static int fs_mkdir(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  if (mkdir(path, 0777) != 0) return push_errno(L, errno);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* _fs.limits(dir) -> the longest file name and the longest path (with its NUL) there */
-static int fs_limits(lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
-  long name_max = pathconf(dir, _PC_NAME_MAX);
-  long path_max = pathconf(dir, _PC_PATH_MAX);
-  lua_pushinteger(L, name_max > 0 ? name_max : 255);
-  lua_pushinteger(L, path_max > 0 ? path_max : PATH_MAX);
-  return 2;
-}
-
 void pf_fs_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    { "stat", fs_stat }, { "open_check", fs_open_check }, { "probe_dir", fs_probe_dir },
-    { "realpath", fs_realpath }, { "cwd", fs_cwd }, { "mkdir", fs_mkdir }, { "limits", fs_limits },
+    { "stat", fs_stat }, { "open_check", fs_open_check }, { "realpath", fs_realpath },
+    { "cwd", fs_cwd },
     { NULL, NULL },
   };
   luaL_newlib(L, fns);

@@ -1,11 +1,11 @@
-/* fs.h: the file-system checks guard.lua and validate.lua make before anything is sent. */
+/* fs.h: the few file-system calls the Lua layer makes itself (the output checks are the worker's). */
 #ifndef PF_FS_H
 #define PF_FS_H
 
 #include <lua.h>
 
-/* Set module table field "_fs" (the table at the top of L's stack): stat, open_check,
- * probe_dir, realpath, cwd, mkdir, limits (see fs.c). */
+/* Set module table field "_fs" (the table at the top of L's stack): stat, open_check, realpath,
+ * cwd (see fs.c). */
 void pf_fs_open(lua_State *L);
 
 #endif

@@ -178,7 +178,12 @@ function Client:submit(req, opts)
     return capabilities.get(self.provider, m)
   end, self.model, 2, { uploader = self.uploader ~= nil })
   if not norm then return nil, err end
-  if opts and opts.output then local ok, oerr = guard.check_output(opts.output, true) if not ok then return nil, oerr end end
+  local output
+  if opts and opts.output then
+    local oerr
+    output, oerr = guard.output_path(opts.output, true)
+    if not output then return nil, oerr end
+  end
   local source = err          -- validate's second result: a task to extend that has not succeeded
   if self.uploader and not capabilities.get(self.provider, norm.unified_model).uploads then
     local ok, uerr = self:_run_uploader(norm)
@@ -186,14 +191,14 @@ function Client:submit(req, opts)
   end
   if source and not norm.extend_from then
     -- a chain: held (files checked and hashed already) until the source succeeds
-    local task, serr = self._core:submit(norm, self, true, self:_timeout_for(norm.unified_model))
+    local task, serr = self._core:submit(norm, self, true, self:_timeout_for(norm.unified_model), nil, output)
     if not task then return nil, serr end
     chains.hold(source, self, task, norm, opts)
     return task
   end
   -- the core writes the intent (before anything is sent) and every later record itself
   local task, serr = self._core:submit(norm, self, false, self:_timeout_for(norm.unified_model),
-                                       self:_intent(norm, opts))
+                                       self:_intent(norm, opts), output)
   if task and task.journal_key then self._by_key[task.journal_key] = task end
   return task, serr
 end
@@ -261,9 +266,9 @@ end
 -- Start t's download to path (the core records where it goes first, and refuses a path another
 -- task of the journal may still write).
 function Client:_start_download(t, path)
-  local ok_path, perr = guard.check_output(path)
+  local ok_path, perr = guard.output_path(path)
   if not ok_path then return nil, perr end
-  return t:_download(path)
+  return t:_download(ok_path)
 end
 
 --- Pump the engine: start due polls, finish transfers, update tasks. Never blocks longer than

@@ -11,6 +11,7 @@ M.mt = mt
 -- What the user can do about each kind. %s is the provider's key variable where it is used.
 -- What to do, where the code says more than the kind (checked before HINTS).
 local CODE_HINTS = {
+  bad_output = "give a file path in a directory that can be written",
   output_taken = "choose another output path, or let the other task finish (a paid one is downloaded by `pixflow resume`); nothing was sent for this one",
   claimed = "leave it to that process (it follows the task), or stop that process and run resume again",
   journal = "check the journal's path, that its directory exists and is writable, and the free disk space",

@@ -1,5 +1,5 @@
 --- pixflow.guard: refusals before anything is spent, and text that is safe to show.
---   check_output(path)  the output path can be written (its directory made), or an "invalid" error
+--   output_path(path)   an output path the worker can check, or an "invalid" error naming it
 --   absolute(path)      the absolute, normalised form of a path (symbolic links of directories resolved)
 --   check_key(key, ...) an API key an HTTP header can carry, or an "auth" error that never shows it
 --   text(s)             gateway text with its control characters escaped, for a terminal
@@ -11,9 +11,6 @@ local errors = require "pixflow.errors"
 
 local fs = core._fs
 local M = {}
-
--- The download writes path .. ".part" and renames it into place: that name must fit as well.
-local PART = #".part"
 
 --- The longest API key pixflow sends. The header is built in a 1024-byte line
 -- (csrc/adapters/common.c, "Authorization: Bearer " + key); gateway keys are well under 100 bytes.
@@ -234,39 +231,16 @@ function M.absolute(path)
   return abs
 end
 
--- Make dir and every missing directory above it. true, or nil and the reason.
-local function make_dirs(dir)
-  local kind, _, what = fs.stat(dir)
-  if kind == "directory" then return true end
-  if kind then return nil, ("%s is %s, not a directory"):format(dir, what) end
-  if dir ~= "/" then
-    local ok, err = make_dirs(parent(dir))
-    if not ok then return nil, err end
-  end
-  local ok, err, code = fs.mkdir(dir)
-  if not ok and code == "exist" and fs.stat(dir) == "directory" then return true end   -- made meanwhile
-  if not ok then return nil, ("cannot create the directory %s: %s"):format(dir, err), code end
-  return true
-end
-
--- Directories a file could be created in lately (monotonic seconds until the answer is asked
--- again): the probe creates an unnamed file, an inode allocation, which on a directory where
--- thousands of files were just made and deleted cost ext4 milliseconds, once per download (W1:
--- 2000 downloads to one directory). Only a download of a finished task uses it: a directory
--- that stops taking files within the interval fails that download, on the worker, with the
--- reason, and the video stays to be fetched again; a submit's output is always asked afresh,
--- so that it is refused before anything is paid.
-local PROBE_TTL = 5
-local probed = {}
-
---- Check, before a submit, that the MP4 can be written at path: its directory is made when
--- missing; a directory (or a device) at path, a directory no file can be created in (read-only,
--- no permission), a file name longer than the file system takes (with ".part", the download's
--- temporary name) or a path longer than PATH_MAX is refused. Nothing is left behind but the
--- directories made.
--- before_submit: the error says that nothing was sent. Returns the absolute path, or nil and
--- an "invalid" error naming the field (output), the value and what is allowed.
-function M.check_output(path, before_submit)
+--- Check, before a submit or a download, what can be told of an output path without asking a
+-- disk: a string, no NUL byte, a file name (not "dir/", "." or ".."). The rest (the file
+-- system's limits, a directory or a device at path, its directory made, a file created there)
+-- is checked on the engine's worker (csrc/engine/outpath.c): a path that fails there fails the
+-- task before anything is sent (or the download, and the video stays to be fetched again).
+-- Returns the path to hand to the core (a relative one joined to the working directory now, so
+-- that a later chdir does not move it), or nil and an "invalid" error naming the field
+-- (output), the value and what is allowed.
+-- before_submit: the error says that nothing was sent.
+function M.output_path(path, before_submit)
   local function refuse(allowed, fmt, ...)
     local msg = ("output: %s %s"):format(shown(path), fmt:format(...))
     return nil, errors.new("invalid",
@@ -284,52 +258,14 @@ function M.check_output(path, before_submit)
   if last == "" or last == "." or last == ".." then
     return refuse("a file path", "names a directory: give a file path such as %s", shown(join(path:gsub("/+$", ""), "out.mp4")))
   end
-  local abs, aerr = M.absolute(path)
-  if not abs then return nil, aerr end
-  local dir, name = parent(abs), abs:match("([^/]*)$")
-  -- the limits of the file system the file goes to (the nearest directory that exists)
-  local near = dir
-  while near ~= "/" and fs.stat(near) == nil do near = parent(near) end
-  local name_max, path_max = fs.limits(near)
-  if #name + PART > name_max then
-    return refuse(("a file name of at most %d bytes"):format(name_max - PART),
-      "has a file name of %d bytes; at most %d are allowed there (the file system takes %d, less %d for the "
-      .. "download's temporary \".part\" name)", #name, name_max - PART, name_max, PART)
+  if path:sub(1, 1) == "/" then return path end
+  -- getcwd(3) reads the kernel's own record of the directory: it does not wait on a disk
+  local cwd, cerr = fs.cwd()
+  if not cwd then
+    return nil, errors.new("io", ("cannot resolve %s: the working directory is unknown (%s)"):format(shown(path), cerr),
+                           { code = "cwd" })
   end
-  for c in dir:sub(#near + 1):gmatch("[^/]+") do
-    if #c > name_max then
-      return refuse(("directory names of at most %d bytes"):format(name_max),
-        "has a directory name of %d bytes; the file system takes at most %d", #c, name_max)
-    end
-  end
-  if #abs + PART >= path_max then
-    return refuse(("a path of at most %d bytes"):format(path_max - 1 - PART),
-      "is %d bytes as an absolute path; at most %d are allowed (PATH_MAX %d, less the final NUL and the "
-      .. "download's temporary \".part\" name)", #abs, path_max - 1 - PART, path_max)
-  end
-  local kind, _, what = fs.stat(abs)
-  if kind == "directory" then
-    return refuse("a file path", "is a directory: give a file path inside it, such as %s", shown(join(path, "out.mp4")))
-  elseif kind and kind ~= "file" then
-    return refuse("a regular file", "is %s, not a regular file (the download would replace it)", what)
-  end
-  local ok, why = make_dirs(dir)
-  if not ok then return refuse("a path whose directory exists or can be made", "cannot be written: %s", why) end
-  local fresh = probed[dir]
-  local wok, werr, code = true, nil, nil
-  if before_submit or not (fresh and core.now() < fresh) then
-    wok, werr, code = fs.probe_dir(dir)
-    probed[dir] = wok and core.now() + PROBE_TTL or nil
-  end
-  if not wok then
-    if code == "rofs" then
-      return refuse("a writable directory", "is in %s, which is on a read-only file system", dir)
-    elseif code == "access" or code == "perm" then
-      return refuse("a writable directory", "is in %s, where this user cannot create files (%s)", dir, werr)
-    end
-    return refuse("a writable directory", "is in %s, where no file can be created (%s)", dir, werr)
-  end
-  return abs
+  return join(cwd, path)
 end
 
 return M
