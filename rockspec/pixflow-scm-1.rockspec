@@ -36,7 +36,7 @@ build = {
         "csrc/engine/buf.c", "csrc/engine/cadence.c", "csrc/engine/client.c", "csrc/engine/clock.c", "csrc/engine/download.c",
         "csrc/engine/error.c",
         "csrc/engine/hash.c", "csrc/engine/heap.c", "csrc/engine/http.c", "csrc/engine/jobs.c", "csrc/engine/journal.c", "csrc/engine/listpoll.c",
-        "csrc/engine/options.c", "csrc/engine/reconcile.c", "csrc/engine/retry.c",
+        "csrc/engine/options.c", "csrc/engine/outpath.c", "csrc/engine/reconcile.c", "csrc/engine/retry.c",
         "csrc/engine/task.c", "csrc/engine/task_api.c",
         "csrc/engine/trace.c", "csrc/engine/upload.c", "csrc/engine/util.c", "csrc/engine/worker.c",
         "csrc/adapters/common.c", "csrc/adapters/proto.c", "csrc/adapters/registry.c",

@@ -1,6 +1,8 @@
 /* error.c: pixflow.error objects for Lua: a table of the engine error record's fields. */
 #include "binding.h"
 
+#include <string.h>
+
 void pf_err_push(lua_State *L, const pf_err *e, const char *provider) {
   lua_createtable(L, 0, 8);
   lua_pushstring(L, pf_errkind_name(e->kind));
@@ -10,6 +12,17 @@ void pf_err_push(lua_State *L, const pf_err *e, const char *provider) {
   if (e->code[0]) {
     lua_pushstring(L, e->code);
     lua_setfield(L, -2, "code");
+  }
+  if (strcmp(e->code, "bad_output") == 0) {
+    /* the worker's output check: one problem, on the field the user named, like validate's */
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "output");
+    lua_setfield(L, -2, "field");
+    lua_pushstring(L, e->message);
+    lua_setfield(L, -2, "message");
+    lua_rawseti(L, -2, 1);
+    lua_setfield(L, -2, "problems");
   }
   if (e->status) {
     lua_pushinteger(L, e->status);
