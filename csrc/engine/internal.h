@@ -351,6 +351,7 @@ struct pf_task {
   int sending_job;           /* the "sending" record is being synced: the submit waits for it */
   int intent_job;            /* the intent is being written and synced: nothing leaves before */
   int output_job;            /* the output path is being checked (pf_output_check): nor before */
+  int lookup_job;            /* a finished task list's journal questions are on the worker */
   int dl_finishing;          /* the download's file is being synced and renamed on the worker */
   int dl_opening;            /* the .part is being opened (and the path claimed) on the worker */
   int dl_removing;           /* given up: the worker removes the .part, then it reads failed */
@@ -368,7 +369,7 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
        PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ,
-       PF_JOB_OUTPUT };
+       PF_JOB_OUTPUT, PF_JOB_LOOKUP };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -382,6 +383,11 @@ int pf_task_post_hashes(pf_client *c, pf_task *t, pf_err *err);
 /* Check on the worker that the video can be written at output (a submit's: the directory made,
  * a file created there once; posted before any other job of t, so that it is back first). */
 int pf_task_post_output(pf_client *c, pf_task *t, const char *output, pf_err *err);
+/* What the journal says about a finished task list of t's unconfirmed submit, asked on the
+ * worker (two reads, which can wait on the disk): ids is a copy of the list's ids (an object,
+ * taken), now_wall the end of the window. Back as j->f[1]: { r = pf_journal_rivals' answer,
+ * since, until, owned = { id = true } } (j->rc -1: the journal could not tell). */
+int pf_task_post_lookup(pf_client *c, pf_task *t, json_t *ids, double now_wall, pf_err *err);
 /* outpath.c: whether a file can be written at path (absolute or relative to the working
  * directory): the file system's name and path limits (with ".part"), not a directory or a
  * device, its directory made when missing and, with probe, a file created there (and gone).

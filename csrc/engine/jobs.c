@@ -195,6 +195,30 @@ static int run_output(pf_job *j, pf_wlocal *w) {
   return pf_output_check(j->path, 1, &j->path2, &j->err);
 }
 
+static int run_lookup(pf_job *j, pf_wlocal *w) {
+  if (ensure_peer(w, &j->err) != 0) return -1;
+  double since = 0, until = 0;
+  int r = pf_journal_rivals(w->peer, j->key, j->path, j->path2, j->t,
+                            json_number_value(json_object_get(j->f[0], "now")), &since, &until);
+  json_t *owned = json_object();
+  j->f[1] = json_pack("{s:i,s:f,s:f,s:o}", "r", r, "since", since, "until", until, "owned", owned);
+  if (!j->f[1]) {
+    pf_err_set(&j->err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+    return -1;
+  }
+  const char *id;
+  json_t *v;
+  json_object_foreach(json_object_get(j->f[0], "ids"), id, v) {
+    int has = pf_journal_has_id(w->peer, id);
+    /* a read that failed counts as known: no task is adopted on a guess */
+    if (has != 0 && json_object_set_new(owned, id, json_true()) != 0) {
+      pf_err_set(&j->err, PF_EK_NOMEM, 0, "nomem", "out of memory");
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static int run_intent(pf_job *j, pf_wlocal *w) {
   if (ensure_peer(w, &j->err) != 0) return -1;
   return pf_journal_intent(w->peer, j->key, j->t, j->f[0], j->ev[0], &j->err);
@@ -459,6 +483,26 @@ int pf_task_post_output(pf_client *c, pf_task *t, const char *output, pf_err *er
     return nomem(err);
   }
   t->output_job = 1;
+  post(c, j);
+  return 0;
+}
+
+int pf_task_post_lookup(pf_client *c, pf_task *t, json_t *ids, double now_wall, pf_err *err) {
+  pf_job *j = pf_job_new(PF_JOB_LOOKUP, t, run_lookup);
+  if (j) {
+    j->path = pf_strdup(c->provider);
+    j->path2 = pf_strdup(c->base_url);
+    j->f[0] = json_pack("{s:o,s:f}", "ids", ids, "now", now_wall);
+    ids = NULL;                             /* the pack took it, or freed it */
+  }
+  if (!j || !j->path || !j->path2 || !j->f[0]) {
+    json_decref(ids);
+    pf_job_free(j);
+    return nomem(err);
+  }
+  snprintf(j->key, sizeof j->key, "%s", t->jkey);
+  j->t = t->submit_wall;
+  t->lookup_job = 1;
   post(c, j);
   return 0;
 }

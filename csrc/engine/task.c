@@ -50,7 +50,8 @@ int pf_task_pending(const pf_task *t) {
   /* a change the host has not read keeps the task pending too (pf_task_changed) */
   return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
                        t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing ||
-                       t->nhashing > 0 || t->intent_job || t->output_job);
+                       t->nhashing > 0 || t->intent_job || t->output_job ||
+                       t->lookup_job);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -456,13 +457,17 @@ static void end_lookup(pf_task *t) {
   t->list = t->list_wseen = NULL;
 }
 
-/* Is id already a known task's: this client's, or (with a journal) any recorded one? */
+/* Is id already a known task's: this client's, or (with a journal) any recorded one (what the
+ * worker found: pf_task_post_lookup)? */
+typedef struct { pf_client *c; json_t *owned; } owned_ctx;
 static int id_owned(const char *id, void *ud) {
-  pf_client *c = ud;
-  for (pf_task *o = c->tasks; o; o = o->next)
-    if (o->id && strcmp(o->id, id) == 0) return 1;
-  return c->journal && pf_journal_has_id(c->journal, id) != 0;
+  owned_ctx *o = ud;
+  for (pf_task *k = o->c->tasks; k; k = k->next)
+    if (k->id && strcmp(k->id, id) == 0) return 1;
+  return o->owned && json_object_get(o->owned, id) != NULL;
 }
+
+static void finish_lookup(pf_client *c, pf_task *t, json_t *known);
 
 /* A lookup that could not finish: look again later, or give up (unconfirmed, saying why). */
 static void lookup_failed(pf_client *c, pf_task *t, const char *why) {
@@ -534,6 +539,22 @@ static void on_list_done(pf_client *c, pf_task *t, long http) {
     if (pf_task_schedule(c, t, 0.06, PF_AT_LOOKUP) != 0) lookup_failed(c, t, "out of memory");
     return;
   }
+  if (c->journal && t->jkey[0]) {
+    /* what the journal knows (the ids it has, another process's unanswered submits) is read on
+     * the worker: the matcher runs when it is back (a copy: jansson's counts are not atomic) */
+    json_t *ids = json_deep_copy(t->list);
+    if (!ids || pf_task_post_lookup(c, t, ids, pf_client_wall(c), &e) != 0)
+      lookup_failed(c, t, "out of memory");
+    return;
+  }
+  finish_lookup(c, t, NULL);
+}
+
+/* Every page of every window is in (and, with a journal, known is what it says: NULL when it
+ * could not tell): the matcher decides. */
+static void finish_lookup(pf_client *c, pf_task *t, json_t *known) {
+  pf_err e;
+  pf_err_clear(&e);
   size_t n = json_object_size(t->list), k = 0;
   pf_listed *arr = calloc(n ? n : 1, sizeof *arr);
   if (!arr) { lookup_failed(c, t, "out of memory"); return; }
@@ -556,16 +577,21 @@ static void on_list_done(pf_client *c, pf_task *t, long http) {
         (own < 0 || o->submit_wall < own))
       own = o->submit_wall;
   if (own >= 0) rv[nrv++] = (pf_rival){ own, now_wall };
+  owned_ctx oc = { c, NULL };
   if (c->journal && t->jkey[0]) {
-    int r = pf_journal_rivals(c->journal, t->jkey, c->provider, c->base_url, t->submit_wall,
-                              now_wall, &since, &until);
+    /* a journal that could not tell: a rival over the whole window, and every id known */
+    int r = known ? (int)json_integer_value(json_object_get(known, "r")) : -1;
+    since = json_number_value(json_object_get(known, "since"));
+    until = json_number_value(json_object_get(known, "until"));
     if (r != 0) rv[nrv++] = r > 0 ? (pf_rival){ since, until } : (pf_rival){ t->submit_wall, now_wall };
+    oc.owned = json_object_get(known, "owned");
+    if (!oc.owned) oc.owned = t->list;
   }
   int rivals = nrv > 0;
   pf_match_query q = { .from = t->submit_wall, .to = now_wall, .skew = 2, .complete = !t->list_cut,
                        .closed = 0, .clock_known = t->list_clock, .clock_lo = t->list_clock_lo,
                        .clock_hi = t->list_clock_hi, .rivals = rv, .nrivals = nrv, .owned = id_owned,
-                       .ud = c };
+                       .ud = &oc };
   size_t found = 0, ncands = 0;
   pf_match_result m = pf_match_unconfirmed(arr, k, &q, &found, &ncands);
   char *adopt = m == PF_MATCH_FOUND ? pf_strdup(arr[found].id) : NULL;
@@ -1025,6 +1051,9 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       pf_request_free(&t->rq);
       pf_task_set_error(t, &e);
     }
+  } else if (j->kind == PF_JOB_LOOKUP) {
+    t->lookup_job = 0;
+    if (t->list && !pf_state_terminal(t->state)) finish_lookup(c, t, j->rc == 0 ? j->f[1] : NULL);
   } else if (j->kind == PF_JOB_OUTPUT) {
     t->output_job = 0;
     if (t->state != PF_ST_SUBMITTING) {
