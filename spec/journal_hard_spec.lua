@@ -64,6 +64,62 @@ describe("the journal against an adversary", function()
     assert.equal(t.id, rows[1].id)
   end)
 
+  -- client:task(id, { key }) takes the task's claim on the worker: it returns while another
+  -- process holds the journal's write lock, and its first poll waits for the claim
+  it("client:task with a key returns while another process holds the journal's lock; it polls once claimed", function()
+    if not sh("command -v sqlite3") then pending("the sqlite3 command is not installed") return end
+    local path, locked, release = dir .. "/held2.db", dir .. "/locked2", dir .. "/release2"
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local t = assert(c:submit{ prompt = "attach me" })
+    assert(t:wait{ timeout = 10 })
+    local id, key = t.id, t.journal_key
+    c:close()
+    local r = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  journal = path, poll = { initial = 0.05, interval = 0.1 } })
+    local holder = ("env -u LD_PRELOAD sqlite3 %s 'BEGIN IMMEDIATE;' "
+      .. "\".shell touch %s; while [ ! -f %s ]; do sleep 0.02; done\" 'COMMIT;' >/dev/null 2>&1 &"):format(path, locked, release)
+    assert(os.execute(holder))
+    local deadline = os.time() + 10
+    while not util.exists(locked) and os.time() <= deadline do os.execute("sleep 0.02") end
+    assert.is_true(util.exists(locked), "the sqlite3 command did not take the lock")
+    local polls = sbx.stats().apimart.polls
+    local a = assert(r:task(id, { key = key }))
+    for _ = 1, 10 do r:poll(0.02) end
+    assert.equal("queued", a.status)
+    assert.equal(polls, sbx.stats().apimart.polls)   -- not claimed yet: nothing was asked
+    assert(io.open(release, "w")):close()
+    assert(a:wait{ timeout = 20 })
+    assert.is_true(sbx.stats().apimart.polls > polls)
+    r:close()
+  end)
+
+  it("client:task with a key of a task another client follows halts with claimed, and never polls", function()
+    local path = dir .. "/follow.db"
+    local opts = { provider = "apimart", api_key = "k", base_url = sbx.base("apimart"), journal = path,
+                   poll = { initial = 0.05, interval = 0.1 } }
+    local c = assert(pixflow.new(opts))
+    local t = assert(c:submit{ prompt = "slow #seconds=2" })
+    while not t.id do c:poll(0.02) end
+    local r = assert(pixflow.new(opts))
+    local a = assert(r:task(t.id, { key = t.journal_key }))
+    local ok, err = a:wait{ timeout = 10 }
+    assert.is_nil(ok)
+    assert.equal("claimed", err.code)
+    assert.is_true(a.halted)
+    assert.equal("queued", a.status)
+    assert.matches("being followed by another running pixflow process %(pid %d+%)", err.message)
+    assert.matches("is left to that one", tostring(err))
+    -- asking again, once the first client let it go, follows it
+    assert(t:wait{ timeout = 10 })
+    c:close()
+    local again = assert(r:task(t.id, { key = t.journal_key }))
+    assert.are_not.equal(a, again)
+    assert(again:wait{ timeout = 10 })
+    assert.equal("succeeded", again.status)
+    r:close()
+  end)
+
   it("a lookup never adopts a task another live process is still submitting", function()
     local path = dir .. "/rival.db"
     -- process B (another owner of the journal): its intent is written, its submit reached the

@@ -219,31 +219,21 @@ pf_task *pf_client_attach(pf_client *c, const char *id, double task_timeout,
     pf_err_set(err, PF_EK_INVALID, 0, "bad_key", "a journal key expected");
     return NULL;
   }
-  if (key && c->journal) {
-    /* one live follower per task across every process: a task another one follows is left
-     * to it */
-    char what[64];
-    snprintf(what, sizeof what, "task:%s", key);
-    long pid = 0;
-    int r = pf_journal_claim(c->journal, what, &pid, err);
-    if (r == PF_CLAIM_HELD && pid == (long)getpid() && pf_worker_drain(10) == 0)
-      r = pf_journal_claim(c->journal, what, &pid, err);   /* a client closed a moment ago had it */
-    if (r == PF_CLAIM_HELD)
-      pf_err_set(err, PF_EK_INVALID, 0, "claimed", "task %s is being followed by another "
-                 "running pixflow process (pid %ld); it is left to that one", id, pid);
-    if (r < 0 || r == PF_CLAIM_HELD) return NULL;
-  }
   pf_task *t = new_task(c, task_timeout, err);
   if (!t) return NULL;
   pf_task_start_deadline(c, t);
   t->id = pf_strdup(id);
   t->state = PF_ST_QUEUED;
   t->accepted_at = pf_client_now(c);
-  if (key && c->journal) {
+  int claim = key && c->journal;
+  if (claim) {
     snprintf(t->jkey, sizeof t->jkey, "%s", key);
     t->jrec = PF_JR_INTENT | PF_JR_SENDING | PF_JR_ACCEPTED;
   }
-  if (!t->id || pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) {
+  /* one live follower per task across every process: the claim is taken on the worker (a write
+   * that can wait for another process's lock), and the first poll waits for it; a task another
+   * process follows halts with "claimed" and is left to that one */
+  if (!t->id || (claim ? pf_task_post_claim(c, t, err) : pf_task_schedule(c, t, 0, PF_AT_POLL)) != 0) {
     pf_task_free(t);
     nomem(err);
     return NULL;

@@ -352,6 +352,7 @@ struct pf_task {
   int intent_job;            /* the intent is being written and synced: nothing leaves before */
   int output_job;            /* the output path is being checked (pf_output_check): nor before */
   int lookup_job;            /* a finished task list's journal questions are on the worker */
+  int claim_job;             /* an attached task's claim is being taken: no poll before */
   int dl_finishing;          /* the download's file is being synced and renamed on the worker */
   int dl_opening;            /* the .part is being opened (and the path claimed) on the worker */
   int dl_removing;           /* given up: the worker removes the .part, then it reads failed */
@@ -369,7 +370,7 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
        PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ,
-       PF_JOB_OUTPUT, PF_JOB_LOOKUP };
+       PF_JOB_OUTPUT, PF_JOB_LOOKUP, PF_JOB_CLAIM };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -388,6 +389,10 @@ int pf_task_post_output(pf_client *c, pf_task *t, const char *output, pf_err *er
  * taken), now_wall the end of the window. Back as j->f[1]: { r = pf_journal_rivals' answer,
  * since, until, owned = { id = true } } (j->rc -1: the journal could not tell). */
 int pf_task_post_lookup(pf_client *c, pf_task *t, json_t *ids, double now_wall, pf_err *err);
+/* Take the claim "task:<t->jkey>" of a task attached by id (t->id) on the worker: back with
+ * j->rc 0 (this client follows it) or -1 and j->err (claimed by a live process, or the journal
+ * failed). 0, or -1 (err). */
+int pf_task_post_claim(pf_client *c, pf_task *t, pf_err *err);
 /* outpath.c: whether a file can be written at path (absolute or relative to the working
  * directory): the file system's name and path limits (with ".part"), not a directory or a
  * device, its directory made when missing and, with probe, a file created there (and gone).

@@ -219,6 +219,21 @@ static int run_lookup(pf_job *j, pf_wlocal *w) {
   return 0;
 }
 
+static int run_claim(pf_job *j, pf_wlocal *w) {
+  if (ensure_peer(w, &j->err) != 0) return -1;
+  char what[sizeof j->key + 8];
+  snprintf(what, sizeof what, "task:%s", j->key);
+  long pid = 0;
+  int r = pf_journal_claim(w->peer, what, &pid, &j->err);
+  /* this process's: a client closed a moment ago may have it, its worker still releasing */
+  if (r == PF_CLAIM_HELD && pid == (long)getpid() && pf_worker_drain(10) == 0)
+    r = pf_journal_claim(w->peer, what, &pid, &j->err);
+  if (r == PF_CLAIM_HELD)
+    pf_err_set(&j->err, PF_EK_INVALID, 0, "claimed", "task %s is being followed by another "
+               "running pixflow process (pid %ld); it is left to that one", j->path, pid);
+  return r < 0 || r == PF_CLAIM_HELD ? -1 : 0;
+}
+
 static int run_intent(pf_job *j, pf_wlocal *w) {
   if (ensure_peer(w, &j->err) != 0) return -1;
   return pf_journal_intent(w->peer, j->key, j->t, j->f[0], j->ev[0], &j->err);
@@ -503,6 +518,18 @@ int pf_task_post_lookup(pf_client *c, pf_task *t, json_t *ids, double now_wall, 
   snprintf(j->key, sizeof j->key, "%s", t->jkey);
   j->t = t->submit_wall;
   t->lookup_job = 1;
+  post(c, j);
+  return 0;
+}
+
+int pf_task_post_claim(pf_client *c, pf_task *t, pf_err *err) {
+  pf_job *j = task_job(t, PF_JOB_CLAIM, run_claim);
+  if (j) j->path = pf_strdup(t->id);
+  if (!j || !j->path) {
+    pf_job_free(j);
+    return nomem(err);
+  }
+  t->claim_job = 1;
   post(c, j);
   return 0;
 }

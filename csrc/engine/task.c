@@ -51,7 +51,7 @@ int pf_task_pending(const pf_task *t) {
   return t->client && (t->timer.idx != PF_NOT_QUEUED || pf_xfer_busy(&t->x) || t->listed ||
                        t->sending_job || t->dl_finishing || t->dl_opening || t->dl_removing ||
                        t->nhashing > 0 || t->intent_job || t->output_job ||
-                       t->lookup_job);
+                       t->lookup_job || t->claim_job);
 }
 
 int pf_task_attached(const pf_task *t) {
@@ -1050,6 +1050,22 @@ void pf_task_on_job(pf_client *c, pf_job *j) {
       t->state = PF_ST_FAILED;
       pf_request_free(&t->rq);
       pf_task_set_error(t, &e);
+    }
+  } else if (j->kind == PF_JOB_CLAIM) {
+    t->claim_job = 0;
+    if (j->rc != 0) {
+      /* not this client's to follow: nothing of it is recorded or released by this one */
+      t->jkey[0] = '\0';
+      t->jrec = 0;
+      if (!pf_state_terminal(t->state) && !t->halted) {
+        halt(c, t, &j->err);
+        pf_task_changed(c, t);
+      }
+    } else if (!pf_state_terminal(t->state) && !t->halted && t->timer.idx == PF_NOT_QUEUED &&
+               !pf_xfer_busy(&t->x) && pf_task_schedule(c, t, 0, PF_AT_POLL) != 0) {
+      pf_err_set(&e, PF_EK_NOMEM, 0, "nomem", "out of memory");
+      halt(c, t, &e);
+      pf_task_changed(c, t);
     }
   } else if (j->kind == PF_JOB_LOOKUP) {
     t->lookup_job = 0;

@@ -260,11 +260,8 @@ function M.run(items, opts)
       local c, cerr = client_for(e.provider, e.base_url)
       local t, terr
       if c then t, terr = c:task(e.id, { key = e.key }) end
-      if not c then
-        row.status, row.error = "failed", cerr
-      elseif not t then
-        row.status, row.action = "claimed", tostring(terr)
-        emit{ event = "claimed", output = item.output, message = row.action }
+      if not c or not t then
+        row.status, row.error = "failed", cerr or terr
       else
         row.task, row.client, row.id, row.started = t, c, e.id, core.now()
         row.status = "attached"
@@ -330,6 +327,12 @@ function M.run(items, opts)
       r.finished, r.status, r.error = true, item.status, item.error
       if item.failed_download then
         r.action = "the video was not saved: run the batch again to retry the download"
+      elseif item.status == "claimed" then
+        -- another process took its task between the journal's read and this claim: its output
+        -- is that one's to write
+        r.action, r.error = tostring(r.error), nil
+        if j then j:unclaim("output:" .. r.output) end
+        emit{ event = "claimed", output = r.output, message = r.action }
       end
       r.seconds = core.now() - r.started
       emit{ event = "finished", output = r.output, provider = r.provider, id = t.id, status = r.status,

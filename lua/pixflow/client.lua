@@ -256,9 +256,12 @@ function Client:task(id, opts)
   if opts ~= nil then options.check("task", 2, opts, { key = "string" }) end
   local key = opts and opts.key
   -- a journal task this client already follows is that task, not a second follower of it
-  if key and self._by_key[key] and not self._by_key[key].done then return self._by_key[key] end
+  local known = key and self._by_key[key]
+  if known and not known.done and not known.halted then return known end
+  -- with a journal the claim (one live follower per task, across processes) is taken on the
+  -- worker: a task another process follows halts with code "claimed" and is left to that one
   local t, err = self._core:attach(id, self, self.task_timeout, self._journal and key or nil)
-  if not t then return nil, err end     -- another live process follows it (journal claims)
+  if not t then return nil, err end
   if key and self._journal then self._by_key[key] = t end
   return t
 end

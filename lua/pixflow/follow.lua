@@ -120,6 +120,8 @@ function Follower:update(item)
     end
   elseif t.done or t.halted then
     status, err = t.status, t.error
+    -- attached by id while another live process follows it (the journal's claim): left to it
+    if t.halted and err and err.code == "claimed" then status = "claimed" end
   end
   if status then item.ended, item.status, item.error = true, status, err end
   return item.ended, item.ended

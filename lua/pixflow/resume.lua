@@ -84,6 +84,11 @@ function M.run(new, opts)
       if item.status == "downloaded" then row.path = item.path end
       if item.failed_download then
         row.action = "the video was not saved: run resume again to retry the download"
+      elseif item.status == "claimed" then
+        -- another process took it between our read and our claim
+        row.status, row.state, row.action, row.error = "running", "claimed", tostring(item.error), nil
+        emit{ event = "claimed", key = row.key, provider = row.provider, id = t.id, message = row.action }
+        return
       end
       row.id = t.id
       emit{ event = "finished", key = row.key, provider = row.provider, id = t.id, status = row.status,
@@ -172,10 +177,8 @@ function M.run(new, opts)
       else
         local t, aerr = c:task(e.id, { key = e.key })
         if not t then
-          -- another process took it between our read and our claim
-          row.status, row.state = "running", "claimed"
-          row.action = tostring(aerr)
-          emit{ event = "claimed", key = e.key, provider = e.provider, id = e.id, message = row.action }
+          row.error, row.action = aerr, tostring(aerr)
+          emit{ event = "error", key = e.key, provider = e.provider, message = tostring(aerr) }
         else
           pending[#pending + 1] = { row = row, task = t, client = c, output = e.output }
           emit{ event = "attached", key = e.key, provider = e.provider, id = e.id }
