@@ -102,7 +102,7 @@ local function summary(list)
   for _, s in ipairs(order) do parts[#parts + 1] = count[s] > 1 and (s .. " x" .. count[s]) or s end
   return ("%d change%s: %s"):format(#list, #list > 1 and "s" or "", table.concat(parts, ", "))
 end
--- the three longest pumps, longest first: { dt, pump number }
+-- the three longest pumps, longest first: { dt, pump number, start (CLOCK_MONOTONIC seconds) }
 meter.top, meter.most_changes, meter.done_max = {}, 0, 0
 local function poll(c)
   meter.changes = {}
@@ -126,7 +126,7 @@ local function poll(c)
   end
   local top = meter.top
   if #top < 3 or dt > top[#top][1] then
-    top[#top + 1] = { dt, meter.pumps }
+    top[#top + 1] = { dt, meter.pumps, t0 }
     table.sort(top, function(a, b) return a[1] > b[1] end)
     top[4] = nil
   end
@@ -455,6 +455,11 @@ say("longest poll(0) %.3f ms (pump %d of %d: %s), submit %.3f ms (%d of %d: %s),
   out.poll_max * 1e3, out.poll_at, out.pumps, out.poll_note, out.submit_max * 1e3, out.submit_at, out.submits, out.submit_note,
   out.close_max * 1e3, out.start_download_max * 1e3)
 say("the three longest pumps: %s", out.poll_top)
+-- for a profile of the longest pumps alone (perf record -k CLOCK_MONOTONIC, then perf script
+-- --time START,END): where each began and ended on that clock
+if os.getenv("W5_WINDOWS") then
+  for _, p in ipairs(meter.top) do say("window pump %d: %.6f,%.6f", p[2], p[3], p[3] + p[1]) end
+end
 if not good then say("the situation was NOT re-created: its figures mean nothing") end
 print(bench.json(out))
 os.exit(good and 0 or 1)

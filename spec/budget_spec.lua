@@ -138,3 +138,50 @@ describe("the pump's budget", function()
     assert.equal(0, sbx.stats().apimart.tasks)
   end)
 end)
+
+-- The worker never takes the core from the caller's thread when it wakes (issue 14): it runs 10
+-- nice steps below it and as a batch thread (SCHED_BATCH, which never preempts on waking; under
+-- perf sched a nice value alone let it preempt the caller's thread 21 times in one W5 row).
+describe("the worker thread", function()
+  local sbx, dir
+  sandbox.around({ task_seconds = 0.2, reset = true }, function(s, d) sbx, dir = s, d end)
+
+  local function threads()
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("l"):match("^(%d+)")
+    f:close()
+    local found = {}
+    local ls = assert(io.popen("ls /proc/" .. pid .. "/task"))
+    for tid in ls:lines() do
+      local s = io.open(("/proc/%s/task/%s/stat"):format(pid, tid))
+      local line = s and s:read("l")
+      if s then s:close() end
+      local comm, rest = (line or ""):match("^%d+ %((.-)%) (.*)$")
+      if comm then
+        local fields = {}
+        for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+        -- after the name: field 3 is fields[1]; nice is field 19, the policy field 41
+        found[#found + 1] = { comm = comm, nice = tonumber(fields[17]), policy = tonumber(fields[39]),
+                              main = tid == pid }
+      end
+    end
+    ls:close()
+    return found
+  end
+
+  it("is named pixflow-worker, 10 nice steps below the caller, and a batch thread #linux", function()
+    if not io.open("/proc/self/stat") then pending("no /proc") return end
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  journal = dir .. "/w.db" })
+    local t = assert(c:submit({ model = "v6", prompt = "worker" }, { output = dir .. "/w.mp4" }))
+    local mine, worker
+    for _, th in ipairs(threads()) do
+      if th.comm == "pixflow-worker" then worker = th elseif th.main then mine = th end
+    end
+    assert.is_truthy(worker, "no pixflow-worker thread")
+    assert.equal(math.min(19, mine.nice + 10), worker.nice)
+    assert.equal(3, worker.policy)   -- SCHED_BATCH
+    assert(t:wait{ timeout = 10 })
+    c:close()
+  end)
+end)

@@ -134,6 +134,7 @@ int pf_client_new(const pf_client_config *cfg, pf_client **out, pf_err *err) {
   }
   c->net.api_key = c->api_key;
   c->net.sink_write = pf_client_sink_write;   /* downloads' bytes are written on the worker */
+  c->net.chunks_low = pf_client_chunks_low;   /* and the chunks they are gathered in made there */
   c->net.sink_close = pf_client_sink_close;
   c->net.src_open = pf_client_src_open;       /* and uploads' bytes read there */
   c->net.src_read = pf_client_src_read;
@@ -273,6 +274,10 @@ static size_t take_jobs(pf_client *c, double end) {
   pf_job *j;
   while (!spent(c, handled, end) && (j = pf_client_take_job(c))) {
     if (j->kind == PF_JOB_WRITE) pf_net_chunk_written(&c->net, j->len);   /* whoever's it was */
+    if (j->kind == PF_JOB_CHUNKS) {
+      pf_net_chunks_back(&c->net, j->bufs, j->nbufs);
+      j->nbufs = 0;
+    }
     pf_task_on_job(c, j);
     pf_job_free(j);
     handled++;

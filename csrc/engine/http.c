@@ -42,10 +42,9 @@ static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-/* A download's bytes are gathered in chunks of this size, each written by the worker in one
+/* A download's bytes are gathered in chunks (PF_DL_CHUNK), each written by the worker in one
  * write; a transfer with PF_DL_INFLIGHT bytes handed over and not yet written pauses until the
  * worker catches up (memory per download stays bounded when the disk is slower than the network). */
-#define PF_DL_CHUNK (128 * 1024)
 #define PF_DL_INFLIGHT (16 * PF_DL_CHUNK)
 #define PF_DISK_CAP (64 * PF_DL_CHUNK)     /* 8 MiB handed to the worker, all downloads together */
 
@@ -53,8 +52,17 @@ static size_t write_api(char *ptr, size_t size, size_t nmemb, void *ud) {
  * paying the page faults of fresh memory (200 downloads ending together faulted ~300 pages in
  * one pump of W5's complete200 row). */
 static char *chunk_get(pf_net *n) {
-  if (n && n->nchunks > 0) return n->chunks[--n->nchunks];
-  return malloc(PF_DL_CHUNK);
+  if (!n) return malloc(PF_DL_CHUNK);
+  if (n->nchunks < PF_CHUNK_LOW + 1 && !n->refilling && n->chunks_low &&
+      n->chunks_low(n->sink_ud, PF_CHUNK_POOL - n->nchunks + 1) == 0)
+    n->refilling = 1;
+  if (n->nchunks > 0) return n->chunks[--n->nchunks];
+  return malloc(PF_DL_CHUNK);               /* the worker's are not back yet */
+}
+
+void pf_net_chunks_back(pf_net *n, char **bufs, size_t nbufs) {
+  for (size_t i = 0; i < nbufs; i++) pf_net_chunk_put(n, bufs[i]);
+  n->refilling = 0;
 }
 
 void pf_net_chunk_put(pf_net *n, char *buf) {

@@ -36,7 +36,13 @@
 
 /* Easy handles kept for reuse: enough for the transfers of a few hosts at the default slots. */
 #define PF_EASY_POOL 32
-#define PF_CHUNK_POOL 16           /* download and upload chunk buffers kept for reuse (2 MiB) */
+#define PF_CHUNK_POOL 32           /* download and upload chunk buffers kept for reuse (4 MiB) */
+/* Below this many in the pool, the worker makes more (PF_JOB_CHUNKS), their pages already
+ * touched: a fresh 128 KiB buffer costs the pump an mmap and 32 page faults as it fills. */
+#define PF_CHUNK_LOW 16
+/* A download's bytes are gathered in chunks of this size, each written by the worker in one
+ * write (an upload's are read in chunks of it too). */
+#define PF_DL_CHUNK (128 * 1024)
 #define PF_READ_AHEAD 4            /* an upload's chunks asked of the worker ahead of libcurl */
 /* Header lines that carry the API key live in slots of this size (pf_header_add's line cap)
  * in the client's secret slabs, PF_SECRET_SLOTS to a slab (http.c). */
@@ -208,6 +214,10 @@ typedef struct pf_net {
   pf_xfer *dwait;            /* the transfers paused for the disk */
   char *chunks[PF_CHUNK_POOL];   /* downloads' chunk buffers the worker gave back, for reuse */
   size_t nchunks;
+  /* the pool is low: ask the worker for n chunks, their pages touched (0, or -1: not asked);
+   * until they are back (pf_net_chunks_back) it is not asked again */
+  int (*chunks_low)(void *ud, size_t n);
+  int refilling;
   pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
   size_t nslabs;
   pf_xfer *fhead, *ftail;    /* queued transfers that failed to start, to be reported */
@@ -370,7 +380,7 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
        PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ,
-       PF_JOB_OUTPUT, PF_JOB_LOOKUP, PF_JOB_CLAIM };
+       PF_JOB_OUTPUT, PF_JOB_LOOKUP, PF_JOB_CLAIM, PF_JOB_CHUNKS };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -415,6 +425,8 @@ void pf_client_close_sink(pf_client *c, struct pf_sink *s);
 void pf_client_close_conns_later(pf_client *c, void *conns);
 /* The transport's hooks (pf_net.sink_write, sink_close) for client c (ud). */
 int pf_client_sink_write(void *ud, pf_xfer *x, char *buf, size_t len);
+/* pf_net.chunks_low for client c (ud): n chunk buffers made and touched on the worker. */
+int pf_client_chunks_low(void *ud, size_t n);
 void pf_client_sink_close(void *ud, struct pf_sink *s);
 struct pf_source *pf_client_src_open(void *ud, const char *path, long long size);
 int pf_client_src_read(void *ud, void *owner, struct pf_source *s, unsigned id, char *buf, size_t len,
@@ -496,6 +508,8 @@ int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req,
 /* A download's transfer is over: the chunk not yet handed over goes to the worker, and its file
  * is the caller's. NULL when it has none. *ok is 0 when that last chunk could not be posted. */
 struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok);
+/* The chunks the worker made for the pool (pf_net.chunks_low): kept, or freed past PF_CHUNK_POOL. */
+void pf_net_chunks_back(pf_net *n, char **bufs, size_t nbufs);
 /* A chunk buffer the worker is done with, kept for the next chunks (freed past PF_CHUNK_POOL). */
 void pf_net_chunk_put(pf_net *n, char *buf);
 /* The worker is done with a chunk of len bytes (written or not), whoever's it was: downloads

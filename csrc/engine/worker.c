@@ -13,6 +13,12 @@
 #include "hash.h"
 #include "worker.h"
 
+#ifdef SCHED_BATCH
+#define PF_SCHED_BATCH SCHED_BATCH
+#else
+#define PF_SCHED_BATCH 3                    /* Linux's; <sched.h> shows it only to _GNU_SOURCE */
+#endif
+
 struct pf_worker {
   pthread_mutex_t mu;
   pthread_cond_t wake;       /* the thread: a job was posted, or the worker was released */
@@ -58,6 +64,8 @@ void pf_job_free(pf_job *j) {
     free(s);
   }
   free(j->buf);
+  for (size_t i = 0; i < j->nbufs; i++) free(j->bufs[i]);
+  free(j->bufs);
   free(j->path);
   free(j->path2);
   for (int i = 0; i < 4; i++) json_decref(j->f[i]);
@@ -99,6 +107,16 @@ static void *thread_main(void *arg) {
   errno = 0;
   int nice_now = getpriority(PRIO_PROCESS, (id_t)tid);
   if (errno == 0 && nice_now < 10) setpriority(PRIO_PROCESS, (id_t)tid, nice_now + 10 > 19 ? 19 : nice_now + 10);
+#ifdef __linux__
+  /* and a batch thread: a nice value alone does not stop a woken thread from preempting the one
+   * that woke it (EEVDF, Linux 6.6 on, places a thread that slept ahead of the running one: W5's
+   * complete200j rows, under perf sched, showed the caller's thread preempted 21 times by its
+   * worker, each inside a pump). SCHED_BATCH keeps the same share of the CPU (its nice value)
+   * but never preempts on waking, so it runs on an idle core or at the next tick. Any thread may
+   * choose it; failing leaves it as it was. */
+  struct sched_param sp = { 0 };
+  sched_setscheduler(tid, PF_SCHED_BATCH, &sp);
+#endif
   pf_crypto_warm();                         /* once, here rather than in a pump */
   pthread_mutex_lock(&w->mu);
   for (;;) {

@@ -69,6 +69,8 @@ struct pf_job {
   void *ctx;                 /* what a kind of its own needs (its run consumes it) */
   char *buf;                 /* a chunk to write (owned by the job) ... */
   size_t len;                /* ... its length */
+  char **bufs;               /* chunks made for the pool (owned by the job until taken) ... */
+  size_t nbufs;              /* ... how many, of len asked for */
   char *path, *path2;        /* owned by the job */
   char key[64];              /* a journal key */
   double t;                  /* a journal record's wall time */
