@@ -453,6 +453,8 @@ struct pf_net_conns {
   CURLM *multi;
   size_t n;
   CURL *easy[PF_EASY_POOL];
+  size_t nchunks;            /* the chunk pool too: freeing 32 mapped buffers is 32 munmaps */
+  char *chunks[PF_CHUNK_POOL];
 };
 
 void *pf_net_detach_conns(pf_net *c) {
@@ -463,6 +465,9 @@ void *pf_net_detach_conns(pf_net *c) {
   d->n = c->npool;
   memcpy(d->easy, c->pool, c->npool * sizeof c->pool[0]);
   c->npool = 0;
+  d->nchunks = c->nchunks;
+  memcpy(d->chunks, c->chunks, c->nchunks * sizeof c->chunks[0]);
+  c->nchunks = 0;
   return d;
 }
 
@@ -471,6 +476,7 @@ void pf_net_close_detached(void *conns) {
   if (!d) return;
   if (d->multi) curl_multi_cleanup(d->multi);
   while (d->n > 0) curl_easy_cleanup(d->easy[--d->n]);
+  while (d->nchunks > 0) free(d->chunks[--d->nchunks]);
   free(d);
 }
 
