@@ -139,7 +139,24 @@ void sbx_result_url(int gw, const sbx_task *t, char *out, size_t n) {
 
 /* A result of a requested size: the real clip followed by a top-level 'free' box of filler,
  * which MP4 readers skip. Sizes stay under 4 GiB so the box size fits in 32 bits. */
-typedef struct blob { unsigned long long size, from; } blob;
+typedef struct blob { unsigned long long size, from; int gw; } blob;
+
+/* A sized result's body: counted as being sent until libmicrohttpd frees it. */
+static blob *blob_new(int gw, unsigned long long size, unsigned long long from) {
+  blob *b = malloc(sizeof *b);
+  if (!b) return NULL;
+  b->size = size;
+  b->from = from;
+  b->gw = gw;
+  sbx_sending(gw, 1);
+  return b;
+}
+
+static void blob_free(void *cls) {
+  blob *b = cls;
+  sbx_sending(b->gw, -1);
+  free(b);
+}
 
 static ssize_t blob_read(void *cls, uint64_t pos, char *buf, size_t max) {
   const blob *b = cls;
@@ -227,23 +244,19 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, int gw, const char *
     r = MHD_create_response_from_buffer(size - from, (void *)(sandbox_clip + from),
                                         MHD_RESPMEM_PERSISTENT);
   } else if (from > 0) {
-    blob *b = malloc(sizeof *b);
+    blob *b = blob_new(gw, size, from);
     if (!b) return MHD_NO;
-    b->size = size;
-    r = MHD_create_response_from_callback(size - from, 256 * 1024, blob_read_from, b, free);
-    if (!r) free(b);
-    else b->from = from;
+    r = MHD_create_response_from_callback(size - from, 256 * 1024, blob_read_from, b, blob_free);
+    if (!r) blob_free(b);
   } else if (size == sandbox_clip_len) {
     r = MHD_create_response_from_buffer(sandbox_clip_len, (void *)sandbox_clip,
                                         MHD_RESPMEM_PERSISTENT);
   } else {
-    blob *b = malloc(sizeof *b);
+    blob *b = blob_new(gw, size, 0);
     if (!b) return MHD_NO;
-    b->size = size;
-    b->from = 0;
     r = MHD_create_response_from_callback(t.no_length ? MHD_SIZE_UNKNOWN : size, 256 * 1024,
-                                          blob_read, b, free);
-    if (!r) free(b);
+                                          blob_read, b, blob_free);
+    if (!r) blob_free(b);
   }
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", "video/mp4");

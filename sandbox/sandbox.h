@@ -27,6 +27,8 @@ typedef struct sbx_stats {
   unsigned long list_rejected;  /* task-list queries refused (a window over 24 hours) */
   unsigned long list_status; /* of the pages served, those of one status (status=) */
   unsigned long upload_sum;  /* the last accepted upload's bytes, FNV-1a 64 (specs compare it) */
+  unsigned long sending;     /* results of a requested size (#size=) being sent now ... */
+  unsigned long most_sending;   /* ... and the most at once (specs bound a client's downloads) */
 } sbx_stats;
 
 /* How a task ends; chosen from magic words in the prompt (docs/sandbox.md). */
@@ -126,6 +128,8 @@ int sbx_task_poll(int gw, const char *id, sbx_task *out);
 void sbx_clock_set(double now);
 void sbx_count(int gw, size_t offset);
 #define SBX_COUNT(gw, field) sbx_count((gw), offsetof(sbx_stats, field))
+/* A sized result's sending began (+1) or ended (-1): stats' sending and most_sending. */
+void sbx_sending(int gw, int delta);
 json_t *sbx_stats_json(void);
 void sbx_reset(void);
 

@@ -283,6 +283,15 @@ void sbx_count(int gw, size_t offset) {
   pthread_mutex_unlock(&g_sbx.lock);
 }
 
+void sbx_sending(int gw, int delta) {
+  pthread_mutex_lock(&g_sbx.lock);
+  sbx_stats *s = &g_sbx.stats[gw];
+  if (delta > 0) s->sending++;
+  else if (s->sending > 0) s->sending--;
+  if (s->sending > s->most_sending) s->most_sending = s->sending;
+  pthread_mutex_unlock(&g_sbx.lock);
+}
+
 json_t *sbx_stats_json(void) {
   json_t *o = json_object();
   pthread_mutex_lock(&g_sbx.lock);
@@ -291,7 +300,7 @@ json_t *sbx_stats_json(void) {
     char sum[17];
     snprintf(sum, sizeof sum, "%016lx", s->upload_sum);
     json_object_set_new(o, sbx_gw_names[i],
-                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "submits", (json_int_t)s->submits,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I}", "submits", (json_int_t)s->submits,
                                   "tasks", (json_int_t)s->tasks, "polls", (json_int_t)s->polls,
                                   "downloads", (json_int_t)s->downloads,
                                   "uploads", (json_int_t)s->uploads,
@@ -301,7 +310,7 @@ json_t *sbx_stats_json(void) {
                                   "lists", (json_int_t)s->lists,
                                   "list_rejected", (json_int_t)s->list_rejected,
                                   "list_status", (json_int_t)s->list_status,
-                                  "upload_sum", sum));
+                                  "upload_sum", sum, "most_sending", (json_int_t)s->most_sending));
   }
   pthread_mutex_unlock(&g_sbx.lock);
   return o;

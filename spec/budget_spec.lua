@@ -111,6 +111,50 @@ describe("the pump's budget", function()
     c:close()
   end)
 
+  -- every running download receives in each of libcurl's performs, so how many run at once
+  -- bounds one pump's work (200 at once cost a pump 1.6 ms in W5): about one per 75 us of
+  -- budget, the rest waiting their turn in order; counted at the server, not timed
+  it("runs about one download per 75 us of budget at once, the rest in turn, and every file is whole", function()
+    local N, SIZE = 12, 3 * 1000 * 1000
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
+                                  budget = 0.0003, max_per_host = 64,
+                                  poll = { initial = 0.05, interval = 0.05 } })
+    local tasks = {}
+    for i = 1, N do
+      tasks[i] = assert(c:submit({ model = "v6", prompt = "dl " .. i .. " #seconds=0.1 #size=" .. SIZE }))
+    end
+    -- all twelve started together, once every task has succeeded
+    local deadline = os.time() + 60
+    local ready
+    repeat
+      c:poll(0.01)
+      ready = 0
+      for _, t in ipairs(tasks) do if t.status == "succeeded" then ready = ready + 1 end end
+    until ready == N or os.time() > deadline
+    assert.equal(N, ready)
+    for i, t in ipairs(tasks) do assert(t:start_download(dir .. "/" .. i .. ".mp4")) end
+    local done
+    repeat
+      c:poll(0.01)
+      done = 0
+      for _, t in ipairs(tasks) do if t:download_state() == "done" then done = done + 1 end end
+    until done == N or os.time() > deadline
+    assert.equal(N, done)
+    for i = 1, N do
+      local f = assert(io.open(dir .. "/" .. i .. ".mp4", "rb"))
+      assert.equal(SIZE, f:seek("end"))
+      f:close()
+    end
+    local most = sbx.stats().apimart.most_sending
+    -- 0.3 ms of budget: 4 at once (12 would all run, max_per_host allowing them)
+    assert.is_true(most >= 1 and most <= 4, most .. " downloads at once")
+    c:close()
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("stops a download sent without a Content-Length at max_download_bytes", function()
     local c = assert(pixflow.new{ provider = "apimart", api_key = "k", base_url = sbx.base("apimart"),
                                   max_download_bytes = 1000000, poll = { initial = 0.05, interval = 0.05 } })

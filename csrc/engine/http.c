@@ -722,6 +722,41 @@ static int fresh_full(pf_net *c) {
   return 1;
 }
 
+/* How many downloads may run at once. Each running one receives in every curl_multi_perform
+ * (a recv, libcurl's fresh 64 KiB receive buffer and its page faults, the write callback), so
+ * their number, not the budget's checks between callbacks, bounds one perform's work: 200
+ * downloads started together had 16 receiving in one perform, 1.6 ms of it (W5's complete200).
+ * About 75 us each fit the budget; a larger budget runs more at once. */
+#define PF_DL_COST 75e-6
+#define PF_DL_MAX 64
+
+static size_t dl_max(const pf_net *c) {
+  double b = c->o ? c->o->budget : 0;
+  if (!(b > 0)) return PF_DL_MAX;
+  double k = b / PF_DL_COST;
+  return k < 1 ? 1 : k > PF_DL_MAX ? PF_DL_MAX : (size_t)k;
+}
+
+static void dl_release(pf_net *c, pf_xfer *x) {
+  if (!x->dlslot) return;
+  x->dlslot = 0;
+  if (c && c->dl_in > 0) c->dl_in--;
+}
+
+static void unlink_dlq(pf_net *c, pf_xfer *x) {
+  pf_xfer *prev = NULL;
+  for (pf_xfer *q = c->dlq; q; prev = q, q = q->qnext) {
+    if (q != x) continue;
+    if (prev) prev->qnext = q->qnext;
+    else c->dlq = q->qnext;
+    if (c->dlq_tail == x) c->dlq_tail = prev;
+    break;
+  }
+  x->qnext = NULL;
+  x->dlwait = 0;
+  x->waiting = 0;
+}
+
 static void unlink_paused(pf_net *c, pf_xfer *x) {
   pf_xfer *prev = NULL;
   for (pf_xfer *q = c->paused; q; prev = q, q = q->pnext) {
@@ -765,6 +800,23 @@ int pf_xfer_busy(const pf_xfer *x) {
   return x->active || x->waiting || x->failed;
 }
 
+/* x goes to its host: started now if the host has a free slot and nobody waits for it, else
+ * queued behind the host's waiting ones. 0, or -1 with err (it could not start). */
+static int admit(pf_net *c, pf_xfer *x, pf_err *err) {
+  pf_host *h = &c->hosts[x->host];
+  if (x->kind == PF_X_DOWNLOAD) {
+    x->dlslot = 1;
+    c->dl_in++;
+  }
+  if (!h->qhead && h->active < c->o->max_per_host && !fresh_full(c)) return activate(c, x, err);
+  x->waiting = 1;
+  x->qnext = NULL;
+  if (h->qtail) h->qtail->qnext = x;
+  else h->qhead = x;
+  h->qtail = x;
+  return 0;
+}
+
 /* The one place a transfer begins. An owner's pf_xfer holds at most one: a second start while
  * one is running, queued or waiting to be reported is refused (it would overwrite the first,
  * losing its easy handle and its host slot). A request is queued behind the host's waiting ones
@@ -795,16 +847,15 @@ static int xfer_start(pf_net *c, pf_xfer *x, void *owner, pf_xkind kind, pf_http
   pf_buf_init(&x->resp, cap);
   x->host = host_slot(c, x->req.url, err);
   if (x->host == (size_t)-1) goto fail;
-  pf_host *h = &c->hosts[x->host];
-  if (!h->qhead && h->active < c->o->max_per_host && !fresh_full(c)) {
-    if (activate(c, x, err) != 0) goto fail;
-  } else {
-    x->waiting = 1;
+  if (kind == PF_X_DOWNLOAD && (c->dlq || c->dl_in >= dl_max(c))) {
+    x->waiting = x->dlwait = 1;             /* its turn comes when a download ends */
     x->qnext = NULL;
-    if (h->qtail) h->qtail->qnext = x;
-    else h->qhead = x;
-    h->qtail = x;
+    if (c->dlq_tail) c->dlq_tail->qnext = x;
+    else c->dlq = x;
+    c->dlq_tail = x;
+    return 0;
   }
+  if (admit(c, x, err) != 0) goto fail;
   return 0;
 fail:
   x->sink = NULL;               /* the caller still owns and closes the file */
@@ -874,6 +925,7 @@ int pf_http_perform(pf_net *c, pf_http_req *req, long *http, pf_buf *resp, doubl
 
 void pf_xfer_release(pf_net *c, pf_xfer *x) {
   if (c) unlist_disk(c, x);
+  dl_release(c, x);
   if (x->easy) easy_put(c, x->easy);
   x->easy = NULL;
   curl_mime_free(x->mime);
@@ -904,6 +956,7 @@ void pf_xfer_release(pf_net *c, pf_xfer *x) {
 static void xfer_finish(pf_net *c, pf_xfer *x) {
   if (x->paused) unlink_paused(c, x);
   unlist_disk(c, x);
+  dl_release(c, x);
   if (x->active) {
     curl_multi_remove_handle(c->multi, x->easy);
     c->hosts[x->host].active--;
@@ -926,6 +979,7 @@ static void unlink_failed(pf_net *c, pf_xfer *x) {
 
 void pf_xfer_abort(pf_net *c, pf_xfer *x) {
   if (x->failed) unlink_failed(c, x);
+  if (x->dlwait) unlink_dlq(c, x);
   if (x->waiting) {
     pf_host *h = &c->hosts[x->host];
     pf_xfer *prev = NULL;
@@ -947,6 +1001,18 @@ void pf_xfer_abort(pf_net *c, pf_xfer *x) {
  * the pump reports to its task as a finished transfer (pf_xfer_take_failed), and the queue goes
  * on to the next. */
 void pf_xfer_pump_queues(pf_net *c) {
+  /* downloads whose turn has come go to their host's queue (or start) first, in order */
+  while (c->dlq && c->dl_in < dl_max(c)) {
+    pf_xfer *x = c->dlq;
+    unlink_dlq(c, x);
+    if (admit(c, x, &x->start_err) != 0) {
+      x->failed = 1;
+      x->qnext = NULL;
+      if (c->ftail) c->ftail->qnext = x;
+      else c->fhead = x;
+      c->ftail = x;
+    }
+  }
   for (size_t i = 0; i < c->nhosts; i++) {
     pf_host *h = &c->hosts[i];
     while (h->qhead && h->active < c->o->max_per_host && !fresh_full(c)) {
@@ -1024,6 +1090,7 @@ void pf_net_counts(const pf_net *n, size_t *running, size_t *queued) {
     *running += (size_t)n->hosts[i].active;
     for (const pf_xfer *x = n->hosts[i].qhead; x; x = x->qnext) (*queued)++;
   }
+  for (const pf_xfer *x = n->dlq; x; x = x->qnext) (*queued)++;
 }
 
 /* ---------------------------------------------------------------- how a transfer failed */

@@ -186,6 +186,8 @@ typedef struct pf_xfer {
   unsigned grant;            /* the pump in which it is its turn (one chunk past the budget) */
   int paused;
   struct pf_xfer *pnext;     /* in the transport's list of paused transfers */
+  int dlslot;                /* a download holding one of the transport's download slots */
+  int dlwait;                /* a download waiting for one (in the transport's dlq, by qnext) */
 } pf_xfer;
 
 typedef struct pf_host {
@@ -221,6 +223,11 @@ typedef struct pf_net {
   pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
   size_t nslabs;
   pf_xfer *fhead, *ftail;    /* queued transfers that failed to start, to be reported */
+  /* downloads running (or queued for their host) at once, at most dl_max: every one of them
+   * receives in each curl_multi_perform, so their number bounds the work of one (pf_net_dl_max);
+   * the rest wait here, in order */
+  pf_xfer *dlq, *dlq_tail;
+  size_t dl_in, dl_max;
   unsigned long started;     /* transfers handed to libcurl */
   const pf_opts *o;          /* the owner's limits (timeouts, sizes, slots, TLS) */
   /* where downloads' bytes go (the client's worker, jobs.c): a full chunk (buf, len: taken, also
