@@ -4,6 +4,7 @@
 -- exactly the minimum (one item of each kind), which is a count, not a speed.
 local pixflow = require "pixflow"
 local sandbox = require "spec.support.sandbox"
+local util = require "spec.support.util"
 
 local N = 30
 
@@ -189,6 +190,28 @@ end)
 describe("the worker thread", function()
   local sbx, dir
   sandbox.around({ task_seconds = 0.2, reset = true }, function(s, d) sbx, dir = s, d end)
+
+  -- closing a connection given up mid-reply sends a reset and frees what was unread: 0.1-0.2 ms
+  -- of a pump in W5's bigurl row, now the worker's (spec/support/closewho.c names the thread of
+  -- every TCP socket's close)
+  it("closes the sockets libcurl is done with, none on the caller's thread #linux", function()
+    local so, log = dir .. "/closewho.so", dir .. "/closes.txt"
+    local status, out = util.run(("cc -shared -fPIC -O1 -o %s spec/support/closewho.c -ldl -lpthread"):format(so))
+    assert.equal(0, status, out)
+    status, out = util.run(("CLOSEWHO_FILE=%s LD_PRELOAD=%s lua5.4 spec/support/closewho_child.lua %s"):format(
+      log, so, sbx.base("apimart")))
+    assert.equal(0, status, out)
+    assert.matches("ok", out)
+    local by = {}
+    local n = 0
+    for line in io.lines(log) do
+      by[line] = (by[line] or 0) + 1
+      n = n + 1
+    end
+    -- a submit, a poll, three capped replies: a connection each at least, the last at close
+    assert.is_true(n >= 4, n .. " sockets closed")
+    assert.equal(n, by["pixflow-worker"], "closed by: " .. require("cjson").encode(by))
+  end)
 
   local function threads()
     local f = assert(io.open("/proc/self/stat"))

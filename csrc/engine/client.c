@@ -140,6 +140,7 @@ int pf_client_new(const pf_client_config *cfg, pf_client **out, pf_err *err) {
   c->net.src_read = pf_client_src_read;
   c->net.src_close = pf_client_src_close;
   c->net.sink_ud = c;
+  pf_net_set_sock_close(&c->net, pf_client_sock_close, c);   /* and its sockets closed there */
   if (cfg->journal) {
     c->journal = cfg->journal;
     pf_journal_retain(c->journal);
@@ -268,11 +269,13 @@ static void fire_timers(pf_client *c, double end) {
   }
 }
 
-/* Apply the jobs the worker finished, oldest first; how many. */
+/* Apply the jobs the worker finished, oldest first; how many of them are news (a closed socket
+ * is not: it does not end a waiting pump). */
 static size_t take_jobs(pf_client *c, double end) {
-  size_t handled = 0;
+  size_t handled = 0, news = 0;
   pf_job *j;
   while (!spent(c, handled, end) && (j = pf_client_take_job(c))) {
+    if (j->kind != PF_JOB_CLOSEFD) news++;
     if (j->kind == PF_JOB_WRITE) pf_net_chunk_written(&c->net, j->len);   /* whoever's it was */
     if (j->kind == PF_JOB_CHUNKS) {
       pf_net_chunks_back(&c->net, j->bufs, j->nbufs);
@@ -282,7 +285,7 @@ static size_t take_jobs(pf_client *c, double end) {
     pf_job_free(j);
     handled++;
   }
-  return handled;
+  return news;
 }
 
 /* Hand ended transfers to their tasks, from one of the transport's two queues: transfers that

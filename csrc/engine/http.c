@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -435,6 +436,27 @@ static void easy_put(pf_net *c, CURL *e) {
   }
 }
 
+/* Where the transport's sockets are closed: fn, once set (pf_net_set_sock_close), else at once.
+ * libcurl keeps the pointer in every connection it makes, so it lives as long as they do: it
+ * goes with them when they are detached, and fn is cleared first (they are closed where they
+ * are then: on the worker, or by a client that is going away). */
+typedef struct pf_sockctl {
+  int (*fn)(void *ud, int fd);
+  void *ud;
+} pf_sockctl;
+
+static int close_sock(void *clientp, curl_socket_t fd) {
+  pf_sockctl *k = clientp;
+  if (k && k->fn && k->fn(k->ud, (int)fd) == 0) return 0;
+  return close(fd);
+}
+
+void pf_net_set_sock_close(pf_net *n, int (*fn)(void *ud, int fd), void *ud) {
+  if (!n->sockctl) return;                  /* none (no memory): closed at once */
+  n->sockctl->fn = fn;
+  n->sockctl->ud = ud;
+}
+
 int pf_net_init(pf_net *n, const pf_opts *o, double (*now)(const void *), const void *ud, pf_err *err) {
   memset(n, 0, sizeof *n);
   n->o = o;
@@ -445,6 +467,7 @@ int pf_net_init(pf_net *n, const pf_opts *o, double (*now)(const void *), const 
     pf_err_set(err, PF_EK_NOMEM, 0, "nomem", "could not create a curl multi handle");
     return -1;
   }
+  n->sockctl = calloc(1, sizeof *n->sockctl);   /* NULL: sockets are closed where libcurl is */
   return 0;
 }
 
@@ -455,6 +478,7 @@ struct pf_net_conns {
   CURL *easy[PF_EASY_POOL];
   size_t nchunks;            /* the chunk pool too: freeing 32 mapped buffers is 32 munmaps */
   char *chunks[PF_CHUNK_POOL];
+  pf_sockctl *sockctl;       /* their connections' (its fn cleared: closed where they are) */
 };
 
 void *pf_net_detach_conns(pf_net *c) {
@@ -468,6 +492,9 @@ void *pf_net_detach_conns(pf_net *c) {
   d->nchunks = c->nchunks;
   memcpy(d->chunks, c->chunks, c->nchunks * sizeof c->chunks[0]);
   c->nchunks = 0;
+  d->sockctl = c->sockctl;
+  c->sockctl = NULL;
+  if (d->sockctl) d->sockctl->fn = NULL;
   return d;
 }
 
@@ -477,10 +504,12 @@ void pf_net_close_detached(void *conns) {
   if (d->multi) curl_multi_cleanup(d->multi);
   while (d->n > 0) curl_easy_cleanup(d->easy[--d->n]);
   while (d->nchunks > 0) free(d->chunks[--d->nchunks]);
+  free(d->sockctl);
   free(d);
 }
 
 void pf_net_free(pf_net *c) {
+  if (c->sockctl) c->sockctl->fn = NULL;    /* the client is going: closed here */
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
   free(c->hosts);
@@ -488,6 +517,8 @@ void pf_net_free(pf_net *c) {
   c->nhosts = 0;
   while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
   while (c->nchunks > 0) free(c->chunks[--c->nchunks]);
+  free(c->sockctl);
+  c->sockctl = NULL;
   for (size_t i = 0; i < c->nslabs; i++) pf_secret_unmap(c->slabs[i].mem, c->slabs[i].cap);
   free(c->slabs);
   c->slabs = NULL;
@@ -587,6 +618,10 @@ static CURLcode configure(pf_net *c, pf_xfer *x, CURL *e, pf_err *err) {
    * thread frees its own state when getaddrinfo returns. */
   SET(CURLOPT_QUICK_EXIT, 1L);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
+  if (c && c->sockctl) {
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_sock);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)c->sockctl);
+  }
   if (x->kind == PF_X_SUBMIT) {
     /* When a reused connection closes before any reply, libcurl sends the request again on a
      * new one by itself, and a second submit can be a second charge. submit_once() stops that

@@ -228,6 +228,9 @@ typedef struct pf_net {
    * the rest wait here, in order */
   pf_xfer *dlq, *dlq_tail;
   size_t dl_in, dl_max;
+  /* where libcurl's sockets are closed (http.c's close_sock): handed to the worker while the
+   * transport runs, closed where they are once its connections are being closed */
+  struct pf_sockctl *sockctl;
   unsigned long started;     /* transfers handed to libcurl */
   const pf_opts *o;          /* the owner's limits (timeouts, sizes, slots, TLS) */
   /* where downloads' bytes go (the client's worker, jobs.c): a full chunk (buf, len: taken, also
@@ -387,7 +390,7 @@ enum { PF_JR_INTENT = 1, PF_JR_SENDING = 2, PF_JR_ACCEPTED = 4, PF_JR_DOWNLOAD =
 /* jobs.c: a task's blocking work on the client's worker thread (worker.h), and its results */
 enum { PF_JOB_RECORDS = 1, PF_JOB_SENDING, PF_JOB_FINISH, PF_JOB_RELEASE, PF_JOB_OPEN,
        PF_JOB_REMOVE, PF_JOB_HASH, PF_JOB_INTENT, PF_JOB_WRITE, PF_JOB_CLOSE, PF_JOB_READ,
-       PF_JOB_OUTPUT, PF_JOB_LOOKUP, PF_JOB_CLAIM, PF_JOB_CHUNKS };
+       PF_JOB_OUTPUT, PF_JOB_LOOKUP, PF_JOB_CLAIM, PF_JOB_CHUNKS, PF_JOB_CLOSEFD };
 /* t's intent (key, fields: a JSON object) written and synced on the worker, claiming its task
  * and output; t sends nothing until it is back (pf_task_first_step). 0, or -1 (e). */
 int pf_task_post_intent(pf_client *c, pf_task *t, const char *key, json_t *fields, const char *stage,
@@ -515,6 +518,13 @@ int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req,
 /* A download's transfer is over: the chunk not yet handed over goes to the worker, and its file
  * is the caller's. NULL when it has none. *ok is 0 when that last chunk could not be posted. */
 struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok);
+/* Sockets libcurl closes go to fn(ud, fd) (0: it took the fd; -1: closed at once) from now on,
+ * until the transport's connections are detached or freed. A close can cost: one whose reply
+ * was cut short (a status reply over its cap) sends a reset and frees the unread data, 0.1-0.2
+ * ms of a pump in W5's bigurl row. */
+void pf_net_set_sock_close(pf_net *n, int (*fn)(void *ud, int fd), void *ud);
+/* jobs.c: fd closed on c's worker (pf_net_set_sock_close's fn, ud = c); 0, or -1 (no memory). */
+int pf_client_sock_close(void *ud, int fd);
 /* The chunks the worker made for the pool (pf_net.chunks_low): kept, or freed past PF_CHUNK_POOL. */
 void pf_net_chunks_back(pf_net *n, char **bufs, size_t nbufs);
 /* A chunk buffer the worker is done with, kept for the next chunks (freed past PF_CHUNK_POOL). */

@@ -474,6 +474,21 @@ static int run_chunks(pf_job *j, pf_wlocal *w) {
   return 0;
 }
 
+static int run_close_fd(pf_job *j, pf_wlocal *w) {
+  (void)w;
+  close((int)j->off);                       /* nothing to do if it fails: the fd is gone */
+  return 0;
+}
+
+int pf_client_sock_close(void *ud, int fd) {
+  pf_client *c = ud;
+  pf_job *j = pf_job_new(PF_JOB_CLOSEFD, NULL, run_close_fd);
+  if (!j) return -1;
+  j->off = fd;
+  post(c, j);                               /* no worker: closed here, at once */
+  return 0;
+}
+
 int pf_client_chunks_low(void *ud, size_t n) {
   pf_client *c = ud;
   pf_job *j = pf_job_new(PF_JOB_CHUNKS, NULL, run_chunks);
