@@ -198,7 +198,7 @@ describe("the worker thread", function()
     local so, log = dir .. "/closewho.so", dir .. "/closes.txt"
     local status, out = util.run(("cc -shared -fPIC -O1 -o %s spec/support/closewho.c -ldl -lpthread"):format(so))
     assert.equal(0, status, out)
-    status, out = util.run(("CLOSEWHO_FILE=%s LD_PRELOAD=%s lua5.4 spec/support/closewho_child.lua %s"):format(
+    status, out = util.run(("CLOSEWHO_FILE=%s LD_PRELOAD=\"${LD_PRELOAD:+$LD_PRELOAD:}%s\" lua5.4 spec/support/closewho_child.lua %s"):format(
       log, so, sbx.base("apimart")))
     assert.equal(0, status, out)
     assert.matches("ok", out)
