@@ -331,18 +331,23 @@ void pf_xfer_chunk_done(pf_xfer *x, const struct pf_sink *s, size_t len, int rc,
   }
 }
 
+double pf_xfer_server_date(const pf_xfer *x) {
+  if (!x->date[0]) return 0;
+  time_t when = curl_getdate(x->date, NULL);
+  return when > 0 ? (double)when : 0;
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud) {
   pf_xfer *x = ud;
   size_t n = size * nitems;
   static const char date[] = "date:";
   if (n > sizeof date - 1 && n < 128 && strncasecmp(buf, date, sizeof date - 1) == 0) {
-    /* the server's clock (an HTTP date, whole seconds): reconciliation corrects for it */
-    char val[128];
-    memcpy(val, buf + sizeof date - 1, n - (sizeof date - 1));
-    val[n - (sizeof date - 1)] = '\0';
-    time_t when = curl_getdate(val, NULL);
-    if (when > 0) {
-      x->server_date = (double)when;
+    /* the server's clock (an HTTP date, whole seconds): reconciliation corrects for it; kept
+     * as it came, parsed where it is used */
+    size_t vl = n - (sizeof date - 1);
+    if (vl < sizeof x->date) {
+      memcpy(x->date, buf + sizeof date - 1, vl);
+      x->date[vl] = '\0';
       x->server_date_at = pf_walltime();
     }
   }
@@ -947,7 +952,8 @@ int pf_http_perform(pf_net *c, pf_http_req *req, long *http, pf_buf *resp, doubl
   SET(CURLOPT_HEADERDATA, (void *)&x);
 #undef SET
   if (cc == CURLE_OK) cc = curl_easy_perform(e);
-  if (offset) *offset = x.server_date > 0 ? x.server_date - x.server_date_at : NAN;
+  double server_date = pf_xfer_server_date(&x);
+  if (offset) *offset = server_date > 0 ? server_date - x.server_date_at : NAN;
   if (cc != CURLE_OK) {
     if (x.too_big) pf_err_set(err, PF_EK_PROTOCOL, 0, "too_large", "the reply was larger than %zu bytes", c->o->max_body);
     else pf_err_from_curl(err, cc, x.errbuf);

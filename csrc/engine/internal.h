@@ -172,7 +172,9 @@ typedef struct pf_xfer {
   curl_off_t written;
   curl_off_t resume_from;    /* a download continued with a Range request from this byte */
   double retry_after;        /* from a Retry-After header, < 0 if none */
-  double server_date;        /* the reply's Date header (Unix seconds), 0 if none ... */
+  char date[40];             /* the reply's Date header as it came ("": none; parsed only where
+                                it is used, pf_xfer_server_date: curl_getdate's sscanf was 15%
+                                of a W2 pump's CPU, for every reply) ... */
   double server_date_at;     /* ... and our wall clock when it came */
   int sends;                 /* times libcurl was about to send the request (a submit: once) */
   pf_xend end;               /* set when it ended (pf_net_next_done, pf_xfer_take_failed) ... */
@@ -518,6 +520,8 @@ int pf_xfer_start_download(pf_net *n, pf_xfer *x, void *owner, pf_http_req *req,
 /* A download's transfer is over: the chunk not yet handed over goes to the worker, and its file
  * is the caller's. NULL when it has none. *ok is 0 when that last chunk could not be posted. */
 struct pf_sink *pf_xfer_take_sink(pf_net *n, pf_xfer *x, int *ok);
+/* The server's clock when x's reply came (its Date header, Unix seconds), 0 if it had none. */
+double pf_xfer_server_date(const pf_xfer *x);
 /* Sockets libcurl closes go to fn(ud, fd) (0: it took the fd; -1: closed at once) from now on,
  * until the transport's connections are detached or freed. A close can cost: one whose reply
  * was cut short (a status reply over its cap) sends a reset and frees the unread data, 0.1-0.2

@@ -516,8 +516,9 @@ static void on_list_done(pf_client *c, pf_task *t, long http) {
   }
   json_decref(items);
   if (total > t->list_total) t->list_total = total;
-  if (x->server_date > 0) {                   /* the gateway's clock, from this page's Date */
-    double off = x->server_date - x->server_date_at;
+  double server_date = pf_xfer_server_date(x);
+  if (server_date > 0) {                      /* the gateway's clock, from this page's Date */
+    double off = server_date - x->server_date_at;
     if (!t->list_clock || off - 0.5 < t->list_clock_lo) t->list_clock_lo = off - 0.5;
     if (!t->list_clock || off + 1 > t->list_clock_hi) t->list_clock_hi = off + 1;
     t->list_clock = 1;
