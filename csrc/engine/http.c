@@ -787,16 +787,21 @@ static void dl_release(pf_net *c, pf_xfer *x) {
   if (c && c->dl_in > 0) c->dl_in--;
 }
 
-static void unlink_dlq(pf_net *c, pf_xfer *x) {
+/* Take x out of a queue linked by qnext (a host's, the download queue, the failed starts). */
+static void queue_unlink(pf_xfer **head, pf_xfer **tail, pf_xfer *x) {
   pf_xfer *prev = NULL;
-  for (pf_xfer *q = c->dlq; q; prev = q, q = q->qnext) {
+  for (pf_xfer *q = *head; q; prev = q, q = q->qnext) {
     if (q != x) continue;
     if (prev) prev->qnext = q->qnext;
-    else c->dlq = q->qnext;
-    if (c->dlq_tail == x) c->dlq_tail = prev;
+    else *head = q->qnext;
+    if (*tail == x) *tail = prev;
     break;
   }
   x->qnext = NULL;
+}
+
+static void unlink_dlq(pf_net *c, pf_xfer *x) {
+  queue_unlink(&c->dlq, &c->dlq_tail, x);
   x->dlwait = 0;
   x->waiting = 0;
 }
@@ -1011,14 +1016,7 @@ static void xfer_finish(pf_net *c, pf_xfer *x) {
 
 /* Unlink x from c's list of transfers that failed to start. */
 static void unlink_failed(pf_net *c, pf_xfer *x) {
-  pf_xfer *prev = NULL;
-  for (pf_xfer *q = c->fhead; q; prev = q, q = q->qnext) {
-    if (q != x) continue;
-    if (prev) prev->qnext = q->qnext;
-    else c->fhead = q->qnext;
-    if (c->ftail == x) c->ftail = prev;
-    break;
-  }
+  queue_unlink(&c->fhead, &c->ftail, x);
   x->failed = 0;
 }
 
@@ -1027,14 +1025,7 @@ void pf_xfer_abort(pf_net *c, pf_xfer *x) {
   if (x->dlwait) unlink_dlq(c, x);
   if (x->waiting) {
     pf_host *h = &c->hosts[x->host];
-    pf_xfer *prev = NULL;
-    for (pf_xfer *q = h->qhead; q; prev = q, q = q->qnext) {
-      if (q != x) continue;
-      if (prev) prev->qnext = q->qnext;
-      else h->qhead = q->qnext;
-      if (h->qtail == x) h->qtail = prev;
-      break;
-    }
+    queue_unlink(&h->qhead, &h->qtail, x);
     x->waiting = 0;
   }
   xfer_finish(c, x);

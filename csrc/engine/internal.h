@@ -225,11 +225,11 @@ typedef struct pf_net {
   pf_secret_slab *slabs;     /* the header lines of requests in flight that carry the key */
   size_t nslabs;
   pf_xfer *fhead, *ftail;    /* queued transfers that failed to start, to be reported */
-  /* downloads running (or queued for their host) at once, at most dl_max: every one of them
-   * receives in each curl_multi_perform, so their number bounds the work of one (pf_net_dl_max);
-   * the rest wait here, in order */
+  /* downloads running (or queued for their host) at once, dl_in, at most http.c's dl_max():
+   * every one of them receives in each curl_multi_perform, so their number bounds the work of
+   * one; the rest wait here, in order */
   pf_xfer *dlq, *dlq_tail;
-  size_t dl_in, dl_max;
+  size_t dl_in;
   /* where libcurl's sockets are closed (http.c's close_sock): handed to the worker while the
    * transport runs, closed where they are once its connections are being closed */
   struct pf_sockctl *sockctl;
