@@ -1,5 +1,6 @@
 /* client.c: the engine's client: its creation, the pump, submit and attach, the change list's reading end, the task list. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +22,24 @@ static int nomem(pf_err *err) {
 /* ---------------------------------------------------------------- life */
 
 int pf_init(pf_err *err) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   static int ready = 0;
-  if (ready) return 0;
-  /* libcurl 7.84+ makes this thread-safe */
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    pf_err_set(err, PF_EK_NOMEM, 0, "init", "curl_global_init failed");
-    return -1;
+  pthread_mutex_lock(&mu);
+  int rc = 0;
+  if (!ready) {
+    if (pf_crypto_init() != 0) {            /* before libcurl: see hash.h */
+      pf_err_set(err, PF_EK_NOMEM, 0, "init", "OpenSSL could not be initialised");
+      rc = -1;
+    } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      pf_err_set(err, PF_EK_NOMEM, 0, "init", "curl_global_init failed");
+      rc = -1;
+    } else {
+      pf_worker_install_exit();             /* after libcurl's, so before OpenSSL's at exit */
+      ready = 1;
+    }
   }
-  ready = 1;
-  return 0;
+  pthread_mutex_unlock(&mu);
+  return rc;
 }
 
 void pf_client_free(pf_client *c) {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -186,4 +187,14 @@ void pf_crypto_warm(void) {
    * OpenSSL's unlocked method pointer (helgrind) */
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, crypto_warm_once);
+}
+
+int pf_crypto_init(void) {
+  /* whoever initialises OpenSSL first decides: a host that did so before (with the atexit
+   * cleanup) keeps it, and pixflow's own at-exit wait (pf_worker_quiesce) covers that case */
+  return OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) == 1 ? 0 : -1;
+}
+
+void pf_crypto_thread_end(void) {
+  OPENSSL_thread_stop();
 }

@@ -30,6 +30,15 @@ int pf_sha256_fd(int fd, const char *path, char hex[65], long long *size, pf_err
 int pf_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Make OpenSSL's random generator ready (the worker does, when it starts). */
 void pf_crypto_warm(void);
+/* Initialise OpenSSL for the process, before libcurl does (pf_init): without its cleanup at
+ * exit. OpenSSL's own atexit handler frees its global state while other threads may still use
+ * it; a script's os.exit(0) during a worker's image hash crashed 2 runs in 5 that way. -1 when
+ * OpenSSL cannot be initialised. */
+int pf_crypto_init(void);
+/* Free this thread's OpenSSL state now, not in its thread-exit destructor: a worker's last act,
+ * before it counts itself finished (that destructor raced OpenSSL's atexit cleanup in a host
+ * that lets OpenSSL clean up, a double free). */
+void pf_crypto_thread_end(void);
 /* A random (version 4) UUID in its 36-character text form. */
 void pf_uuid4(char out[37]);
 

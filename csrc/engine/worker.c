@@ -37,6 +37,10 @@ struct pf_worker {
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
 static size_t live_threads;
+/* The process is exiting (pf_worker_quiesce): no worker starts another job. running counts the
+ * jobs running now, on every worker; both under live_mu. */
+static int exiting;
+static size_t running;
 
 pf_job *pf_job_new(int kind, void *owner, int (*run)(pf_job *, pf_wlocal *)) {
   pf_job *j = calloc(1, sizeof *j);
@@ -96,6 +100,23 @@ static void destroy(pf_worker *w) {
   free(w);
 }
 
+/* Around anything a worker does with the libraries (a job, OpenSSL's warm-up): once the process
+ * is exiting it is not started, ever (the process ends in a moment, with everything it holds: a
+ * journal record not written then is what a kill -9 would leave, and resume handles that). */
+static void work_begin(void) {
+  pthread_mutex_lock(&live_mu);
+  while (exiting) pthread_cond_wait(&live_cv, &live_mu);
+  running++;
+  pthread_mutex_unlock(&live_mu);
+}
+
+static void work_end(void) {
+  pthread_mutex_lock(&live_mu);
+  running--;
+  if (exiting) pthread_cond_broadcast(&live_cv);
+  pthread_mutex_unlock(&live_mu);
+}
+
 static void *thread_main(void *arg) {
   pf_worker *w = arg;
   /* named, so that top -H, gdb and perf tell it from the caller's thread */
@@ -117,7 +138,9 @@ static void *thread_main(void *arg) {
   struct sched_param sp = { 0 };
   sched_setscheduler(tid, PF_SCHED_BATCH, &sp);
 #endif
+  work_begin();
   pf_crypto_warm();                         /* once, here rather than in a pump */
+  work_end();
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->todo && !w->released) pthread_cond_wait(&w->wake, &w->mu);
@@ -128,7 +151,9 @@ static void *thread_main(void *arg) {
     j->next = NULL;
     w->running = j;
     pthread_mutex_unlock(&w->mu);
+    work_begin();
     j->rc = j->run(j, &w->local);
+    work_end();
     /* the core goes back to whoever waits for it after every job. Nicer or not, a worker the
      * scheduler picked (after softirq work preempted the caller's thread, say) otherwise keeps
      * the core until the next tick, up to 4 ms at HZ=250, while the caller's frame waits:
@@ -151,7 +176,10 @@ static void *thread_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&w->mu);
-  destroy(w);
+  work_begin();
+  destroy(w);                               /* its journal connections close: SQLite */
+  pf_crypto_thread_end();                   /* before it counts as finished: see hash.h */
+  work_end();
   pthread_mutex_lock(&live_mu);
   live_threads--;
   pthread_cond_broadcast(&live_cv);
@@ -255,4 +283,35 @@ int pf_worker_drain(double timeout) {
   int left = live_threads > 0;
   pthread_mutex_unlock(&live_mu);
   return left ? -1 : 0;
+}
+
+int pf_worker_quiesce(double timeout) {
+  struct timespec until = deadline_after(timeout);
+  pthread_mutex_lock(&live_mu);
+  exiting = 1;
+  int rc = 0;
+  while (running > 0 && rc == 0) rc = pthread_cond_timedwait(&live_cv, &live_mu, &until);
+  int left = running > 0;
+  pthread_mutex_unlock(&live_mu);
+  return left ? -1 : 0;
+}
+
+static void at_exit(void) {
+  pf_worker_quiesce(5);
+}
+
+/* A forked child has none of the workers' threads: what they were running is not its to wait
+ * for at its exit, and live_mu, which one of them may have held, is taken across the fork. */
+static void fork_prepare(void) { pthread_mutex_lock(&live_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&live_mu); }
+static void fork_child(void) {
+  running = 0;
+  live_threads = 0;
+  pthread_mutex_unlock(&live_mu);
+}
+
+void pf_worker_install_exit(void) {
+  /* failing (no memory) leaves exit, or fork, as it was */
+  atexit(at_exit);
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -9,7 +9,8 @@
  * Lifetime: a worker belongs to one client. pf_worker_release (the client's free) returns at
  * once: jobs still queued run to their end on the worker, their results are dropped, and the
  * thread frees everything when it is done. pf_worker_drain waits (bounded) for every released
- * worker of the process, for a host that is about to exit (the Lua state's close). */
+ * worker of the process, for a host that is about to exit (the Lua state's close). At the
+ * process's exit pf_worker_quiesce stops them all between jobs (pf_worker_install_exit). */
 #ifndef PF_WORKER_H
 #define PF_WORKER_H
 
@@ -110,6 +111,14 @@ void pf_worker_release(pf_worker *w);
 /* Wait, at most timeout seconds, until every released worker of this process has finished its
  * jobs. 0 when all have, -1 on timeout. */
 int pf_worker_drain(double timeout);
+/* The process is exiting: no worker starts another job (nor anything else with the libraries)
+ * from now on, and this waits, at most timeout seconds, for the ones running to end. 0 when
+ * none runs. */
+int pf_worker_quiesce(double timeout);
+/* Once, from pf_init after libcurl's initialisation: at exit, pf_worker_quiesce(5) runs before the
+ * cleanups of the libraries initialised before it (atexit runs them in reverse; OpenSSL's, when
+ * a host let it register one, freed its state under a worker's image hash: a crash). */
+void pf_worker_install_exit(void);
 
 pf_job *pf_job_new(int kind, void *owner, int (*run)(pf_job *, pf_wlocal *));
 void pf_job_free(pf_job *j);
